@@ -1,0 +1,178 @@
+"""Versioned checkpoints: safe to load, safe to write, readable after upgrades.
+
+Two kinds share one format:
+- "train": everything to resume (G, D, EMA, optimizers, schedulers, step, epoch);
+- "generator": what `export` ships: the generator only (EMA weights where present) in fp16,
+  its config and its evaluation summary.
+Both hold only tensors and plain values, so every load uses `torch.load(weights_only=True)`;
+a file carrying pickled code is refused and its payload never runs.
+Writes go to a temp file that is renamed, so a kill never leaves a half-written checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+from .models import build_models, count_params
+
+FORMAT = "animegan-checkpoint"
+VERSION = 1
+# Older versions upgrade in place on load: MIGRATIONS[v] turns a v dict into a v+1 dict.
+MIGRATIONS: dict[int, Any] = {}
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be used; the message says why and what to do."""
+
+
+def save_checkpoint(obj: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    obj = {"format": FORMAT, "version": VERSION, **obj}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load safely (weights_only) and upgrade old versions; CheckpointError on anything unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; pick a .pt file (or a run's checkpoints/last.pt)")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): it was not written completely; use another checkpoint")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path.name} was refused: it contains pickled Python objects, not only tensors and plain values, "
+            f"so loading it could run code. Nothing in it was executed. Only use checkpoints made by animegan "
+            f"(train/export), or re-export it where it came from. ({str(e).splitlines()[0][:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path.name} is not a readable checkpoint (damaged, truncated or another kind of file): {msg}") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{path.name} is a PyTorch file but not an animegan checkpoint (no '{FORMAT}' header)")
+    v = obj.get("version")
+    if not isinstance(v, int) or v > VERSION:
+        raise CheckpointError(
+            f"{path.name} has checkpoint format version {v}, newer than this animegan understands ({VERSION}); "
+            f"upgrade animegan to load it")
+    while v < VERSION:
+        if v not in MIGRATIONS:
+            raise CheckpointError(f"{path.name} has format version {v}, which this animegan can no longer read")
+        obj = MIGRATIONS[v](obj)
+        v = obj["version"] = v + 1
+    return obj
+
+
+@dataclass
+class LoadedGenerator:
+    G: nn.Module
+    D: nn.Module | None
+    config: TrainConfig
+    path: Path
+    kind: str                       # "train" or "generator"
+    step: int = 0
+    epoch: int = 0
+    ema: bool = False
+    eval: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def params(self) -> int:
+        return count_params(self.G)
+
+
+def _load_state(module: nn.Module, state: dict[str, torch.Tensor], what: str, path: Path) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise CheckpointError(
+            f"{path.name}: the {what} weights do not fit the architecture in its config "
+            f"({str(e).splitlines()[0][:200]}); the file is damaged or was edited") from None
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu", with_discriminator: bool = False) -> LoadedGenerator:
+    """A ready-to-sample generator (eval mode, float32) from an exported or a training checkpoint.
+
+    From a training checkpoint the EMA weights are used where present, as export does.
+    """
+    path = Path(path)
+    ck = load_checkpoint(path)
+    cfg = TrainConfig.from_dict(ck.get("config", {}))
+    try:
+        G, D = build_models(cfg.model, cfg.z_dim, cfg.ngf, cfg.ndf, cfg.img_size)
+    except ValueError as e:
+        raise CheckpointError(f"{path.name}: its config cannot be built: {e}") from None
+    kind = ck.get("kind", "train")
+    ema = "G_ema" in ck and ck["G_ema"] is not None
+    state = ck["G_ema"] if ema else ck.get("G")
+    if state is None:
+        raise CheckpointError(f"{path.name} holds no generator weights")
+    _load_state(G, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, "generator", path)
+    if kind == "train":
+        # Exports carry statistics for their own weights; training checkpoints get them here.
+        from .train import recalibrate_bn
+        recalibrate_bn(G, torch.device("cpu"))
+    has_d = with_discriminator and ck.get("D") is not None
+    if has_d:
+        _load_state(D, ck["D"], "discriminator", path)
+        D = D.to(device).eval()
+    return LoadedGenerator(G=G.to(device).eval(), D=D if has_d else None, config=cfg, path=path, kind=kind,
+                           step=int(ck.get("step", 0)), epoch=int(ck.get("epoch", 0)), ema=ema,
+                           eval=dict(ck.get("eval") or {}), info=dict(ck.get("info") or {}))
+
+
+def export_generator(src: str | Path, out: str | Path, eval_summary: dict[str, Any] | None = None,
+                     info: dict[str, Any] | None = None) -> Path:
+    """The generator only (EMA where present), fp16, with config and evaluation summary.
+
+    `src` is a run directory (its best.pt if evaluated, else last.pt) or a checkpoint file.
+    """
+    src = Path(src)
+    if src.is_dir():
+        ck_dir = src / "checkpoints"
+        src = next((p for p in (ck_dir / "best.pt", ck_dir / "last.pt") if p.exists()), None)
+        if src is None:
+            raise CheckpointError(f"{ck_dir} has no best.pt or last.pt yet: train (or resume) the run first")
+    ck = load_checkpoint(src)
+    if ck.get("G_ema") is None and ck.get("G") is None:
+        raise CheckpointError(f"{src.name} holds no generator weights")
+    G = load_generator(src).G  # the sampling weights, BatchNorm statistics recalibrated
+    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in G.state_dict().items()}
+    info = {**(ck.get("info") or {}), **(info or {}), "source_checkpoint": str(src), "step": int(ck.get("step", 0)),
+            "epoch": int(ck.get("epoch", 0))}
+    return save_checkpoint({"kind": "generator", "config": ck.get("config", {}), "G_ema": half if ck.get("G_ema") else None,
+                            "G": None if ck.get("G_ema") else half, "eval": eval_summary or ck.get("eval") or {},
+                            "info": info, "step": int(ck.get("step", 0)), "epoch": int(ck.get("epoch", 0))}, out)
+
+
+def check_compatible(ck: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """For fine-tuning: refuse a checkpoint of another architecture or size, naming what differs."""
+    other = TrainConfig.from_dict(ck.get("config", {}))
+    keys = ("model", "img_size", "z_dim", "ngf", "ndf")
+    diff = [f"{k}: checkpoint {getattr(other, k)} vs this run {getattr(cfg, k)}" for k in keys
+            if getattr(other, k) != getattr(cfg, k)]
+    if diff:
+        raise CheckpointError(f"{path.name} cannot start this run; settings differ: " + "; ".join(diff)
+                              + ". Use the checkpoint's settings (or start from scratch).")

@@ -1,0 +1,326 @@
+"""The verbs: prepare, synth, train, generate, interpolate, export, fid, swd, runs, clean, info.
+
+    python -m animegan train --preset anime64 --data PATH|ZIP|synthetic --epochs N --out runs/NAME
+    torchrun --nproc_per_node=2 -m animegan train ...
+
+`train` has one flag per TrainConfig field (`--lr-g`, `--n-critic`, ...), generated from the
+dataclass, so every preset field is overridable and the flags never drift from the config.
+Errors a user can cause print one clear line and exit 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import paths
+from .config import PRESETS, TrainConfig, preset_config
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("preset",):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        kw: dict[str, Any] = dict(dest=f"cfg_{f.name}", default=None, help=f"(default {default!r})")
+        if isinstance(default, bool):
+            p.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kw)
+        elif isinstance(default, list):
+            p.add_argument(_flag(f.name), type=int, nargs="*", **kw)
+        else:
+            p.add_argument(_flag(f.name), type=type(default), **kw)
+
+
+def config_from_args(a: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    cfg = base if base is not None else preset_config(a.preset or "")
+    over = {k[4:]: v for k, v in vars(a).items() if k.startswith("cfg_") and v is not None}
+    return cfg.replace(**over)
+
+
+def _progress_bar(desc: str):
+    from tqdm import tqdm
+    bar = None
+
+    def cb(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="img")
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+    return cb
+
+
+# -- verbs ---------------------------------------------------------------------------------------
+
+def cmd_prepare(a: argparse.Namespace) -> int:
+    from .data import prepare
+    d = prepare(a.data, a.size, progress=True)
+    print(d.report.summary())
+    print(f"cache: {d.cache_path} ({'reused, nothing decoded' if d.from_cache else f'built, {d.decoded} images decoded'})")
+    print("splits: " + ", ".join(f"{k} {len(v)}" for k, v in d.splits.items()))
+    return 0
+
+
+def cmd_synth(a: argparse.Namespace) -> int:
+    from .synth import write_synthetic
+    out = write_synthetic(a.out, n=a.n, seed=a.seed, progress=_progress_bar("synth"))
+    print(f"wrote {a.n} faces to {out}")
+    return 0
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .rundir import Run, resolve_run, safe_run_name
+    from .train import train
+    if a.resume:
+        run = resolve_run(a.resume)
+        if not run.exists:
+            raise UserError(f"no run to resume at {a.resume} (no config.json there)")
+        st = run.status().get("state")
+        if st in ("running", "starting"):
+            raise UserError(f"run {run.name} is still training (pid {run.status().get('pid')}); stop it first")
+        cfg = config_from_args(a, TrainConfig.from_dict(run.config()))
+        out = run.path
+    else:
+        cfg = config_from_args(a)
+        out = Path(a.out) if a.out else paths.runs_dir() / safe_run_name(a.name or f"{cfg.preset or cfg.model}")
+        if (out / "config.json").exists() and not a.overwrite:
+            raise UserError(f"{out} already holds a run; --resume {out} continues it, --overwrite replaces it, "
+                            f"or pick another --out / --name")
+        if a.overwrite and out.exists():
+            import shutil
+            if Run(out).state in ("running", "starting"):
+                raise UserError(f"{out} is still training; stop it before overwriting")
+            shutil.rmtree(out)
+    state = train(cfg, out, resume=bool(a.resume), progress=None if not a.no_progress else False)
+    print(f"{out}: {state}")
+    return 0 if state in ("finished", "stopped") else 3
+
+
+def _load(a: argparse.Namespace, with_d: bool = False):
+    from .checkpoint import load_generator
+    return load_generator(a.checkpoint, device=a.device, with_discriminator=with_d)
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    from . import generate as gen
+    lg = _load(a, with_d=a.rerank > 1)
+    if a.rerank > 1 and lg.D is None:
+        raise UserError(f"{a.checkpoint} has no discriminator (an exported generator); re-ranking needs a training "
+                        f"checkpoint such as runs/NAME/checkpoints/last.pt")
+    res = gen.generate(lg.G, a.seed, a.n, truncation=a.truncation, start=a.start, device=a.device,
+                       D=lg.D, rerank=a.rerank)
+    out = Path(a.out)
+    if a.format == "grid":
+        gen.save_grid(res.images, out, cols=a.cols)
+    elif a.format == "pngs":
+        gen.save_pngs(res.images, out, a.seed, res.indices)
+    else:
+        out.write_bytes(gen.to_zip(res.images, a.seed, res.indices))
+    print(f"wrote {len(res.indices)} faces (seed {a.seed}, indices {res.indices[0]}..{res.indices[-1]}) to {out}")
+    return 0
+
+
+def cmd_interpolate(a: argparse.Namespace) -> int:
+    from . import generate as gen
+    lg = _load(a)
+    frames = gen.interpolate(lg.G, a.seed_a, a.seed_b, a.steps, index_a=a.index_a, index_b=a.index_b, device=a.device)
+    out = Path(a.out)
+    if out.suffix.lower() == ".gif":
+        gen.to_gif(frames, out, fps=a.fps, upscale=a.upscale)
+    else:
+        gen.save_grid(frames, out, cols=a.steps)
+    print(f"wrote {a.steps} frames from seed {a.seed_a} to seed {a.seed_b} to {out}")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from .checkpoint import export_generator
+    from .rundir import resolve_run
+    src = Path(a.run)
+    if not src.exists():
+        src = resolve_run(a.run).path
+    out = export_generator(src, a.out)
+    print(f"exported {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def _metric(a: argparse.Namespace, metric: str) -> int:
+    from . import metrics
+    from .data import prepare
+    lg = _load(a)
+    data = prepare(a.data, lg.config.img_size, progress=True)
+    real = data.split_images(a.split)
+    n = min(a.n, len(real))
+    if n < a.n:
+        print(f"note: the {a.split} split has {len(real)} images; using n={n}", file=sys.stderr)
+    ref = f"{a.split} split of {data.source} ({data.fingerprint[:8]}) @{data.size}px"
+    r = metrics.evaluate(lg.G, real[:n], metric=metric, n=n, seed=a.seed, device=a.device, reference=ref,
+                         stats_key=f"{data.fingerprint}_{data.size}_{a.split}",
+                         inception_weights=getattr(a, "inception_weights", None))
+    if a.record:
+        from .rundir import record_eval
+        record_eval(a.checkpoint, r.to_dict())
+    if a.json:
+        print(json.dumps(r.to_dict()))
+    else:
+        extra = "" if not r.levels else "  levels " + " ".join(f"{v:.2f}" for v in r.levels)
+        caveat = "  (only comparable at the same n and reference)" if n < 10_000 else ""
+        print(f"{metric.upper()} {r.value:.3f}  n={r.n} seed={r.seed} vs {r.reference}{extra}{caveat}")
+    return 0
+
+
+def cmd_runs(a: argparse.Namespace) -> int:
+    from .rundir import list_runs
+    runs = list_runs()
+    if not runs:
+        print(f"no runs yet in {paths.runs_dir()}")
+    for r in runs:
+        st = r.status()
+        b = r.best_eval()
+        best = f" best {b['metric']} {b['value']:.2f} (n={b['n']})" if b else ""
+        print(f"{r.name:30s} {st.get('state', '?'):10s} epoch {st.get('epoch', 0)}/{st.get('epochs', '?')} "
+              f"step {st.get('step', 0)}{best}")
+    return 0
+
+
+def cmd_clean(a: argparse.Namespace) -> int:
+    from .data import clear_caches
+    from .rundir import resolve_run
+    if a.run:
+        r = resolve_run(a.run)
+        if not r.exists:
+            raise UserError(f"no run {a.run}")
+        r.delete()
+        print(f"deleted run {r.path}")
+    if a.caches:
+        print(f"freed {clear_caches() / 1e6:.1f} MB of data caches")
+    if not (a.run or a.caches):
+        print("nothing to do: --caches clears data caches, --run NAME deletes a run")
+    return 0
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    from .train import device_summary
+    info = device_summary()
+    info["home"] = str(paths.home())
+    print(json.dumps(info, indent=1))
+    return 0
+
+
+class UserError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m animegan", description=__doc__.split("\n")[0])
+    ap.add_argument("--home", help=f"folder for caches, runs and statistics (default {paths.DEFAULT_HOME}, or ${paths.ENV_HOME})")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("prepare", help="validate a data source, build its cache, print the report")
+    p.add_argument("--data", required=True, help="folder, .zip or 'synthetic'")
+    p.add_argument("--size", type=int, default=64)
+    p.set_defaults(fn=cmd_prepare)
+
+    p = sub.add_parser("synth", help="write the built-in synthetic anime faces as a folder")
+    p.add_argument("--n", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_synth)
+
+    p = sub.add_parser("train", help="train a GAN into a run directory")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="a named recipe; flags override its fields")
+    p.add_argument("--out", help="run directory (default: <home>/runs/<name>)")
+    p.add_argument("--name", help="run name under <home>/runs")
+    p.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run at --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    _add_config_flags(p)
+    p.set_defaults(fn=cmd_train)
+
+    def ckpt_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--checkpoint", required=True, help="an exported .pt or a run's checkpoint")
+        p.add_argument("--device", default="cpu")
+
+    p = sub.add_parser("generate", help="faces from a checkpoint, reproducible by seed")
+    ckpt_args(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--start", type=int, default=0, help="first index (image i is (seed, i))")
+    p.add_argument("--truncation", type=float, default=1.0, help="1 = off; lower = closer to the average face")
+    p.add_argument("--rerank", type=int, default=1, help="draw k×n, keep the n the discriminator rates highest")
+    p.add_argument("--cols", type=int, default=8)
+    p.add_argument("--format", choices=("grid", "pngs", "zip"), default="grid")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_generate)
+
+    p = sub.add_parser("interpolate", help="frames (or a GIF) between two seeds")
+    ckpt_args(p)
+    p.add_argument("--seed-a", type=int, required=True)
+    p.add_argument("--seed-b", type=int, required=True)
+    p.add_argument("--index-a", type=int, default=0)
+    p.add_argument("--index-b", type=int, default=0)
+    p.add_argument("--steps", type=int, default=16)
+    p.add_argument("--fps", type=int, default=12)
+    p.add_argument("--upscale", type=int, default=2)
+    p.add_argument("--out", required=True, help=".gif for an animation, .png for a strip")
+    p.set_defaults(fn=cmd_interpolate)
+
+    p = sub.add_parser("export", help="a run's generator (EMA) as a small fp16 checkpoint")
+    p.add_argument("run", help="run directory or name, or a checkpoint file")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_export)
+
+    for name in ("fid", "swd"):
+        p = sub.add_parser(name, help=f"{name.upper()} of a checkpoint against a data split")
+        ckpt_args(p)
+        p.add_argument("--data", required=True, help="folder, .zip or 'synthetic'")
+        p.add_argument("--split", default="val", choices=("val", "test", "train"))
+        p.add_argument("--n", type=int, default=2000)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--json", action="store_true")
+        p.add_argument("--record", action="store_true", help="keep the result with the checkpoint (dashboard reads it)")
+        if name == "fid":
+            p.add_argument("--inception-weights", help="path to pt_inception-2015-12-05-6726825d.pth")
+        p.set_defaults(fn=lambda a, m=name: _metric(a, m))
+
+    p = sub.add_parser("runs", help="list runs")
+    p.set_defaults(fn=cmd_runs)
+    p = sub.add_parser("clean", help="clear data caches or delete a run")
+    p.add_argument("--caches", action="store_true")
+    p.add_argument("--run")
+    p.set_defaults(fn=cmd_clean)
+    p = sub.add_parser("info", help="device, torch version, threads, home folder")
+    p.set_defaults(fn=cmd_info)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.home:
+        os.environ[paths.ENV_HOME] = str(Path(a.home).expanduser().resolve())
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .train import TrainingError
+    user_errors: tuple[type[BaseException], ...] = (UserError, CheckpointError, DataError, TrainingError, ValueError)
+    try:
+        from .metrics import InceptionWeightsMissing
+        user_errors += (InceptionWeightsMissing,)
+    except ImportError:
+        pass
+    try:
+        return a.fn(a)
+    except user_errors as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,383 @@
+"""Seeds → faces, reproducibly.
+
+Every image is addressed by `(seed, index)`. Its latent is drawn from its own
+`torch.Generator` seeded with `mix(seed, index)`, so image 7 of a 64-image grid is the same
+image as `generate(G, seed, 1, start=7)`, and a grid can be extended or paged without
+changing the images already shown.
+
+    mix(seed, index) = (seed * 1_000_003 + index) mod 2**63
+
+(a fixed integer formula: no Python `hash()`, no process-dependent state). Latents are always
+drawn on the CPU in float32 and then moved to the device, so the latents are identical on
+every machine; the images are bitwise identical across calls for the same G, seed and device.
+(Floating-point kernels may round differently for different batch compositions on some
+devices; on the CPU the tests check image i of a grid against a batch of one.)
+
+Truncation trick: for the N(0, I) prior we scale the latent, z' = psi · z, with
+psi in (0, 1]; psi = 1 switches it off, smaller psi trades variety for typicality. (Not the
+resampling variant: scaling keeps image i's "direction" the same for every psi, so a
+truncation slider morphs the same faces.)
+
+Images leave this module as uint8 tensors (N, 3, S, S) on the CPU.
+"""
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import torch
+from PIL import Image
+from torch import nn
+
+MIX_MULTIPLIER = 1_000_003
+MIX_MODULUS = 2**63
+
+
+def mix(seed: int, index: int) -> int:
+    """The per-image generator seed: `(seed * 1_000_003 + index) mod 2**63`."""
+    return (int(seed) * MIX_MULTIPLIER + int(index)) % MIX_MODULUS
+
+
+def _check_truncation(truncation: float) -> float:
+    psi = float(truncation)
+    if not (0.0 < psi <= 1.0) or math.isnan(psi):
+        raise ValueError(f"truncation psi must be in (0, 1] (1 = off), got {truncation}")
+    return psi
+
+
+def latents(seed: int, indices: Sequence[int] | range, z_dim: int, truncation: float = 1.0) -> torch.Tensor:
+    """Latents for images `indices` of `seed`: float32 (len(indices), z_dim) on the CPU.
+
+    Row k is `psi * randn(z_dim, generator=Generator().manual_seed(mix(seed, indices[k])))`.
+    """
+    psi = _check_truncation(truncation)
+    idx = list(indices)
+    out = torch.empty(len(idx), int(z_dim), dtype=torch.float32)
+    g = torch.Generator(device="cpu")
+    for row, i in enumerate(idx):
+        g.manual_seed(mix(seed, i))
+        out[row] = torch.randn(int(z_dim), generator=g, dtype=torch.float32)
+    if psi != 1.0:
+        out.mul_(psi)
+    return out
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats → uint8 [0, 255] on the CPU (round to nearest)."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8).cpu()
+
+
+@contextmanager
+def _eval_mode(*modules: nn.Module | None):
+    """Put modules in eval mode and restore their previous mode afterwards (so the trainer
+    can draw previews from the model it is training)."""
+    mods = [m for m in modules if m is not None]
+    was = [m.training for m in mods]
+    try:
+        for m in mods:
+            m.eval()
+        yield
+    finally:
+        for m, w in zip(mods, was):
+            m.train(w)
+
+
+def _run(G: nn.Module, z: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+    """G(z) as float on `device` (inference only; caller holds eval mode)."""
+    return G(z.to(device))
+
+
+@dataclass
+class GenerateResult:
+    """Images (uint8 (n, 3, S, S), CPU) and the grid indices they came from, in index order."""
+
+    images: torch.Tensor
+    indices: list[int]
+    seed: int
+    truncation: float = 1.0
+    scores: list[float] | None = field(default=None)  # discriminator scores when reranked
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def generate(
+    G: nn.Module,
+    seed: int,
+    n: int,
+    *,
+    truncation: float = 1.0,
+    start: int = 0,
+    device: str | torch.device = "cpu",
+    batch_size: int = 256,
+    D: nn.Module | None = None,
+    rerank: int = 1,
+) -> GenerateResult:
+    """Images `start .. start+n-1` of `seed`.
+
+    With `D` and `rerank=k > 1`: draws images `start .. start+k*n-1`, scores them with D
+    (on G's float output, which is what D saw in training), keeps the n highest scores (ties
+    broken by lower index) and returns them in index order; `.indices` says which they are,
+    `.scores` their scores, so each kept image can be redrawn alone from (seed, index).
+    """
+    n = int(n)
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    if start < 0:
+        raise ValueError("start must be >= 0")
+    rerank = int(rerank)
+    if rerank < 1:
+        raise ValueError("rerank must be >= 1")
+    psi = _check_truncation(truncation)
+    do_rank = D is not None and rerank > 1
+    total = n * rerank if do_rank else n
+    all_idx = list(range(start, start + total))
+    S = int(getattr(G, "img_size", 0))
+    images: list[torch.Tensor] = []
+    scores: list[torch.Tensor] = []
+    with _eval_mode(G, D if do_rank else None), torch.inference_mode():
+        for b in range(0, total, batch_size):
+            idx = all_idx[b : b + batch_size]
+            x = _run(G, latents(seed, idx, G.z_dim, psi), device)
+            if do_rank:
+                scores.append(D(x).reshape(-1).float().cpu())
+            images.append(to_uint8(x))
+    if images:
+        imgs = torch.cat(images)
+    else:
+        imgs = torch.empty(0, 3, S, S, dtype=torch.uint8)
+    if not do_rank:
+        return GenerateResult(images=imgs, indices=all_idx, seed=int(seed), truncation=psi)
+    sc = torch.cat(scores)
+    # stable descending sort: equal scores keep the lower index first
+    order = torch.sort(-sc, stable=True).indices[:n]
+    keep = torch.sort(order).values
+    return GenerateResult(
+        images=imgs[keep].clone(),
+        indices=[all_idx[k] for k in keep.tolist()],
+        seed=int(seed),
+        truncation=psi,
+        scores=sc[keep].tolist(),
+    )
+
+
+def image_batches(
+    G: nn.Module,
+    n: int,
+    seed: int,
+    batch_size: int = 250,
+    device: str | torch.device = "cpu",
+    truncation: float = 1.0,
+) -> Iterator[torch.Tensor]:
+    """Stream images 0..n-1 of `seed` as uint8 CPU batches (for metrics; writes nothing).
+
+    The same (seed, index) addressing as `generate`, so the metric's images can be looked at.
+    """
+    psi = _check_truncation(truncation)
+    for b in range(0, int(n), batch_size):
+        idx = range(b, min(b + batch_size, int(n)))
+        with _eval_mode(G), torch.inference_mode():
+            x = _run(G, latents(seed, idx, G.z_dim, psi), device)
+            out = to_uint8(x)
+        yield out
+
+
+def _slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation of unnormalised vectors (White 2016), in float64."""
+    a64, b64 = a.double(), b.double()
+    cos = torch.dot(a64 / a64.norm(), b64 / b64.norm()).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos)
+    so = torch.sin(omega)
+    t = t.double()[:, None]
+    if so.abs() < 1e-8:  # (anti)parallel: fall back to the straight line
+        return (1 - t) * a64 + t * b64
+    return (torch.sin((1 - t) * omega) / so) * a64 + (torch.sin(t * omega) / so) * b64
+
+
+def interpolation_latents(
+    z_a: torch.Tensor, z_b: torch.Tensor, steps: int, mode: str = "slerp"
+) -> torch.Tensor:
+    """`steps` latents from z_a to z_b (both endpoints included, exactly)."""
+    steps = int(steps)
+    if steps < 1:
+        raise ValueError("steps must be >= 1")
+    if steps == 1:
+        return z_a[None].clone()
+    t = torch.linspace(0.0, 1.0, steps, dtype=torch.float64)
+    if mode == "slerp":
+        z = _slerp(z_a, z_b, t)
+    elif mode == "lerp":
+        z = (1 - t)[:, None] * z_a.double() + t[:, None] * z_b.double()
+    else:
+        raise ValueError(f"mode must be 'slerp' or 'lerp', got {mode!r}")
+    z = z.float()
+    z[0], z[-1] = z_a, z_b  # endpoints bit-exact, so they are the grid's images
+    return z
+
+
+def interpolate(
+    G: nn.Module,
+    seed_a: int,
+    seed_b: int,
+    steps: int,
+    *,
+    index_a: int = 0,
+    index_b: int = 0,
+    device: str | torch.device = "cpu",
+    mode: str = "slerp",
+    truncation: float = 1.0,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Frames (steps, 3, S, S) uint8 from image (seed_a, index_a) to image (seed_b, index_b).
+
+    `mode`: "slerp" (default; stays on the shell where Gaussian latents live) or "lerp".
+    Truncation is applied to both endpoints before interpolating.
+    """
+    psi = _check_truncation(truncation)
+    z_a = latents(seed_a, [index_a], G.z_dim, psi)[0]
+    z_b = latents(seed_b, [index_b], G.z_dim, psi)[0]
+    z = interpolation_latents(z_a, z_b, steps, mode)
+    frames: list[torch.Tensor] = []
+    with _eval_mode(G), torch.inference_mode():
+        for b in range(0, len(z), batch_size):
+            frames.append(to_uint8(_run(G, z[b : b + batch_size], device)))
+    return torch.cat(frames)
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _as_uint8_batch(images: torch.Tensor) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor):
+        images = torch.as_tensor(images)
+    if images.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 images, got {images.dtype}")
+    if images.dim() == 3:
+        images = images[None]
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected (N, 3, H, W) images, got {tuple(images.shape)}")
+    return images.cpu()
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """One uint8 (3, H, W) tensor → RGB PIL image."""
+    image = _as_uint8_batch(image)[0]
+    return Image.fromarray(image.permute(1, 2, 0).contiguous().numpy())
+
+
+def upscale(image: Image.Image | torch.Tensor, factor: int) -> Image.Image | torch.Tensor:
+    """Nearest-neighbour enlargement for display (pixels stay crisp). PIL in → PIL out;
+    a uint8 tensor (…, H, W) in → tensor out."""
+    factor = int(factor)
+    if factor < 1:
+        raise ValueError("factor must be >= 1")
+    if factor == 1:
+        return image
+    if isinstance(image, Image.Image):
+        return image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+    return image.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+
+
+_upscale = upscale  # `to_gif` has a parameter of the same name
+
+
+def to_grid(images: torch.Tensor, cols: int = 8, padding: int = 2, pad_value: int = 0) -> Image.Image:
+    """A grid of uint8 images, `cols` per row (torchvision's make_grid), as a PIL image."""
+    from torchvision.utils import make_grid
+
+    images = _as_uint8_batch(images)
+    if len(images) == 0:
+        raise ValueError("no images to put in a grid")
+    grid = make_grid(images, nrow=max(1, int(cols)), padding=int(padding), pad_value=pad_value)
+    return Image.fromarray(grid.permute(1, 2, 0).contiguous().numpy())
+
+
+def save_grid(
+    images: torch.Tensor, path: str | Path, cols: int = 8, padding: int = 2, scale: int = 1
+) -> Path:
+    """Write the grid to `path` (format from the suffix, PNG recommended); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    upscale(to_grid(images, cols=cols, padding=padding), scale).save(path)
+    return path
+
+
+def png_name(seed: int, index: int) -> str:
+    return f"seed{int(seed)}_{int(index):05d}.png"
+
+
+def _check_indices(images: torch.Tensor, indices: Sequence[int]) -> list[int]:
+    indices = [int(i) for i in indices]
+    if len(indices) != len(images):
+        raise ValueError(f"{len(images)} images but {len(indices)} indices")
+    return indices
+
+
+def _png_bytes(image: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    to_pil(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_pngs(images: torch.Tensor, out_dir: str | Path, seed: int, indices: Sequence[int]) -> list[Path]:
+    """One PNG per image, named `seed{seed}_{index:05d}.png`; returns the paths."""
+    images = _as_uint8_batch(images)
+    indices = _check_indices(images, indices)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for img, i in zip(images, indices):
+        p = out / png_name(seed, i)
+        p.write_bytes(_png_bytes(img))
+        paths.append(p)
+    return paths
+
+
+def to_zip(images: torch.Tensor, seed: int, indices: Sequence[int]) -> bytes:
+    """The same PNGs as `save_pngs`, in a zip archive held in memory (for a download button)."""
+    images = _as_uint8_batch(images)
+    indices = _check_indices(images, indices)
+    buf = io.BytesIO()
+    # PNG is already compressed: store, don't deflate again
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for img, i in zip(images, indices):
+            zf.writestr(png_name(seed, i), _png_bytes(img))
+    return buf.getvalue()
+
+
+def gif_frame_order(steps: int) -> list[int]:
+    """There and back: 0, 1, …, steps-1, steps-2, …, 1 → 2·steps − 2 frames (steps ≥ 2);
+    played in a loop it returns to frame 0 without showing either end twice."""
+    steps = int(steps)
+    if steps <= 1:
+        return list(range(steps))
+    return list(range(steps)) + list(range(steps - 2, 0, -1))
+
+
+def to_gif(frames: torch.Tensor, path_or_buffer: str | Path | BinaryIO, fps: float = 12, upscale: int = 1) -> None:
+    """Animated GIF (Pillow), looping forever, there and back (see `gif_frame_order`:
+    2·steps − 2 frames for steps ≥ 2)."""
+    frames = _as_uint8_batch(frames)
+    if len(frames) == 0:
+        raise ValueError("no frames")
+    factor = int(upscale)
+    pics = [_upscale(to_pil(frames[k]), factor) for k in gif_frame_order(len(frames))]
+    duration = max(20, int(round(1000.0 / float(fps))))  # ms; GIF stores centiseconds
+    if isinstance(path_or_buffer, (str, Path)):
+        Path(path_or_buffer).parent.mkdir(parents=True, exist_ok=True)
+    pics[0].save(
+        path_or_buffer,
+        format="GIF",
+        save_all=True,
+        append_images=pics[1:],
+        duration=duration,
+        loop=0,
+        disposal=1,
+        optimize=False,
+    )

@@ -1,0 +1,571 @@
+"""One background job at a time: a training run or an evaluation, as a child process.
+
+The dashboard starts `python -m animegan train ...` (or `fid`/`swd`) in its own process group,
+so the job survives a Streamlit rerun, a closed tab and even a restart of the app. The job is
+known through a lock file, `<runs_dir>/.job.lock`, holding the job as JSON:
+
+- it is created atomically (``O_CREAT | O_EXCL``) *before* the process is spawned (a
+  reservation), then rewritten with the pid; two starts racing each other -> exactly one wins;
+- a lock whose process is gone (or whose pid now belongs to another process: the process
+  start time from ``/proc/<pid>/stat`` is stored and compared) is stale and removed by the next
+  `current_job()`; so a job that ends, crashes or is killed frees the slot by itself;
+- checking for a stale lock and creating a new one happen under an ``flock`` on a guard file, so
+  a stale lock is never removed twice (which could remove a fresh one).
+
+The run directory stays the source of truth for what a training run did (`rundir.Run`);
+this module only knows whether a process is there. It never imports streamlit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import paths
+from .config import PRESETS, TrainConfig, preset_config
+from .rundir import Run, pid_alive, read_json, run_of_checkpoint, safe_run_name, write_json_atomic
+
+LOCK_NAME = ".job.lock"
+GUARD_NAME = ".job.guard"
+LAST_NAME = ".job.last"          # the most recently ended job, with its exit code when known
+RESERVATION_TTL = 300.0          # seconds a reservation (lock without pid) may wait for its spawn
+METRICS = ("swd", "fid")
+
+# Popen objects of the jobs this process started, by pid: polled to reap them (no zombies) and
+# to learn their exit code. Module-level, so it lives as long as the Streamlit server process.
+_POPENS: dict[int, subprocess.Popen] = {}
+_POPENS_LOCK = threading.Lock()
+_EXIT_CODES: dict[int, int] = {}   # pid -> exit code of our jobs that ended (kept after reaping)
+
+
+class JobError(Exception):
+    """A job cannot be started or stopped; the message says why and what to do."""
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+def proc_start_time(pid: int | None) -> int | None:
+    """Start time of a process in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    try:
+        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+        return int(text.rsplit(")", 1)[1].split()[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _reap(pid: int) -> int | None:
+    """Collect an exited child of ours (no zombie left behind); its exit code, or None."""
+    with _POPENS_LOCK:
+        p = _POPENS.get(pid)
+        if p is not None:
+            rc = p.poll()
+            if rc is not None:
+                _EXIT_CODES[pid] = rc
+                del _POPENS[pid]
+            return rc
+        if pid in _EXIT_CODES:
+            return _EXIT_CODES[pid]
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        return None
+    if done == pid:
+        return os.waitstatus_to_exitcode(status)
+    return None
+
+
+def _returncode(pid: int) -> int | None:
+    return _reap(pid) if pid in _POPENS or pid in _EXIT_CODES else None
+
+
+def _same_process(pid: int, start_time: int | None) -> bool:
+    """The pid is alive and is still the process we started (not a reused pid)."""
+    if not pid:
+        return False
+    _reap(pid)
+    if not pid_alive(pid):
+        return False
+    if start_time is None:
+        return True
+    now = proc_start_time(pid)
+    return now is None or now == start_time
+
+
+# -- the job -------------------------------------------------------------------------------------
+
+@dataclass
+class Job:
+    kind: str                    # "train" | "eval"
+    pid: int                     # 0 while the lock is a reservation (the spawn is under way)
+    argv: list[str]
+    log: Path                    # the child's stdout and stderr
+    run_dir: Path | None
+    started: float
+    label: str                   # "training run foo", "SWD of anime64.pt"
+    proc_start: int | None = None   # /proc start time of pid, tells a reused pid from ours
+    token: str = ""              # identity of this lock
+    owner: int = 0               # pid of the process that wrote the lock (the app)
+    owner_start: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)   # e.g. checkpoint/metric of an eval
+
+    def alive(self) -> bool:
+        if not self.pid:  # reserved, not spawned yet: alive while its owner is and it is fresh
+            return (time.time() - self.started < RESERVATION_TTL) and _same_process(self.owner, self.owner_start)
+        return _same_process(self.pid, self.proc_start)
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit code once ended, when this process started it (otherwise None)."""
+        return _returncode(self.pid) if self.pid else None
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 240 * n))
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def describe(self) -> str:
+        if not self.pid:
+            return f"{self.label} (starting)"
+        mins = max(0.0, time.time() - self.started) / 60
+        return f"{self.label} (pid {self.pid}, started {mins:.0f} min ago)"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["log"] = str(self.log)
+        d["run_dir"] = str(self.run_dir) if self.run_dir else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Job":
+        names = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in names}
+        d["log"] = Path(d.get("log") or os.devnull)
+        d["run_dir"] = Path(d["run_dir"]) if d.get("run_dir") else None
+        d["argv"] = [str(a) for a in d.get("argv") or []]
+        d["pid"] = int(d.get("pid") or 0)
+        d.setdefault("kind", "?")
+        d.setdefault("started", 0.0)
+        d.setdefault("label", "a job")
+        return cls(**d)
+
+
+# -- the lock ------------------------------------------------------------------------------------
+
+def _root(root: str | Path | None) -> Path:
+    return paths.ensure(Path(root) if root else paths.runs_dir())
+
+
+@contextmanager
+def _guard(root: Path) -> Iterator[None]:
+    """Serialises lock inspection and creation between threads and processes (flock)."""
+    fd = os.open(root / GUARD_NAME, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _read_lock(lock: Path) -> dict[str, Any] | None:
+    try:
+        text = lock.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {}
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _current_locked(root: Path) -> Job | None:
+    """current_job's body; the caller holds the guard."""
+    lock = root / LOCK_NAME
+    d = _read_lock(lock)
+    if d is None:
+        return None
+    job: Job | None = None
+    if d:
+        try:
+            job = Job.from_dict(d)
+        except (TypeError, ValueError):
+            job = None
+    if job is not None and job.alive():
+        return job
+    if job is None:  # unreadable: only stale once it has had time to be written
+        try:
+            if time.time() - lock.stat().st_mtime < 60:
+                return None
+        except FileNotFoundError:
+            return None
+    # Stale: keep a note of what ended, then free the slot.
+    if job is not None and job.pid:
+        note = job.to_dict()
+        note.update(ended=time.time(), returncode=job.returncode)
+        try:
+            write_json_atomic(root / LAST_NAME, note)
+        except OSError:
+            pass
+    lock.unlink(missing_ok=True)
+    return None
+
+
+def current_job(root: str | Path | None = None) -> Job | None:
+    """The job holding the lock, or None. A stale lock (its process is gone) is removed."""
+    r = _root(root)
+    with _guard(r):
+        return _current_locked(r)
+
+
+def last_job(root: str | Path | None = None) -> dict[str, Any] | None:
+    """The most recently ended job (as a dict, with `ended` and `returncode` when known)."""
+    d = read_json(_root(root) / LAST_NAME)
+    return d or None
+
+
+def _reserve(root: Path, job: Job) -> None:
+    with _guard(root):
+        other = _current_locked(root)
+        if other is not None:
+            raise JobError(f"a job is already running: {other.describe()}. Wait for it to end or stop it first.")
+        try:
+            fd = os.open(root / LOCK_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise JobError("a job is already running (another start won the race); wait for it or stop it first") from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(job.to_dict(), f)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _release(root: Path, token: str) -> None:
+    with _guard(root):
+        d = _read_lock(root / LOCK_NAME)
+        if d and d.get("token") == token:
+            (root / LOCK_NAME).unlink(missing_ok=True)
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env[paths.ENV_HOME] = str(paths.home().expanduser().resolve())
+    # `python -m animegan` must import this very package, installed or not.
+    pp = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(paths.REPO_ROOT) + (os.pathsep + pp if pp else "")
+    return env
+
+
+def _spawn(job: Job, root: Path, log_mode: str = "a") -> Job:
+    """Reserve the slot, start the process, record its pid. JobError if the slot is taken."""
+    me = os.getpid()
+    job.token, job.owner, job.owner_start, job.pid = uuid.uuid4().hex, me, proc_start_time(me), 0
+    _reserve(root, job)
+    try:
+        job.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(job.log, log_mode) as logf:
+            logf.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {job.label}: {' '.join(job.argv)}\n")
+            logf.flush()
+            proc = subprocess.Popen(job.argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                    env=_child_env(), cwd=str(paths.REPO_ROOT), start_new_session=True,
+                                    close_fds=True)
+    except BaseException as e:
+        _release(root, job.token)
+        if isinstance(e, OSError):
+            raise JobError(f"could not start {job.label}: {e}") from None
+        raise
+    with _POPENS_LOCK:
+        _POPENS[proc.pid] = proc
+        _EXIT_CODES.pop(proc.pid, None)
+    job.pid, job.proc_start, job.started = proc.pid, proc_start_time(proc.pid), time.time()
+    with _guard(root):
+        write_json_atomic(root / LOCK_NAME, job.to_dict())
+    return job
+
+
+# -- training ------------------------------------------------------------------------------------
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def config_base(cfg: TrainConfig) -> TrainConfig:
+    """What `--preset cfg.preset` alone gives: flags are only needed for what differs from it."""
+    return preset_config(cfg.preset) if cfg.preset in PRESETS else TrainConfig()
+
+
+def config_flags(cfg: TrainConfig, base: TrainConfig | None = None) -> list[str]:
+    """One flag per field of `cfg` that differs from `base` (default: TrainConfig()); booleans
+    as --x/--no-x, lists as several values, everything else as --x=value (safe for values
+    starting with '-', and for empty strings)."""
+    base = base if base is not None else TrainConfig()
+    out: list[str] = []
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "preset":
+            continue
+        v, b = getattr(cfg, f.name), getattr(base, f.name)
+        if v == b and type(v) is type(b):
+            continue
+        if isinstance(v, bool):
+            out.append(_flag(f.name) if v else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(v, (list, tuple)):
+            out += [_flag(f.name), *[str(int(x)) for x in v]]
+        elif isinstance(b, float):
+            out.append(f"{_flag(f.name)}={float(v)!r}")
+        elif isinstance(b, int):
+            out.append(f"{_flag(f.name)}={int(v)}")
+        else:
+            out.append(f"{_flag(f.name)}={v}")
+    return out
+
+
+def job_argv_for_training(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, nproc: int = 1,
+                          base: TrainConfig | None = None) -> list[str]:
+    """The argv (a list, never a shell string) that trains `cfg` into `out_dir`.
+
+    New run: ``--out DIR`` plus ``--preset P`` when cfg names a preset, and a flag for every field
+    that differs from that preset (from `TrainConfig()` without one). Resume: ``--resume DIR``
+    plus a flag for every field that differs from `base` (pass the run's own config; default
+    `TrainConfig()`). With nproc > 1 the same command runs under torch.distributed.run.
+    """
+    nproc = int(nproc)
+    if nproc < 1:
+        raise JobError(f"the number of processes must be at least 1 (got {nproc})")
+    head = [sys.executable]
+    if nproc > 1:
+        head += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    head += ["-m", "animegan", "train"]
+    if resume:
+        return head + ["--resume", str(out_dir), "--no-progress", *config_flags(cfg, base)]
+    pre = ["--preset", cfg.preset] if cfg.preset in PRESETS else []
+    return head + ["--out", str(out_dir), "--no-progress", *pre, *config_flags(cfg, config_base(cfg))]
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    """Settings errors the child would die of, reported here instead, in one line."""
+    from .train import TrainingError, validate_config
+    try:
+        validate_config(cfg)
+    except (TrainingError, ValueError) as e:
+        raise JobError(str(e)) from None
+    if cfg.img_size not in (16, 32, 64, 96, 128):
+        raise JobError(f"image size {cfg.img_size} is not supported; use 64 or 96")
+    try:
+        from .models import build_models
+        build_models(cfg.model, cfg.z_dim, 2, 2, cfg.img_size)  # tiny widths: only shapes are checked
+    except ValueError as e:
+        raise JobError(f"model {cfg.model} cannot draw {cfg.img_size}px images: {e}") from None
+    if cfg.data.strip() != "synthetic" and not Path(cfg.data).expanduser().exists():
+        raise JobError(f"data source not found: {cfg.data}. Use a folder of images, a .zip, or 'synthetic'.")
+    if cfg.init_from and not Path(cfg.init_from).expanduser().is_file():
+        raise JobError(f"the checkpoint to start from does not exist: {cfg.init_from}")
+
+
+def _absolute(cfg: TrainConfig) -> TrainConfig:
+    """Paths made absolute (the child runs in the repository folder)."""
+    kw: dict[str, Any] = {}
+    if cfg.data.strip() and cfg.data.strip() != "synthetic":
+        kw["data"] = str(Path(cfg.data.strip()).expanduser().resolve())
+    if cfg.init_from:
+        kw["init_from"] = str(Path(cfg.init_from).expanduser().resolve())
+    return cfg.replace(**kw) if kw else cfg
+
+
+def start_training(cfg: TrainConfig, name: str, *, resume: bool = False, nproc: int = 1,
+                   root: str | Path | None = None) -> Job:
+    """Start training run `name` (under runs_dir) in the background; returns at once.
+
+    New run: JobError if a run of that name exists (pick another name, or resume it).
+    resume=True continues `name` from its checkpoints/last.pt with `cfg` (normally its own
+    config.json, possibly with more epochs)."""
+    try:
+        name = safe_run_name(name)
+    except ValueError as e:
+        raise JobError(str(e)) from None
+    r = _root(root)
+    run_dir = r / name
+    run = Run(run_dir)
+    if resume:
+        if not run.exists:
+            raise JobError(f"there is no run named {name} to resume")
+        if run.status().get("state") in ("running", "starting"):
+            raise JobError(f"run {name} is still training; stop it before resuming")
+        if run.last_checkpoint() is None:
+            raise JobError(f"run {name} has no checkpoints/last.pt to resume from (it stopped before its first save); "
+                           f"start a new run instead")
+        base = TrainConfig.from_dict(run.config())
+    else:
+        if run.exists:
+            raise JobError(f"a run named {name} already exists; pick another name, or resume that run")
+        base = None
+    cfg = _absolute(cfg)
+    _check_config(cfg)
+    if int(nproc) > 1 and cfg.batch_size % int(nproc):
+        raise JobError(f"batch size {cfg.batch_size} must be divisible by the number of processes ({nproc})")
+    argv = job_argv_for_training(cfg, run_dir, resume=resume, nproc=nproc, base=base)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    label = f"training run {name}" + (" (resumed)" if resume else "")
+    job = Job(kind="train", pid=0, argv=argv, log=run_dir / "console.log", run_dir=run_dir, started=time.time(),
+              label=label, extra={"run": name, "resume": resume, "nproc": int(nproc)})
+    job = _spawn(job, r)
+    # Until the trainer writes its own status (after importing torch: seconds), say "starting"
+    # with the job's pid, so readers of the run directory see a live run at once.
+    st = read_json(run_dir / "status.json")
+    if st.get("state") not in ("starting", "running") or not pid_alive(st.get("pid")):
+        st.update(state="starting", pid=job.pid, updated=time.time(), epochs=cfg.epochs, last_error=None)
+        st.setdefault("started", time.time())
+        st.setdefault("step", 0)
+        st.setdefault("total_steps", 0)
+        write_json_atomic(run_dir / "status.json", st)
+    return job
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+
+def job_argv_for_eval(checkpoint: str | Path, metric: str, data: str, n: int, split: str = "val",
+                      seed: int = 0) -> list[str]:
+    return [sys.executable, "-m", "animegan", metric, "--checkpoint", str(checkpoint), "--data", str(data),
+            "--n", str(int(n)), "--split", split, "--seed", str(int(seed)), "--json", "--record"]
+
+
+def start_eval(checkpoint: str | Path, metric: str, data: str, n: int, split: str = "val", seed: int = 0,
+               root: str | Path | None = None) -> Job:
+    """Compute `metric` (swd|fid) of a checkpoint in the background; the CLI records the result
+    with the checkpoint (`rundir.evals_for_checkpoint`) and prints it as the log's last line."""
+    metric = str(metric).lower()
+    if metric not in METRICS:
+        raise JobError(f"unknown metric {metric!r}; choose swd or fid")
+    p = Path(checkpoint).expanduser()
+    if not p.is_file():
+        raise JobError(f"checkpoint not found: {checkpoint}")
+    p = p.resolve()
+    if split not in ("val", "test", "train"):
+        raise JobError(f"unknown split {split!r}; choose val, test or train")
+    if int(n) < 2:
+        raise JobError("n must be at least 2 images")
+    data = str(data).strip()
+    if data != "synthetic":
+        if not Path(data).expanduser().exists():
+            raise JobError(f"data source not found: {data}. Use a folder of images, a .zip, or 'synthetic'.")
+        data = str(Path(data).expanduser().resolve())
+    argv = job_argv_for_eval(p, metric, data, n, split, seed)
+    run = run_of_checkpoint(p)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log = paths.home() / "logs" / f"{metric}-{safe_run_name(p.stem)}-{stamp}.log"
+    job = Job(kind="eval", pid=0, argv=argv, log=log, run_dir=run.path if run else None, started=time.time(),
+              label=f"{metric.upper()} of {p.name}" + (f" (run {run.name})" if run else ""),
+              extra={"checkpoint": str(p), "metric": metric, "data": data, "n": int(n), "split": split, "seed": int(seed)})
+    return _spawn(job, _root(root), log_mode="w")
+
+
+def eval_result(job: Job | dict[str, Any]) -> dict[str, Any] | None:
+    """The result an eval job printed (its log's last JSON line with a "metric"), or None."""
+    log = Path(job.log if isinstance(job, Job) else job.get("log") or os.devnull)
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(d, dict) and "metric" in d:
+                return d
+    return None
+
+
+# -- stopping ------------------------------------------------------------------------------------
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def stop_job(job: Job | None = None, timeout: float = 30.0, root: str | Path | None = None) -> bool:
+    """Stop the running job (default: the current one) gracefully.
+
+    SIGTERM to its process group (the trainer finishes its step, saves checkpoints/last.pt and
+    marks the run "stopped"), wait up to `timeout` seconds, then SIGKILL. Returns True when the
+    job ended after SIGTERM within the timeout, False when there was nothing to stop or it had to
+    be killed. The lock is released either way."""
+    r = _root(root)
+    job = job or current_job(r)
+    if job is None:
+        return False
+    if not job.pid:  # a reservation: the spawn is under way, wait for the pid
+        deadline = time.time() + min(timeout, 10.0)
+        while time.time() < deadline:
+            time.sleep(0.1)
+            cur = current_job(r)
+            if cur is None or cur.token != job.token:
+                return False
+            if cur.pid:
+                job = cur
+                break
+        else:
+            return False
+    if not job.alive():
+        current_job(r)
+        return False
+    pgid = job.pid  # start_new_session: the job leads its own process group
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        current_job(r)
+        return False
+    except PermissionError as e:
+        raise JobError(f"not allowed to stop {job.describe()}: {e}") from None
+    deadline = time.time() + max(0.0, timeout)
+    while job.alive() and time.time() < deadline:
+        time.sleep(0.2)
+    graceful = not job.alive()
+    if not graceful:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        end = time.time() + 10
+        while job.alive() and time.time() < end:
+            time.sleep(0.1)
+    # Whatever is left of its group (workers of a launcher) goes too.
+    _reap(job.pid)
+    end = time.time() + 5
+    while _group_alive(pgid) and time.time() < end:
+        time.sleep(0.1)
+    if _group_alive(pgid):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    current_job(r)  # releases the (now stale) lock
+    return graceful

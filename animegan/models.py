@@ -1,0 +1,200 @@
+"""Generators and discriminators, chosen by name.
+
+Every generator has `z_dim` and `img_size` attributes and maps z (N, z_dim) to images
+(N, 3, S, S) in [-1, 1]. Every discriminator returns one raw score per image, shape (N,):
+higher means "more real". The seed recipes' sigmoid is applied inside the BCE loss
+(`binary_cross_entropy_with_logits`), which is the same function, computed stably.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def _n_up(img_size: int) -> int:
+    n = int(round(math.log2(img_size / 4)))
+    if 4 * 2 ** n != img_size or n < 2:
+        raise ValueError(f"image size {img_size} is not 4·2^k (16, 32, 64, 128...)")
+    return n
+
+
+class DCGANGenerator(nn.Module):
+    """Radford et al.: transposed conv 4×4 stride 2, BatchNorm, ReLU, Tanh.
+
+    `last_kernel=5, last_stride=3` gives the 96×96 variant of the seed projects (32 → 96).
+    """
+
+    def __init__(self, z_dim: int = 100, ngf: int = 64, img_size: int = 64, variant96: bool = False):
+        super().__init__()
+        self.z_dim, self.img_size = z_dim, img_size
+        n_up = 3 if variant96 else _n_up(img_size) - 1  # stride-2 layers after the 4×4 start
+        if variant96 and img_size != 96:
+            raise ValueError("dcgan96 draws 96×96 images: use --img-size 96")
+        ch = ngf * 2 ** n_up
+        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+        for _ in range(n_up):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        if variant96:
+            layers += [nn.ConvTranspose2d(ch, 3, 5, 3, 1, bias=False), nn.Tanh()]
+        else:
+            layers += [nn.ConvTranspose2d(ch, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
+
+
+class LinearGenerator(nn.Module):
+    """The plain GAN of the seed thesis: Linear(z → 4×4×8f) + BN1d + ReLU, then transposed
+    convs 5×5 stride 2 (BN, ReLU) and Tanh."""
+
+    def __init__(self, z_dim: int = 100, ngf: int = 64, img_size: int = 64):
+        super().__init__()
+        self.z_dim, self.img_size = z_dim, img_size
+        n_up = _n_up(img_size)
+        ch = ngf * 2 ** (n_up - 1)
+        self.ch0 = ch
+        self.fc = nn.Sequential(nn.Linear(z_dim, 4 * 4 * ch, bias=False), nn.BatchNorm1d(4 * 4 * ch), nn.ReLU(True))
+        layers: list[nn.Module] = []
+        for i in range(n_up):
+            out = 3 if i == n_up - 1 else ch // 2
+            layers.append(nn.ConvTranspose2d(ch, out, 5, 2, 2, output_padding=1, bias=i == n_up - 1))
+            layers += [nn.Tanh()] if i == n_up - 1 else [nn.BatchNorm2d(out), nn.ReLU(True)]
+            ch = out
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.fc(z).view(z.shape[0], self.ch0, 4, 4))
+
+
+def _norm(kind: str, ch: int) -> nn.Module:
+    if kind == "bn":
+        return nn.BatchNorm2d(ch)
+    if kind == "in":  # the WGAN-GP critic: no BatchNorm (GP is per-sample)
+        return nn.InstanceNorm2d(ch, affine=True)
+    return nn.Identity()
+
+
+class MinibatchStd(nn.Module):
+    """Appends the mean std over a group of samples as one feature map (ProGAN): lets D see
+    a lack of variety, so a collapsing G is penalised."""
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = math.gcd(self.group, n)
+        y = x.float().reshape(g, -1, c, h, w)
+        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n/g,)
+        y = y.repeat(g).reshape(n, 1, 1, 1).expand(n, 1, h, w).to(x.dtype)
+        return torch.cat([x, y], dim=1)
+
+
+class ConvDiscriminator(nn.Module):
+    """Strided convs and LeakyReLU 0.2 (DCGAN), with a choice of normalisation:
+    "bn" (DCGAN), "in" (WGAN-GP critic), "sn" (spectral norm, SNGAN) or "none".
+
+    `first_kernel=5, first_stride=3` reads 96×96 images (96 → 32), as the seed's dcgan96 did.
+    `head="linear"` is the seed thesis's flatten + linear score.
+    """
+
+    def __init__(self, ndf: int = 64, img_size: int = 64, norm: str = "bn", variant96: bool = False,
+                 mbstd: bool = False, head: str = "conv"):
+        super().__init__()
+        self.img_size = img_size
+        sn = spectral_norm if norm == "sn" else (lambda m: m)
+        layer_norm = "none" if norm == "sn" else norm
+        layers: list[nn.Module] = []
+        if variant96:
+            layers += [sn(nn.Conv2d(3, ndf, 5, 3, 1)), nn.LeakyReLU(0.2, True)]
+            n_down = 3  # 32 → 4
+        else:
+            layers += [sn(nn.Conv2d(3, ndf, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+            n_down = _n_up(img_size) - 1
+        ch = ndf
+        for _ in range(n_down):
+            layers += [sn(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=layer_norm == "none")), _norm(layer_norm, ch * 2),
+                       nn.LeakyReLU(0.2, True)]
+            ch *= 2
+        if mbstd:
+            layers.append(MinibatchStd())
+            ch += 1
+        self.features = nn.Sequential(*layers)
+        self.head = sn(nn.Conv2d(ch, 1, 4, 1, 0)) if head == "conv" else nn.Sequential(nn.Flatten(), sn(nn.Linear(ch * 16, 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).reshape(x.shape[0])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    description: str
+    make_g: Callable[[int, int, int], nn.Module]    # (z_dim, ngf, img_size)
+    make_d: Callable[[int, int], nn.Module]         # (ndf, img_size)
+    dcgan_init: bool = True
+
+
+MODELS: dict[str, ModelSpec] = {
+    "gan-linear": ModelSpec(
+        "plain GAN (seed thesis): linear + 5×5 transposed convs; conv D with a linear score",
+        lambda z, f, s: LinearGenerator(z, f, s), lambda f, s: ConvDiscriminator(f, s, "bn", head="linear")),
+    "dcgan": ModelSpec(
+        "DCGAN (Radford et al.) at 64×64",
+        lambda z, f, s: DCGANGenerator(z, f, s), lambda f, s: ConvDiscriminator(f, s, "bn")),
+    "dcgan96": ModelSpec(
+        "DCGAN, 96×96 variant (last layer kernel 5 stride 3)",
+        lambda z, f, s: DCGANGenerator(z, f, s, variant96=True), lambda f, s: ConvDiscriminator(f, s, "bn", variant96=True)),
+    "wgan-gp": ModelSpec(
+        "DCGAN generator + WGAN-GP critic (InstanceNorm, no BatchNorm, no sigmoid)",
+        lambda z, f, s: DCGANGenerator(z, f, s, variant96=s == 96),
+        lambda f, s: ConvDiscriminator(f, s, "in", variant96=s == 96)),
+    "anime64": ModelSpec(
+        "the project's recipe: DCGAN generator, spectral-norm D with minibatch stddev",
+        lambda z, f, s: DCGANGenerator(z, f, s, variant96=s == 96),
+        lambda f, s: ConvDiscriminator(f, s, "sn", variant96=s == 96, mbstd=True)),
+}
+
+
+def dcgan_init(m: nn.Module) -> None:
+    """N(0, 0.02) weights; BatchNorm scale N(1, 0.02), bias 0 (Radford et al.)."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        # Spectral norm keeps the raw weight as parametrizations.weight.original.
+        w = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+        nn.init.normal_(w, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.InstanceNorm2d)) and m.weight is not None:
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+def build_generator(model: str, z_dim: int, ngf: int, img_size: int) -> nn.Module:
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    return MODELS[model].make_g(z_dim, ngf, img_size)
+
+
+def build_models(model: str, z_dim: int, ngf: int, ndf: int, img_size: int, seed: int = 0) -> tuple[nn.Module, nn.Module]:
+    """Both networks, initialised deterministically from `seed`."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    spec = MODELS[model]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        G, D = spec.make_g(z_dim, ngf, img_size), spec.make_d(ndf, img_size)
+        if spec.dcgan_init:
+            G.apply(dcgan_init)
+            D.apply(dcgan_init)
+    return G, D
+
+
+def count_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())

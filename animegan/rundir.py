@@ -1,0 +1,265 @@
+"""The run directory: written by the trainer, read by everyone else.
+
+    runs/<name>/
+      config.json         everything needed to rebuild the models and rerun
+      status.json         state, progress, speed, pid; rewritten atomically every few seconds
+      metrics.jsonl       every K steps: step, epoch, loss_D, loss_G, D(x), D(G(z)), gp, lr, img/s
+      evals.jsonl         per evaluation: epoch, step, metric, value, n, reference, levels
+      events.jsonl        collapse warnings, rollbacks, early stops
+      samples/epoch_NNNN.png, samples/latest.png   grids of the SAME fixed noise every time
+      checkpoints/epoch_NNNN.pt, last.pt, best.pt
+      train.log
+
+A trainer can die and the app can restart: this module is how both agree on what happened.
+Readers ignore a truncated last line of a .jsonl file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import paths
+
+STATES = ("starting", "running", "finished", "failed", "stopped", "collapsed", "dead")
+_NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_run_name(name: str) -> str:
+    """A run name is one path component: letters, digits, '.', '_' and '-' only, no '..'."""
+    cleaned = _NAME_OK.sub("-", name.strip()).strip(".-")
+    cleaned = re.sub(r"\.{2,}", ".", cleaned)[:80]
+    if not cleaned:
+        raise ValueError(f"run name {name!r} has no usable characters; use letters, digits, '-', '_'")
+    return cleaned
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write to a temp file in the same folder, fsync, rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row, default=float) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """All complete rows; a damaged or half-written line (a killed writer) is skipped."""
+    rows: list[dict[str, Any]] = []
+    try:
+        text = Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return rows
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        obj = json.loads(Path(path).read_text())
+        return obj if isinstance(obj, dict) else {}
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is dead for our purposes.
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class Run:
+    """Read side of one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def exists(self) -> bool:
+        return (self.path / "config.json").exists()
+
+    def config(self) -> dict[str, Any]:
+        return read_json(self.path / "config.json")
+
+    def status(self) -> dict[str, Any]:
+        """status.json, with liveness checked: a 'running' run whose process is gone is 'dead'."""
+        st = read_json(self.path / "status.json")
+        if not st:
+            return {"state": "unknown"}
+        if st.get("state") in ("starting", "running") and not pid_alive(st.get("pid")):
+            st = dict(st, state="dead", last_error=st.get("last_error") or "the training process is gone (killed or crashed)")
+        return st
+
+    @property
+    def state(self) -> str:
+        return self.status().get("state", "unknown")
+
+    def metrics(self) -> dict[str, list]:
+        """metrics.jsonl as columns: {"step": [...], "loss_D": [...], ...}."""
+        return rows_to_columns(read_jsonl(self.path / "metrics.jsonl"))
+
+    def evals(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / "evals.jsonl")
+
+    def events(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / "events.jsonl")
+
+    def grids(self) -> list[tuple[int, Path]]:
+        out = []
+        for p in sorted((self.path / "samples").glob("epoch_*.png")):
+            try:
+                out.append((int(p.stem.split("_")[1]), p))
+            except (IndexError, ValueError):
+                continue
+        return out
+
+    def latest_grid(self) -> Path | None:
+        p = self.path / "samples" / "latest.png"
+        if p.exists():
+            return p
+        g = self.grids()
+        return g[-1][1] if g else None
+
+    def checkpoints(self) -> list[Path]:
+        """Epoch checkpoints in order, then last.pt and best.pt where present."""
+        d = self.path / "checkpoints"
+        out = sorted(d.glob("epoch_*.pt"))
+        out += [d / n for n in ("last.pt", "best.pt") if (d / n).exists()]
+        return out
+
+    def last_checkpoint(self) -> Path | None:
+        p = self.path / "checkpoints" / "last.pt"
+        return p if p.exists() else None
+
+    def best_eval(self) -> dict[str, Any] | None:
+        ev = self.evals()
+        if not ev:
+            return None
+        metric = self.config().get("eval_metric", "swd")
+        same = [e for e in ev if e.get("metric") == metric] or ev
+        return min(same, key=lambda e: e.get("value", float("inf")))
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            with open(self.path / "train.log", "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 200 * n))
+                lines = f.read().decode(errors="replace").splitlines()
+        except FileNotFoundError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+    def delete(self) -> None:
+        if self.status().get("state") in ("running", "starting"):
+            raise RuntimeError(f"run {self.name} is still training; stop it before deleting")
+        shutil.rmtree(self.path)
+
+
+def rows_to_columns(rows: list[dict[str, Any]]) -> dict[str, list]:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    return {k: [r.get(k) for r in rows] for k in keys}
+
+
+def list_runs(root: str | Path | None = None) -> list[Run]:
+    """Runs under `root` (default: the home folder's runs/), most recently updated first."""
+    root = Path(root) if root else paths.runs_dir()
+    if not root.is_dir():
+        return []
+    runs = [Run(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").exists()]
+
+    def updated(r: Run) -> float:
+        try:
+            return (r.path / "status.json").stat().st_mtime
+        except OSError:
+            return 0.0
+    return sorted(runs, key=updated, reverse=True)
+
+
+def resolve_run(name_or_path: str | Path) -> Run:
+    """A run given by path, or by name under the home runs folder."""
+    p = Path(name_or_path)
+    if p.exists():
+        return Run(p)
+    return Run(paths.runs_dir() / safe_run_name(str(name_or_path)))
+
+
+def now() -> float:
+    return time.time()
+
+
+# -- evaluation results of any checkpoint -------------------------------------------------------
+
+def run_of_checkpoint(ckpt_path: str | Path) -> Run | None:
+    """The run a checkpoint belongs to (runs/NAME/checkpoints/x.pt), if any."""
+    p = Path(ckpt_path).resolve()
+    run = Run(p.parent.parent)
+    return run if p.parent.name == "checkpoints" and run.exists else None
+
+
+def _eval_store(ckpt_path: str | Path) -> Path:
+    run = run_of_checkpoint(ckpt_path)
+    if run is not None:
+        return run.path / "evals.jsonl"
+    import hashlib
+    p = Path(ckpt_path).resolve()
+    return paths.home() / "evals" / f"{p.stem}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}.jsonl"
+
+
+def record_eval(ckpt_path: str | Path, result: dict[str, Any]) -> Path:
+    """Keep a metric computed for a checkpoint (its run's evals.jsonl, or the home folder's evals/)."""
+    store = _eval_store(ckpt_path)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    append_jsonl(store, {"time": time.time(), "checkpoint": str(Path(ckpt_path).resolve()), **result})
+    return store
+
+
+def evals_for_checkpoint(ckpt_path: str | Path) -> list[dict[str, Any]]:
+    """Recorded results for exactly this checkpoint file (newest last)."""
+    me = str(Path(ckpt_path).resolve())
+    return [e for e in read_jsonl(_eval_store(ckpt_path)) if e.get("checkpoint") == me]

@@ -1,0 +1,453 @@
+"""Uploaded zips of images, extracted safely into a folder that `animegan.data.prepare` reads.
+
+    from animegan.uploads import extract_zip, read_report, safe_name, UploadError
+    dest = extract_zip(uploaded_file, uploads_root / safe_name(uploaded_file.name).removesuffix(".zip"))
+    report = read_report(dest)          # what was extracted, ignored and refused, and why
+
+An upload is untrusted input. The rules:
+
+* nothing is ever written outside ``dest``: backslashes count as separators, drive letters
+  (``C:``) and leading ``/`` are dropped (the member lands inside ``dest``), a member with a
+  ``..`` component is refused (reported as "unsafe path"), symlinks and other special files
+  (from the Unix mode in ``external_attr``) are never created, and files are opened with
+  ``O_EXCL`` in folders this function made itself;
+* the member count and the total uncompressed size of what would be extracted are checked
+  against ``max_members`` / ``max_total`` from the central directory before anything is
+  written (a zip bomb is refused before it fills the disk; so is a member that inflates more
+  than ``MAX_RATIO`` times), and again while streaming: the bytes actually written are
+  counted, so a header that lies about a size cannot get past the cap;
+* only files with an image extension (``data.IMAGE_EXTS``) are extracted; nested archives
+  (.zip, .tar, .gz, .7z, .rar, ...) are not unpacked (reported), other files are counted and
+  ignored, hidden files and ``__MACOSX`` (which ``prepare`` would ignore anyway) are dropped;
+* extraction goes into a temporary folder next to ``dest`` that is renamed at the end: a
+  failure (an ``UploadError``, a full disk, a kill) leaves no half-extracted ``dest``.
+  An existing ``dest`` is replaced only when it is empty or an earlier upload (it holds
+  ``REPORT_NAME``); any other existing path is refused, so a wrong ``dest`` never deletes
+  someone's folder.
+
+Images are only copied here; decoding and validation (empty, truncated, too small, bombs...)
+happen in ``data.prepare`` exactly as for any other source. The report of the extraction is
+kept in ``dest/REPORT_NAME`` (a hidden file: ``prepare`` ignores it) and read by
+``read_report``.
+"""
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import unicodedata
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .data import IMAGE_EXTS
+
+__all__ = ["MAX_MEMBERS", "MAX_RATIO", "MAX_TOTAL_BYTES", "NESTED_EXTS", "REPORT_NAME", "ExtractReport",
+           "UploadError", "extract_zip", "read_report", "safe_name"]
+
+MAX_MEMBERS = 100_000
+MAX_TOTAL_BYTES = 2 * 1024**3      # uncompressed
+MAX_RATIO = 200                    # per-member compression ratio cap (zip bomb)
+RATIO_MIN_BYTES = 1 << 20          # the ratio cap applies to members larger than this (tiny flat files compress well)
+DISK_MARGIN = 64 << 20             # free space kept on the disk after extraction
+NESTED_EXTS = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".tbz", ".tbz2", ".xz", ".txz", ".7z", ".rar", ".zst",
+               ".lz", ".lzma", ".z", ".cab", ".jar", ".apk", ".iso", ".dmg")
+REPORT_NAME = ".animegan-upload.json"
+_CHUNK = 1 << 20
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+# Reasons a member was not extracted (keys of ExtractReport.skipped).
+UNSAFE = "unsafe path"
+SYMLINK = "symlink"
+SPECIAL = "special file"
+NESTED = "nested archive (not unpacked)"
+ENCRYPTED = "encrypted"
+UNSUPPORTED = "unsupported compression"
+DAMAGED = "damaged"
+DUPLICATE = "duplicate name"
+BAD_NAME = "name not usable here"
+
+
+class UploadError(Exception):
+    """An upload that cannot be used; one user-facing message that says what to do."""
+
+
+@dataclass
+class ExtractReport:
+    """What `extract_zip` did with each member of the archive."""
+
+    source: str = ""
+    members: int = 0                    # entries in the central directory (folders included)
+    extracted: int = 0                  # image files written
+    bytes: int = 0                      # bytes written
+    ignored_other: int = 0              # files without an image extension (not extracted)
+    hidden: int = 0                     # hidden files, __MACOSX (not extracted)
+    normalised: int = 0                 # names rewritten to stay inside dest (absolute, drive letter, backslashes)
+    skipped: dict[str, list[str]] = field(default_factory=dict)   # reason -> member names
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(len(v) for v in self.skipped.values())
+
+    def skip(self, reason: str, name: str) -> None:
+        self.skipped.setdefault(reason, []).append(name)
+
+    def summary(self, max_names: int = 5) -> str:
+        lines = [f"{self.source}: {self.extracted:,} image files extracted ({self.bytes / 1e6:.1f} MB) "
+                 f"from {self.members:,} entries"]
+        for reason, names in self.skipped.items():
+            shown = ", ".join(names[:max_names]) + (f", ... (+{len(names) - max_names:,} more)" if len(names) > max_names else "")
+            lines.append(f"  not extracted, {reason}: {len(names):,} ({shown})")
+        if self.ignored_other:
+            lines.append(f"  ignored {self.ignored_other:,} files without an image extension ({', '.join(IMAGE_EXTS)})")
+        if self.hidden:
+            lines.append(f"  ignored {self.hidden:,} hidden files (names starting with '.', __MACOSX)")
+        if self.normalised:
+            lines.append(f"  {self.normalised:,} names made relative (absolute paths, drive letters or backslashes)")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "members": self.members, "extracted": self.extracted, "bytes": self.bytes,
+                "ignored_other": self.ignored_other, "hidden": self.hidden, "normalised": self.normalised,
+                "skipped": {k: list(v) for k, v in self.skipped.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ExtractReport:
+        return cls(source=str(d.get("source", "")), members=int(d.get("members", 0)), extracted=int(d.get("extracted", 0)),
+                   bytes=int(d.get("bytes", 0)), ignored_other=int(d.get("ignored_other", 0)), hidden=int(d.get("hidden", 0)),
+                   normalised=int(d.get("normalised", 0)),
+                   skipped={str(k): [str(n) for n in v] for k, v in (d.get("skipped") or {}).items()})
+
+
+# --------------------------------------------------------------------------- names
+
+
+def safe_name(name: str) -> str:
+    """An upload's file name as one safe path component.
+
+    Only the last component of a path (either separator) is kept; runs of anything but
+    letters (any script), digits, '.', '_' and '-' become '-'; no leading dot (nothing hidden),
+    no '..', at most 100 bytes (UTF-8), Windows device names prefixed with '_'; never empty
+    ("upload")."""
+    s = unicodedata.normalize("NFC", str(name or "")).replace("\\", "/").split("/")[-1]
+    s = re.sub(r"[^\w.-]+", "-", s)
+    s = re.sub(r"-*\.[-.]*", ".", s).strip(".-_")    # no '..', no '-.' / '.-' leftovers
+    while len(s.encode("utf-8")) > 100:
+        s = s[:-1]
+    s = s.rstrip(".-_")
+    if s.split(".")[0].upper() in _WINDOWS_RESERVED:
+        s = "_" + s
+    return s or "upload"
+
+
+def _member_parts(name: str) -> tuple[list[str] | None, bool]:
+    """-> (path components inside dest, or None when the name is unsafe; whether it was rewritten)."""
+    if "\x00" in name:
+        return None, False
+    s = name.replace("\\", "/")
+    rewritten = s != name
+    m = _DRIVE.match(s)
+    if m:
+        s, rewritten = s[2:], True
+    if s.startswith("/"):
+        rewritten = True
+    parts = [p for p in s.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        return None, rewritten
+    return parts, rewritten
+
+
+def _is_hidden(parts: list[str]) -> bool:
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
+
+
+def _declared_size(info: zipfile.ZipInfo) -> int:
+    """The uncompressed size the central directory declares (what the caps are checked against)."""
+    return int(info.file_size)
+
+
+def _file_type(info: zipfile.ZipInfo) -> int:
+    """The Unix file type bits of a member (0 when the archiver stored none)."""
+    return stat.S_IFMT(info.external_attr >> 16)
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def _open_source(data: bytes | bytearray | BinaryIO | str | Path) -> tuple[Any, str, bool]:
+    """-> (something zipfile can open, a label for messages, whether we opened it ourselves)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(data)), "the upload", True
+    if isinstance(data, (str, Path)):
+        p = Path(data)
+        if not p.is_file():
+            raise UploadError(f"{p} not found (or not a file): upload a .zip of images")
+        return p, p.name, False
+    label = _label(getattr(data, "name", None))
+    seekable = getattr(data, "seekable", None)
+    if callable(seekable) and seekable():
+        return data, label, False
+    buf = tempfile.SpooledTemporaryFile(max_size=64 << 20)  # a non-seekable stream: zipfile needs to seek
+    shutil.copyfileobj(data, buf)
+    buf.seek(0)
+    return buf, label, True
+
+
+def _label(name: Any) -> str:
+    return Path(str(name)).name if name else "the upload"
+
+
+def _declared_entries(fp: Any) -> int | None:
+    """Entry count from the end-of-central-directory record, read before zipfile parses the
+    directory (a directory of millions of entries is refused without building them all)."""
+    try:
+        if isinstance(fp, Path):
+            with open(fp, "rb") as f:
+                end = zipfile._EndRecData(f)  # noqa: SLF001  (stable since Python 2; the fallback is infolist())
+        else:
+            pos = fp.tell()
+            try:
+                end = zipfile._EndRecData(fp)  # noqa: SLF001
+            finally:
+                fp.seek(pos)
+        return int(end[zipfile._ECD_ENTRIES_TOTAL]) if end else None  # noqa: SLF001
+    except Exception:  # noqa: BLE001  # any doubt: count from infolist() instead
+        return None
+
+
+def _prepare_dest(dest: Path) -> None:
+    """Refuse a dest that exists and is not ours to replace."""
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise UploadError(f"{dest} exists and is not a folder: pick another name for the upload")
+    if dest.is_dir() and not (dest / REPORT_NAME).exists() and any(dest.iterdir()):
+        raise UploadError(f"{dest} already exists and is not an earlier upload: pick another name for the upload "
+                          f"(nothing was replaced)")
+
+
+def extract_zip(data: bytes | BinaryIO | str | Path, dest: str | Path, *, max_members: int = MAX_MEMBERS,
+                max_total: int = MAX_TOTAL_BYTES, max_ratio: float = MAX_RATIO) -> Path:
+    """Extract the image files of a zip (bytes, a file object such as Streamlit's UploadedFile,
+    or a path) into folder ``dest`` and return it; ``read_report(dest)`` says what was left out.
+
+    Raises UploadError (nothing written) for: not a zip, too many members, too large
+    uncompressed, a zip bomb, no image files at all, a dest that is not ours to replace, a
+    full disk."""
+    dest = Path(dest)
+    src, label, own = _open_source(data)
+    try:
+        n_declared = _declared_entries(src)
+        if n_declared is not None and n_declared > max_members:
+            raise UploadError(f"{label} has {n_declared:,} entries, more than the {max_members:,} allowed: "
+                              f"split it into smaller zips")
+        try:
+            zf = zipfile.ZipFile(src)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError) as e:
+            raise UploadError(f"{label} is not a zip archive (or it is damaged: {e}). Upload a .zip of images "
+                              f"({', '.join(IMAGE_EXTS)}), or re-create it") from None
+        with zf:
+            return _extract(zf, label, dest, max_members, max_total, max_ratio)
+    finally:
+        if own and hasattr(src, "close"):
+            src.close()
+
+
+def _plan(zf: zipfile.ZipFile, label: str, max_members: int, max_total: int,
+          max_ratio: float) -> tuple[list[tuple[zipfile.ZipInfo, list[str]]], ExtractReport]:
+    """Decide from the central directory alone what to extract; check the caps."""
+    infos = zf.infolist()
+    rep = ExtractReport(source=label, members=len(infos))
+    if len(infos) > max_members:
+        raise UploadError(f"{label} has {len(infos):,} entries, more than the {max_members:,} allowed: "
+                          f"split it into smaller zips")
+    plan: list[tuple[zipfile.ZipInfo, list[str]]] = []
+    seen: set[tuple[str, ...]] = set()
+    total = 0
+    for info in infos:
+        name = info.filename
+        ftype = _file_type(info)
+        if ftype == stat.S_IFLNK:
+            rep.skip(SYMLINK, name)
+            continue
+        if info.is_dir() or ftype == stat.S_IFDIR:
+            continue
+        if ftype not in (0, stat.S_IFREG):
+            rep.skip(SPECIAL, name)
+            continue
+        parts, rewritten = _member_parts(name)
+        if parts is None:
+            rep.skip(UNSAFE, name)
+            continue
+        if _is_hidden(parts):
+            rep.hidden += 1
+            continue
+        low = parts[-1].lower()
+        if low.endswith(NESTED_EXTS):
+            rep.skip(NESTED, name)
+            continue
+        if not low.endswith(IMAGE_EXTS):
+            rep.ignored_other += 1
+            continue
+        if info.flag_bits & 0x1:
+            rep.skip(ENCRYPTED, name)
+            continue
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+            rep.skip(UNSUPPORTED, name)
+            continue
+        key = tuple(parts)
+        if key in seen:
+            rep.skip(DUPLICATE, name)
+            continue
+        seen.add(key)
+        size = _declared_size(info)
+        if size > RATIO_MIN_BYTES and size > max_ratio * max(int(info.compress_size), 1):
+            raise UploadError(f"{label} looks like a zip bomb: {name} inflates {size / max(info.compress_size, 1):,.0f}× "
+                              f"(to {size / 1e6:,.1f} MB; the limit is {max_ratio:g}×). Nothing was extracted")
+        total += size
+        if total > max_total:
+            raise UploadError(f"{label} would unpack to more than {max_total / 1e6:,.1f} MB of images "
+                              f"(the limit; zip bomb?): upload a smaller zip. Nothing was extracted")
+        rep.normalised += int(rewritten)
+        plan.append((info, parts))
+    if not plan:
+        extra = f"; {rep.n_skipped:,} refused" if rep.n_skipped else ""
+        raise UploadError(f"{label} holds no image files ({', '.join(IMAGE_EXTS)}): {rep.ignored_other:,} other "
+                          f"files ignored{extra}. Zip the folder of images and upload that"
+                          + (f"\n{rep.summary()}" if rep.n_skipped else ""))
+    return plan, rep
+
+
+def _extract(zf: zipfile.ZipFile, label: str, dest: Path, max_members: int, max_total: int,
+             max_ratio: float) -> Path:
+    plan, rep = _plan(zf, label, max_members, max_total, max_ratio)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _prepare_dest(dest)
+    need = sum(_declared_size(i) for i, _ in plan)
+    try:
+        free = shutil.disk_usage(dest.parent).free
+    except OSError:
+        free = None
+    if free is not None and need + DISK_MARGIN > free:
+        raise UploadError(f"not enough disk space for {label}: it unpacks to {need / 1e6:,.1f} MB and "
+                          f"{free / 1e6:,.1f} MB are free at {dest.parent}. Free some space (clear data caches, "
+                          f"delete old runs) and upload again")
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".extracting"))
+    try:
+        total = 0
+        made: set[Path] = {tmp}
+        for info, parts in plan:
+            written = _extract_member(zf, info, parts, tmp, made, rep, label, total, max_total)
+            if written is not None:
+                total += written
+        rep.bytes = total
+        if rep.extracted == 0:
+            raise UploadError(f"{label}: none of its image files could be extracted.\n{rep.summary()}")
+        with open(tmp / REPORT_NAME, "w", encoding="utf-8") as f:
+            json.dump(rep.to_dict(), f, indent=1)
+        _install(tmp, dest)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise UploadError(f"could not write the files of {label} under {dest.parent} "
+                              f"({e.strerror or e}); nothing was kept") from None
+        raise
+    return dest
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, parts: list[str], root: Path, made: set[Path],
+                    rep: ExtractReport, label: str, total: int, max_total: int) -> int | None:
+    """Stream one member to root/parts; -> bytes written, or None when skipped (reported)."""
+    name = info.filename
+    parent = root
+    try:
+        for p in parts[:-1]:
+            parent = parent / p
+            if parent not in made:
+                os.mkdir(parent)  # never follows anything: every folder here is one we made
+                made.add(parent)
+    except OSError as e:
+        if e.errno in (errno.EEXIST, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ):
+            rep.skip(DUPLICATE if e.errno in (errno.EEXIST, errno.ENOTDIR) else BAD_NAME, name)
+            return None
+        raise
+    target = parent / parts[-1]
+    declared = _declared_size(info)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(target, flags, 0o644)
+    except OSError as e:
+        if e.errno in (errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ, errno.ELOOP):
+            rep.skip(DUPLICATE if e.errno in (errno.EEXIST, errno.EISDIR) else BAD_NAME, name)
+            return None
+        raise
+    written = 0
+    ok = False
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with zf.open(info) as src:
+                    while True:
+                        chunk = src.read(_CHUNK)
+                        if not chunk:
+                            break
+                        written += len(chunk)
+                        if total + written > max_total:
+                            raise UploadError(f"{label} unpacks to more than {max_total / 1e6:,.1f} MB (the limit), "
+                                              f"more than its headers declare: a damaged or crafted zip (zip bomb?). "
+                                              f"Nothing was extracted")
+                        if written > declared:
+                            raise UploadError(f"{label}: {name} holds more data than its header declares "
+                                              f"({declared:,} bytes): a damaged or crafted zip. Nothing was extracted")
+                        out.write(chunk)
+            except (zipfile.BadZipFile, EOFError, ValueError) as e:  # bad CRC, broken stream, truncated archive
+                rep.skip(DAMAGED, f"{name} ({str(e)[:80]})" if str(e) else name)
+                return None
+            except (NotImplementedError, RuntimeError) as e:  # unsupported method, encryption not flagged upfront
+                rep.skip(UNSUPPORTED if isinstance(e, NotImplementedError) else ENCRYPTED, name)
+                return None
+            except Exception as e:  # noqa: BLE001  # zlib.error, lzma.LZMAError, ... from a broken stream
+                if isinstance(e, (UploadError, OSError)):
+                    raise
+                rep.skip(DAMAGED, f"{name} ({type(e).__name__})")
+                return None
+        ok = True
+    finally:
+        if not ok:
+            try:
+                os.unlink(target)
+            except OSError:
+                pass
+    rep.extracted += 1
+    return written
+
+
+def _install(tmp: Path, dest: Path) -> None:
+    """Move the finished extraction into place; an earlier upload at dest is replaced."""
+    _prepare_dest(dest)  # again: something may have appeared meanwhile
+    if dest.is_dir():
+        old = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".old"))
+        os.rmdir(old)
+        os.replace(dest, old)
+        try:
+            os.replace(tmp, dest)
+        except BaseException:
+            os.replace(old, dest)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+
+
+def read_report(dest: str | Path) -> ExtractReport | None:
+    """The report `extract_zip` kept with an extraction (None if there is none)."""
+    try:
+        d = json.loads((Path(dest) / REPORT_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return ExtractReport.from_dict(d) if isinstance(d, dict) else None

@@ -1,0 +1,337 @@
+"""Compare: the same seeds drawn by two to four checkpoints side by side, their measured
+quality, and an FID/SWD summary of every run and shipped checkpoint."""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from animegan import paths, rundir  # noqa: E402
+from animegan.checkpoint import CheckpointError, LoadedGenerator  # noqa: E402
+from pages import shared  # noqa: E402
+
+FULL_N = 10_000
+CAVEAT = "only comparable at the same n and reference"
+# FIDs the seed projects reported for their own models (64×64). Not measured here.
+SEED_FIDS = [("plain GAN", 140.9), ("DCGAN", 76.97), ("WGAN-GP", 61.49)]
+
+
+# --------------------------------------------------------------------------- helpers
+def eval_rows(ev: dict | None) -> list[dict]:
+    """An embedded evaluation summary as rows: one row ({metric, value, n, ...}) or a dict of them."""
+    if not ev:
+        return []
+    if "metric" in ev and "value" in ev:
+        return [ev]
+    return [{"metric": v.get("metric", k), **v} for k, v in ev.items() if isinstance(v, dict) and "value" in v]
+
+
+def checkpoint_evals(path: Path, lg: LoadedGenerator) -> list[dict]:
+    """What is known about this exact checkpoint's quality, newest last: for an export its embedded
+    summary; for a training checkpoint its run's evaluations at its step; plus every result
+    recorded for this file (the "compute" button, `--record`)."""
+    rows: list[dict] = []
+    if lg.kind == "train":
+        run = rundir.run_of_checkpoint(path)
+        if run is not None:
+            rows += [dict(e, source="during training") for e in run.evals()
+                     if "checkpoint" not in e and e.get("step") == lg.step]
+        elif lg.eval.get("step") == lg.step:
+            rows += [dict(e, source="embedded") for e in eval_rows(lg.eval)]
+    else:
+        rows += [dict(e, source="embedded") for e in eval_rows(lg.eval)]
+    rows += [dict(e, source="computed here") for e in rundir.evals_for_checkpoint(path)]
+    seen, out = set(), []
+    for r in rows:
+        k = (str(r.get("metric")), r.get("value"), r.get("n"), r.get("reference"))
+        if k not in seen and r.get("metric") is not None and r.get("value") is not None:
+            seen.add(k)
+            out.append(r)
+    return out
+
+
+def fmt_eval(r: dict) -> str:
+    n = int(r.get("n") or 0)
+    return f"{str(r['metric']).upper()} {float(r['value']):.2f} (n={n:,})" + (" †" if n < FULL_N else "")
+
+
+def fmt_duration(s: float | None) -> str:
+    if s is None or s < 0:
+        return "unknown"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def training_time(path: Path, lg: LoadedGenerator) -> tuple[float | None, str]:
+    """Wall-clock training time of the run behind a checkpoint, and where it came from."""
+    for k in ("train_seconds", "training_seconds", "train_time_s", "elapsed_s", "wall_s"):
+        if isinstance(lg.info.get(k), (int, float)):
+            return float(lg.info[k]), "recorded in the checkpoint"
+    run = rundir.run_of_checkpoint(path)
+    if run is None and lg.info.get("source_checkpoint"):
+        run = rundir.run_of_checkpoint(lg.info["source_checkpoint"])
+    if run is not None:
+        s = run.status()
+        start = s.get("first_started") or s.get("started")
+        end = s.get("updated")
+        if start and end:
+            return float(end) - float(start), f"run {run.name}, wall clock"
+    return None, ""
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def grid_png(path: str, mtime: float, seed: int, n: int, cols: int) -> bytes:
+    from animegan import generate
+    lg = shared.get_generator(path)
+    res = generate.generate(lg.G, seed, n)
+    img = generate.upscale(generate.to_grid(res.images, cols=cols), 2)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def summary_rows(choices: dict[str, Path]) -> list[dict]:
+    rows: list[dict] = []
+    for run in rundir.list_runs():
+        by_metric: dict[str, dict] = {}
+        for e in run.evals():
+            m, v = e.get("metric"), e.get("value")
+            if m is None or v is None:
+                continue
+            if m not in by_metric or v < by_metric[m]["value"]:
+                by_metric[m] = e
+        for m, e in by_metric.items():
+            rows.append({"name": f"run {run.name}", "kind": "run (best)", "metric": str(m).upper(),
+                         "value": float(e["value"]), "n": int(e.get("n") or 0), "reference": e.get("reference", ""),
+                         "epoch": e.get("epoch")})
+    for label, p in choices.items():
+        if not label.startswith(("shipped: ", "opened: ")):
+            continue
+        try:
+            lg = shared.get_generator(p)
+        except (CheckpointError, OSError):
+            continue
+        for e in checkpoint_evals(p, lg):
+            rows.append({"name": label, "kind": label.split(":")[0], "metric": str(e["metric"]).upper(),
+                         "value": float(e["value"]), "n": int(e.get("n") or 0), "reference": e.get("reference", ""),
+                         "epoch": lg.epoch})
+    for r in rows:
+        r["note"] = CAVEAT if r["n"] < FULL_N else ""
+    return rows
+
+
+def fid_chart(rows: list[dict]) -> go.Figure:
+    fig = go.Figure()
+    if rows:
+        fig.add_trace(go.Bar(x=[r["name"] for r in rows], y=[r["value"] for r in rows],
+                             text=[f"{r['value']:.1f}<br>n={r['n']:,}" for r in rows], textposition="outside",
+                             marker_color="#ff6fa8", name="measured here",
+                             hovertext=[f"vs {r['reference']}" for r in rows]))
+    for name, v in SEED_FIDS:
+        fig.add_hline(y=v, line_dash="dot", line_color="#9aa0a6",
+                      annotation_text=f"{name} {v} — reported by the seed write-ups (64×64), not measured here",
+                      annotation_position="top left", annotation_font_size=11)
+    top = max([v for _, v in SEED_FIDS] + [r["value"] for r in rows]) * 1.2
+    fig.update_layout(title="FID (lower is better)", yaxis_title="FID", yaxis_range=[0, top], height=420,
+                      margin=dict(t=50, b=40, l=50, r=10), showlegend=False)
+    if not rows:
+        fig.update_xaxes(visible=False)
+    return fig
+
+
+def swd_chart(rows: list[dict]) -> go.Figure:
+    fig = go.Figure(go.Bar(x=[r["name"] for r in rows], y=[r["value"] for r in rows],
+                           text=[f"{r['value']:.2f}<br>n={r['n']:,}" for r in rows], textposition="outside",
+                           marker_color="#7fb3ff", hovertext=[f"vs {r['reference']}" for r in rows]))
+    fig.update_layout(title="SWD ×10³ (lower is better)", yaxis_title="SWD ×10³", height=420,
+                      margin=dict(t=50, b=40, l=50, r=10))
+    fig.update_yaxes(range=[0, max(r["value"] for r in rows) * 1.25])
+    return fig
+
+
+def last_error_lines(log_text: str) -> str:
+    lines = [ln for ln in log_text.splitlines() if ln.strip()]
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("error:"):
+            return "\n".join(lines[i:])[len("error:"):].strip()
+    return lines[-1] if lines else "the job ended without a result (no log output)"
+
+
+# --------------------------------------------------------------------------- background evaluation
+def start_eval(path: Path, metric: str, data_src: str, n: int) -> None:
+    from animegan import jobs
+    try:
+        job = jobs.start_eval(path, metric, data_src, n)
+    except (jobs.JobError, ValueError, OSError) as e:
+        st.session_state["cmp_msg"] = ("error", str(e))
+        return
+    st.session_state["cmp_job"] = job
+    st.session_state.pop("cmp_msg", None)
+
+
+@st.fragment(run_every=2)
+def watch_job() -> None:
+    from animegan import jobs
+    job = st.session_state.get("cmp_job")
+    if job is None:
+        cur = jobs.current_job()
+        if cur is None or cur.kind != "eval":
+            st.rerun(scope="app")
+        job = cur
+    if job.alive():
+        mins = max(0.0, time.time() - job.started)
+        st.info(f"{job.label}: running for {mins:.0f} s (pid {job.pid}). This part of the page refreshes by "
+                "itself; other pages stay usable.", icon=":material/hourglass_top:")
+        tail = job.log_tail(6)
+        if tail:
+            st.code(tail, language=None)
+        return
+    result = jobs.eval_result(job)
+    if result is not None:
+        st.session_state["cmp_msg"] = ("success", f"{job.label}: {fmt_eval(result)} vs {result.get('reference', '?')} — "
+                                                  "recorded with the checkpoint.")
+    else:
+        try:
+            text = Path(job.log).read_text(errors="replace")
+        except OSError:
+            text = ""
+        st.session_state["cmp_msg"] = ("error", f"{job.label} failed: {last_error_lines(text)}")
+    st.session_state.pop("cmp_job", None)
+    st.rerun(scope="app")
+
+
+# =========================================================================== page
+st.title("Compare")
+st.caption("The same seeds drawn by each checkpoint, with what was measured about each. † n < 10,000: FID and SWD "
+           f"are {CAVEAT}.")
+
+choices = shared.checkpoint_choices()
+labels = list(choices)
+if not labels:
+    st.info(f"Nothing to compare yet: no checkpoint shipped in `{paths.SHIPPED_CHECKPOINTS}` and no run has saved one. "
+            "Train a run on the **Train** page (or open a checkpoint on the **Generate** page); the summary below "
+            "shows the seed projects' reported FIDs meanwhile.")
+else:
+    if "cmp_sel" in st.session_state:
+        kept = [s for s in st.session_state["cmp_sel"] if s in labels]
+        if kept != st.session_state["cmp_sel"]:
+            st.session_state["cmp_sel"] = kept
+        default_kw: dict = {}
+    else:
+        default = [lb for lb in labels if lb.startswith("shipped: ")][:4]
+        default += [lb for lb in labels if lb not in default][:max(0, 2 - len(default))]
+        default_kw = {"default": default}
+    sel = st.multiselect("Checkpoints to compare (two to four)", labels, max_selections=4, key="cmp_sel", **default_kw)
+    c1, c2, c3, _ = st.columns([1, 1, 1, 3])
+    seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key="cmp_seed"))
+    n = int(c2.number_input("Faces each", 1, 64, 16, key="cmp_n"))
+    ncols = int(c3.number_input("Columns", 1, 16, 4, key="cmp_cols"))
+    if len(sel) == 1:
+        st.caption("Pick at least one more checkpoint to compare.")
+    loaded: dict[str, tuple[Path, LoadedGenerator]] = {}
+    if sel:
+        for col, label in zip(st.columns(len(sel), border=True), sel):
+            p = Path(choices[label])
+            with col:
+                st.markdown(f"**{label}**")
+                try:
+                    lg = shared.get_generator(p)
+                    png = grid_png(str(p.resolve()), os.path.getmtime(p), seed, n, ncols)
+                except (CheckpointError, OSError, ValueError) as e:
+                    shared.show_error(e)
+                    continue
+                loaded[label] = (p, lg)
+                st.image(png, caption=f"seed {seed}, faces 0…{n - 1}")
+                secs, where = training_time(p, lg)
+                evs = checkpoint_evals(p, lg)
+                cfg = lg.config
+                st.markdown(f"{cfg.model}, {cfg.loss}, {cfg.img_size}px · **{lg.params:,}** generator parameters  \n"
+                            f"epoch {lg.epoch}, step {lg.step:,}" + (" · EMA" if lg.ema else "") + "  \n"
+                            f"training time: {fmt_duration(secs)}" + (f" ({where})" if where else ""))
+                if evs:
+                    st.dataframe(pd.DataFrame([{"metric": str(e["metric"]).upper(), "value": round(float(e["value"]), 3),
+                                                "n": int(e.get("n") or 0), "reference": e.get("reference", ""),
+                                                "from": e.get("source", "")} for e in evs]), hide_index=True)
+                    if any(int(e.get("n") or 0) < FULL_N for e in evs):
+                        st.caption(f"† n < 10,000: {CAVEAT}.")
+                else:
+                    st.caption("No FID/SWD measured for this checkpoint yet — compute one below.")
+
+    # ----------------------------------------------------------------------- compute
+    st.subheader("Compute SWD / FID")
+    try:
+        from animegan import jobs
+        cur = jobs.current_job()
+    except Exception as e:  # noqa: BLE001  # jobs missing or a broken lock file: say so, keep the page
+        jobs, cur = None, None
+        st.caption(f"(background jobs unavailable: {e})")
+    msg = st.session_state.get("cmp_msg")
+    if msg:
+        if msg[0] == "success":
+            st.success(msg[1], icon=":material/check_circle:")
+        else:
+            st.error(msg[1], icon=":material/error:")
+    if st.session_state.get("cmp_job") is not None or (cur is not None and cur.kind == "eval"):
+        watch_job()
+    elif cur is not None:
+        st.info(f"{cur.describe()} is running; one job at a time — compute a metric when it has finished.")
+    if jobs is not None:
+        pool = sel if sel else labels
+        without = [lb for lb in pool if lb in loaded and not checkpoint_evals(*loaded[lb])]
+        e1, e2, e3, e4 = st.columns([2, 1, 2, 1])
+        target = e1.selectbox("Checkpoint", pool, index=pool.index(without[0]) if without else 0, key="cmp_eval_ckpt")
+        metric = e2.radio("Metric", ["swd", "fid"], format_func=str.upper, horizontal=True, key="cmp_eval_metric",
+                          help="SWD needs nothing extra. FID needs the Inception weights (pytorch-fid) on this machine.")
+        tp = Path(choices[target])
+        try:
+            cfg_data = shared.get_generator(tp).config.data
+        except (CheckpointError, OSError):
+            cfg_data = "synthetic"
+        default_data = cfg_data if cfg_data == "synthetic" or Path(cfg_data).expanduser().exists() else "synthetic"
+        data_src = e3.text_input("Reference data (its val split)", value=default_data, key=f"cmp_eval_data_{target}",
+                                 help="The checkpoint's training data by default: a folder, a .zip or 'synthetic'.")
+        n_eval = int(e4.number_input("n", 2, 50_000, 1000, step=500, key="cmp_eval_n",
+                                     help="Images compared (capped by the split's size). 10,000 for numbers comparable "
+                                          "with published ones; fewer is faster but only comparable at the same n."))
+        busy = st.session_state.get("cmp_job") is not None or cur is not None
+        st.button("Compute in the background", icon=":material/play_arrow:", type="primary", disabled=busy, key="cmp_eval_go",
+                  on_click=start_eval, args=(tp, metric, data_src, n_eval))
+
+# --------------------------------------------------------------------------- summary
+st.subheader("Summary: every run and shipped checkpoint")
+rows = summary_rows(choices)
+if rows:
+    df = pd.DataFrame(rows)[["name", "kind", "metric", "value", "n", "reference", "epoch", "note"]]
+    st.dataframe(df, hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+else:
+    st.caption("No FID or SWD has been measured yet: runs evaluate during training when `eval_every` > 0, and any "
+               "checkpoint can be measured above.")
+fid_rows = [r for r in rows if r["metric"] == "FID"]
+swd_rows = [r for r in rows if r["metric"] == "SWD"]
+g1, g2 = st.columns(2)
+with g1:
+    st.plotly_chart(fid_chart(fid_rows), key="cmp_fid_chart")
+    st.caption("Dotted lines: FIDs **reported by the seed projects' write-ups** for their plain GAN, DCGAN and WGAN-GP "
+               "at 64×64 — not measured here, against their own data and n. "
+               + ("" if fid_rows else "No FID measured here yet."))
+with g2:
+    if swd_rows:
+        st.plotly_chart(swd_chart(swd_rows), key="cmp_swd_chart")
+        st.caption("SWD is on its own scale (×10³, averaged over pyramid levels): not comparable with FID.")
+    else:
+        st.info("No SWD measured yet. SWD needs no extra download: compute it above for any checkpoint.")
+if any(r["n"] < FULL_N for r in rows):
+    st.caption(f"Values with n < 10,000 are {CAVEAT}.")

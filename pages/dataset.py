@@ -1,0 +1,324 @@
+"""Dataset: pick a source (built-in synthetic set, a folder, an uploaded zip), prepare it once,
+read its validation report, browse it, and preview the augmentation and the normalisation."""
+from __future__ import annotations
+
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import streamlit as st  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from animegan import data, paths  # noqa: E402
+from pages import shared  # noqa: E402
+
+PAGE_SIZE = 48
+SIZES = [32, 64, 96, 128]
+SOURCES = {"synthetic": "Built-in synthetic set", "folder": "A folder (or .zip) on this machine",
+           "upload": "Upload a zip"}
+
+
+def synthetic_n() -> int | None:
+    """The size of the synthetic set already on disk (so preparing it renders nothing), or None
+    (the default 10,000 faces are rendered on first use)."""
+    from animegan import synth
+    root = paths.synthetic_dir()
+    try:
+        n = int(json.loads((root / "meta.json").read_text())["n"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return n if n > 0 and synth.is_complete(root, n) else None
+
+
+def source_path(source: str) -> Path | None:
+    if source == "synthetic":
+        root = paths.synthetic_dir()
+        return (root / "images") if (root / "images").is_dir() else root
+    p = Path(source).expanduser()
+    return p.resolve() if p.exists() else None
+
+
+def has_cache(source: str, size: int) -> bool:
+    """A complete cache of this source and size exists: preparing is then quick (no decoding)."""
+    target = source_path(source)
+    if target is None:
+        return False
+    for c in data.cache_usage():
+        if c.get("complete") and c.get("size") == size and c.get("source_path"):
+            try:
+                if Path(c["source_path"]).resolve() == target:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def run_prepare(source: str, size: int) -> data.PreparedData | None:
+    bar = st.progress(0.0, text="Preparing...")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(min(1.0, done / total) if total else 1.0, text=f"Preparing: {done:,} / {total:,} images")
+
+    try:
+        pdata = data.prepare(source, size, progress=progress,
+                             synthetic_n=synthetic_n() if source == "synthetic" else None)
+    except (data.DataError, ValueError, OSError) as e:
+        bar.empty()
+        shared.show_error(e)
+        return None
+    bar.empty()
+    st.session_state.setdefault("ds_prepared", {})[f"{source}|{size}"] = pdata
+    return pdata
+
+
+def to_hwc(img: np.ndarray, scale: int = 1) -> np.ndarray:
+    a = np.ascontiguousarray(np.asarray(img).transpose(1, 2, 0))
+    if scale > 1:
+        a = a.repeat(scale, axis=0).repeat(scale, axis=1)
+    return a
+
+
+def grid_png(images: np.ndarray, cols: int = 8, scale: int = 2) -> bytes:
+    from animegan import generate
+    import torch
+    g = generate.upscale(generate.to_grid(torch.as_tensor(np.asarray(images)), cols=cols, padding=2), scale)
+    buf = io.BytesIO()
+    g.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def read_original(source: str, name: str) -> bytes | None:
+    p = source_path(source)
+    if p is None:
+        return None
+    try:
+        if p.is_dir():
+            return (p / name).read_bytes()
+        with zipfile.ZipFile(p) as zf:
+            return zf.read(name)
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+def show_report(pdata: data.PreparedData) -> None:
+    rep = pdata.report
+    c = st.columns(5)
+    c[0].metric("Image files", f"{rep.total:,}")
+    c[1].metric("Usable", f"{rep.usable:,}")
+    c[2].metric("Skipped", f"{rep.n_skipped:,}")
+    c[3].metric("Exact duplicates", f"{len(rep.duplicates):,}", help="Same bytes: kept once.")
+    c[4].metric("Other files ignored", f"{rep.ignored_other:,}", help="Files without an image extension.")
+    how = ("from the cache, nothing decoded" if pdata.from_cache
+           else f"{pdata.decoded:,} files decoded" + (f" (cache rebuilt: {pdata.rebuilt_because})"
+                                                        if pdata.rebuilt_because else ""))
+    st.caption(f"{len(pdata):,} images of {pdata.size}×{pdata.size} px — {how}. Splits: "
+               + ", ".join(f"{k} {len(v):,}" for k, v in pdata.splits.items())
+               + f". Cache: `{pdata.cache_path}`")
+    cols = st.columns(2)
+    with cols[0]:
+        if rep.skipped:
+            st.markdown("**Skipped files** (not used for training)")
+            st.dataframe(pd.DataFrame([
+                {"reason": reason, "files": len(names), "first names": ", ".join(names[:5])
+                 + (f", … (+{len(names) - 5:,})" if len(names) > 5 else "")}
+                for reason, names in sorted(rep.skipped.items()) if names]), hide_index=True)
+        else:
+            st.success("No file had to be skipped.")
+        if rep.duplicates:
+            with st.expander(f"{len(rep.duplicates):,} exact duplicates (kept once)"):
+                st.dataframe(pd.DataFrame([{"kept": a, "duplicate": b} for a, b in rep.duplicates[:200]]),
+                             hide_index=True)
+    with cols[1]:
+        if rep.converted:
+            st.markdown("**Conversions** (done while preparing)")
+            st.dataframe(pd.DataFrame([{"conversion": k, "images": v} for k, v in sorted(rep.converted.items())]),
+                         hide_index=True)
+        else:
+            st.caption("No conversion was needed (all RGB, square, at least the training size).")
+
+
+def histogram_figs(sample: np.ndarray, bins: int = 64) -> tuple[go.Figure, go.Figure]:
+    """The same pixels twice: as stored (uint8) and as the networks see them (data.to_float)."""
+    import torch
+    colors = {"R": "#e45756", "G": "#54a24b", "B": "#4c78a8"}
+    before, after = go.Figure(), go.Figure()
+    norm = data.to_float(torch.as_tensor(sample)).numpy()
+    for ch, name in enumerate("RGB"):
+        h, e = np.histogram(sample[:, ch], bins=bins, range=(0, 256))
+        before.add_trace(go.Bar(x=(e[:-1] + e[1:]) / 2, y=h, name=name, marker_color=colors[name], opacity=0.6))
+        h, e = np.histogram(norm[:, ch], bins=bins, range=(-1.0, 1.0))
+        after.add_trace(go.Bar(x=(e[:-1] + e[1:]) / 2, y=h, name=name, marker_color=colors[name], opacity=0.6))
+    for fig, title, rng in ((before, "As stored: uint8, 0..255", [0, 255]),
+                            (after, "Normalised to [-1, 1]: what G's tanh and D work in", [-1, 1])):
+        fig.update_layout(title=title, barmode="overlay", bargap=0, xaxis_title="pixel value", yaxis_title="pixels",
+                          height=320, margin=dict(t=40, b=40, l=50, r=10))
+        fig.update_xaxes(range=rng)
+    return before, after
+
+
+# =========================================================================== page
+st.title("Dataset")
+st.caption("A source is prepared once: every image is read, checked, converted to RGB, center-cropped and "
+           "resized, and kept in a cache. What cannot be used is skipped and reported here — never silently.")
+
+top = st.columns([3, 1])
+kind = top[0].radio("Source", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="ds_kind")
+size = top[1].selectbox("Image size (px)", SIZES, index=1, key="ds_size")
+
+source: str | None = None
+if kind == "synthetic":
+    source = "synthetic"
+    try:
+        st.caption(f"Source: {data.describe_source('synthetic')}. Procedurally drawn anime faces, so the whole tool "
+                   "works with no data and no network.")
+    except data.DataError as e:
+        shared.show_error(e)
+elif kind == "folder":
+    typed = st.text_input("Path to a folder of images (searched recursively) or a .zip of images",
+                          key="ds_folder", placeholder="/home/me/anime-faces")
+    if typed.strip():
+        source = typed.strip()
+        try:
+            st.caption(f"Source: {data.describe_source(source)}")
+        except data.DataError as e:
+            shared.show_error(e)
+            source = None
+    else:
+        st.info(f"Type the path of a folder that holds images ({', '.join(data.IMAGE_EXTS)}), or of a .zip of them.")
+else:
+    try:
+        from animegan import uploads
+    except ImportError:
+        uploads = None
+    if uploads is None:
+        st.warning("Upload not available in this version. Unpack the zip and use **A folder on this machine** instead.")
+    else:
+        up = st.file_uploader("A .zip of images", type=["zip"], key="ds_upload")
+        up_root = paths.home() / "uploads"
+        if up is not None and st.session_state.get("ds_upload_id") != up.file_id:
+            dest = up_root / uploads.safe_name(up.name).removesuffix(".zip")
+            try:
+                with st.spinner(f"Extracting {up.name}..."):
+                    uploads.extract_zip(up, dest)
+            except uploads.UploadError as e:
+                shared.show_error(e)
+            except OSError as e:
+                shared.show_error(f"Could not extract {up.name}: {e}")
+            else:
+                st.session_state["ds_upload_id"] = up.file_id
+                st.session_state["ds_upload_dest"] = str(dest)
+        previous = sorted(p for p in up_root.glob("*") if p.is_dir()) if up_root.is_dir() else []
+        if previous:
+            names = [str(p) for p in previous]
+            current = st.session_state.get("ds_upload_dest")
+            source = st.selectbox("Extracted upload to use", names, format_func=lambda s: Path(s).name,
+                                  index=names.index(current) if current in names else 0, key="ds_upload_pick")
+            rep = uploads.read_report(source)
+            if rep is not None:
+                with st.expander("What the upload contained"):
+                    st.text(rep.summary())
+        elif up is None:
+            st.info(f"Upload a .zip of images; it is extracted (safely: size caps, no paths outside) into "
+                    f"`{up_root}` and then used like a folder.")
+
+if source is None:
+    st.stop()
+
+key = f"{source}|{size}"
+prepared: dict = st.session_state.setdefault("ds_prepared", {})
+pdata = prepared.get(key)
+if pdata is None:
+    if has_cache(source, size):
+        pdata = run_prepare(source, size)
+    else:
+        note = ""
+        if source == "synthetic" and synthetic_n() is None:
+            note = " The synthetic set is rendered first (10,000 faces: about 30–60 s on a CPU)."
+        st.info("This source has not been prepared at this size yet: every image will be read and checked once, "
+                "then cached (a large folder takes a while)." + note)
+        if st.button("Prepare", type="primary", key="ds_prepare"):
+            pdata = run_prepare(source, size)
+if pdata is None:
+    st.stop()
+
+if st.button("Check the source again", key="ds_recheck", help="Re-reads the source listing; decodes again only "
+             "what changed (the cache is rebuilt when files were added, removed or modified)."):
+    pdata = run_prepare(source, size) or pdata
+
+st.subheader("Validation report")
+show_report(pdata)
+
+# --------------------------------------------------------------------------- browse
+st.subheader("Browse")
+N = len(pdata)
+n_pages = max(1, -(-N // PAGE_SIZE))
+b = st.columns([1, 1, 1, 3], vertical_alignment="bottom")
+shuffle = b[0].toggle("Shuffle", key="ds_shuffle")
+shuffle_seed = int(b[1].number_input("Shuffle seed", 0, 2**31 - 1, 0, key="ds_shuffle_seed", disabled=not shuffle))
+page = int(b[2].number_input(f"Page (of {n_pages:,})", 1, n_pages, 1, key="ds_page"))
+order = np.random.default_rng(shuffle_seed).permutation(N) if shuffle else np.arange(N)
+on_page = order[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+if on_page.size == 0:
+    on_page = order[:PAGE_SIZE]
+batch = np.asarray(pdata.images[on_page])
+b[3].caption(f"Images {(page - 1) * PAGE_SIZE + 1:,}–{(page - 1) * PAGE_SIZE + len(on_page):,} of {N:,}"
+             + (f", shuffled with seed {shuffle_seed}" if shuffle else ", in name order") + ". `#` is the index in the cache.")
+st.image([to_hwc(im, 2) for im in batch], caption=[f"#{i}" for i in on_page], width=88)
+
+split_of = {int(i): name for name, idx in pdata.splits.items() for i in idx}
+d1, d2 = st.columns([1, 2])
+with d1:
+    pick = st.selectbox("Look at one image", [int(i) for i in on_page],
+                        format_func=lambda i: f"#{i}  {pdata.names[i]}", key="ds_pick")
+    st.image(to_hwc(pdata.images[pick], 4), caption=f"#{pick} as trained on ({pdata.size}×{pdata.size}, ×4)")
+with d2:
+    raw = read_original(pdata.source, pdata.names[pick])
+    info = {"index": pick, "name": f"`{pdata.names[pick]}`", "split": split_of.get(pick, "?"),
+            "prepared size": f"{pdata.size}×{pdata.size} px"}
+    if raw is not None:
+        try:
+            with Image.open(io.BytesIO(raw)) as im:
+                info["original"] = f"{im.width}×{im.height} px, {im.mode}, {im.format}, {len(raw):,} bytes"
+        except Exception:  # noqa: BLE001  # the prepared copy is what matters; the original may have changed
+            info["original"] = f"{len(raw):,} bytes (not readable now)"
+    st.markdown("  \n".join(f"**{k}:** {v}" for k, v in info.items()))
+
+# --------------------------------------------------------------------------- augmentation
+st.subheader("Augmentation preview")
+st.caption("The seed work's augmentation of real images (random horizontal flip, brightness jitter), as set on the "
+           "Train page (`aug_flip`, `aug_brightness`, `aug_brightness_strength`). Samples and FID's real images are "
+           "never augmented.")
+a = st.columns(4)
+flip = a[0].slider("Flip probability", 0.0, 1.0, 0.5, 0.05, key="ds_aug_flip")
+bright = a[1].slider("Brightness probability", 0.0, 1.0, 0.5, 0.05, key="ds_aug_bright")
+strength = a[2].slider("Brightness strength", 0.0, 0.5, 0.2, 0.05, key="ds_aug_strength",
+                       help="The factor is drawn uniformly from [1 − s, 1 + s].")
+aug_seed = int(a[3].number_input("Augmentation seed", 0, 2**31 - 1, 0, key="ds_aug_seed"))
+try:
+    from animegan import augment
+    sample = batch[:16]
+    before, after = augment.preview(sample, augment.SeedAugment(flip=flip, brightness=bright,
+                                                                 brightness_strength=strength), seed=aug_seed)
+    g1, g2 = st.columns(2)
+    g1.image(grid_png(before.numpy()), caption="before (the first 16 images of this page)")
+    g2.image(grid_png(after.numpy()), caption=f"after (seed {aug_seed})")
+except ValueError as e:
+    shared.show_error(e)
+
+st.subheader("Pixel values before and after normalisation")
+hist_sample = np.asarray(pdata.images[order[:512]])
+fb, fa = histogram_figs(hist_sample)
+h1, h2 = st.columns(2)
+h1.plotly_chart(fb, key="ds_hist_before")
+h2.plotly_chart(fa, key="ds_hist_after")
+st.caption(f"{len(hist_sample):,} images, every pixel of every channel. Normalisation x/127.5 − 1 maps 0..255 onto "
+           "[-1, 1], the range of the generator's tanh output.")

@@ -1,0 +1,212 @@
+"""Home: what the app does, where it trains and writes, what is running, the latest runs and
+the shipped checkpoints (with a few faces from each)."""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from animegan import data, paths  # noqa: E402
+from animegan.checkpoint import CheckpointError  # noqa: E402
+from animegan.rundir import list_runs  # noqa: E402
+from pages import shared  # noqa: E402
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "?"
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"  # pragma: no cover
+
+
+def fmt_eval(row: dict) -> str:
+    try:
+        s = f"{str(row['metric']).upper()} {float(row['value']):.2f} (n={int(row.get('n', 0)):,})"
+    except (KeyError, TypeError, ValueError):
+        return "—"
+    if int(row.get("n") or 0) < 10_000:
+        s += " †"
+    return s
+
+
+def eval_rows(ev: dict | None) -> list[dict]:
+    """An embedded evaluation summary as rows: one row ({metric, value, n, ...}) or a dict of them."""
+    if not ev:
+        return []
+    if "metric" in ev and "value" in ev:
+        return [ev]
+    rows = []
+    for k, v in ev.items():
+        if isinstance(v, dict) and "value" in v:
+            rows.append({"metric": v.get("metric", k), **v})
+    return rows
+
+
+@st.cache_resource(show_spinner=False)
+def _device() -> dict:
+    from animegan.train import device_summary
+    return device_summary()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _sample_png(path: str, mtime: float, n: int = 8, seed: int = 0) -> bytes:
+    from animegan import generate
+    lg = shared.get_generator(path)
+    res = generate.generate(lg.G, seed, n)
+    img = generate.upscale(generate.to_grid(res.images, cols=n, padding=2), 2)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- intro
+st.title("animegan")
+st.markdown(
+    "Train GANs that draw **64×64 anime faces**, from the built-in synthetic set, a folder of images or an uploaded zip.  \n"
+    "Watch a run live (losses, D(x)/D(G(z)), sample grids of the same noise every epoch), stop and resume it, and "
+    "measure it with **FID/SWD**.  \n"
+    "Then draw faces from any checkpoint by seed, interpolate between seeds and compare checkpoints side by side.")
+
+dev = _device()
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Trains on", dev.get("name", "?"), help=f"torch device {dev.get('device')}; available: "
+          f"{', '.join(dev.get('available', []))}")
+c2.metric("PyTorch", dev.get("torch", "?"))
+c3.metric("CPU threads", dev.get("threads", "?"))
+c4.metric("Devices here", len(dev.get("available", [])), help=", ".join(dev.get("available", [])))
+
+# --------------------------------------------------------------------------- active job
+st.subheader("Now running")
+try:
+    from animegan import jobs
+    job = jobs.current_job()
+except Exception as e:  # noqa: BLE001  # a broken lock file must not take the home page down
+    job = None
+    st.caption(f"(could not read the job lock: {e})")
+if job is None:
+    st.caption("No training or evaluation job is running. Start one on the **Train** page, or compute a "
+               "metric on the **Compare** page.")
+else:
+    st.markdown(f"**{job.label}** — pid {job.pid or '(starting)'}, started "
+                f"{max(0.0, time.time() - job.started) / 60:.0f} min ago")
+    if job.kind == "train" and job.run_dir is not None:
+        from animegan.rundir import Run
+        stt = Run(job.run_dir).status()
+        total = int(stt.get("total_steps") or 0)
+        step = int(stt.get("step") or 0)
+        eta = stt.get("eta_s")
+        text = (f"{stt.get('state', '?')}: epoch {stt.get('epoch', 0)}/{stt.get('epochs', '?')}, "
+                f"step {step:,}/{total:,}" + (f", about {eta / 60:.0f} min left" if eta else ""))
+        st.progress(min(1.0, step / total) if total else 0.0, text=text)
+        st.caption("Watch it live (losses, samples) on the **Train** page.")
+    else:
+        tail = job.log_tail(1)
+        if tail:
+            st.caption(f"last log line: {tail}")
+
+# --------------------------------------------------------------------------- runs
+st.subheader("Latest runs")
+runs = list_runs()
+if not runs:
+    st.info(f"No runs yet (looked in `{paths.runs_dir()}`). Start one on the **Train** page — the `smoke` "
+            "or `seed-dcgan` presets on the synthetic set take minutes on a CPU.")
+else:
+    rows = []
+    for r in runs[:10]:
+        s = r.status()
+        b = r.best_eval()
+        state = s.get("state", "unknown")
+        rows.append({
+            "run": r.name,
+            "state": state,
+            "epoch": f"{s.get('epoch', 0)}/{s.get('epochs', '?')}",
+            "step": f"{int(s.get('step') or 0):,}/{int(s.get('total_steps') or 0):,}",
+            "best": fmt_eval(b) if b else "not evaluated",
+            "updated": time.strftime("%Y-%m-%d %H:%M", time.localtime(s.get("updated") or 0)) if s.get("updated") else "",
+        })
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    more = f" ({len(runs) - 10} more on the Runs page)" if len(runs) > 10 else ""
+    st.caption(f"{len(runs)} run(s) in `{paths.runs_dir()}`{more}. † n < 10,000: only comparable at the same n "
+               "and reference.")
+
+# --------------------------------------------------------------------------- shipped checkpoints
+st.subheader("Shipped checkpoints")
+shipped = shared.shipped_checkpoints()
+if not shipped:
+    st.info(f"No shipped checkpoints in `{paths.SHIPPED_CHECKPOINTS}` yet. Train a run, then export it with "
+            "`python -m animegan export RUN --out checkpoints/NAME.pt` — or open any checkpoint on the "
+            "**Generate** page.")
+for p in shipped:
+    with st.container(border=True):
+        try:
+            lg = shared.get_generator(p)
+            png = _sample_png(str(p.resolve()), os.path.getmtime(p))
+        except CheckpointError as e:
+            st.markdown(f"**{p.stem}**")
+            shared.show_error(e)
+            continue
+        left, right = st.columns([1, 2], vertical_alignment="center")
+        cfg = lg.config
+        evs = eval_rows(lg.eval)
+        left.markdown(f"**{p.stem}**  \n{cfg.model}, {cfg.loss} loss, {cfg.img_size}px  \n"
+                      f"generator: {lg.params:,} parameters  \n"
+                      f"evaluation: {', '.join(fmt_eval(e) for e in evs) if evs else 'none recorded'}  \n"
+                      f"file: {fmt_bytes(p.stat().st_size)}")
+        right.image(png, caption="8 faces, seed 0 (the same faces every time)")
+
+# --------------------------------------------------------------------------- storage
+st.subheader("Storage")
+st.markdown(f"Home folder: `{paths.home()}` (set `ANIMEGAN_HOME` to move it).")
+caches = data.cache_usage()
+run_sizes = [(r.name, r.size_bytes()) for r in runs]
+cc, rc = st.columns(2)
+with cc:
+    st.markdown(f"**Data caches** — {fmt_bytes(sum(c['bytes'] for c in caches))}")
+    if caches:
+        st.dataframe(pd.DataFrame([{
+            "source": c["source"], "size": f"{c['size']}px" if c.get("size") else "?",
+            "images": f"{c['count']:,}" if c.get("count") is not None else "?",
+            "bytes": fmt_bytes(c["bytes"]), "complete": "yes" if c["complete"] else "no (leftover)",
+        } for c in caches]), hide_index=True)
+    else:
+        st.caption("No data caches yet: preparing a source (Dataset page, or the first training run) builds one.")
+with rc:
+    st.markdown(f"**Runs** — {fmt_bytes(sum(b for _, b in run_sizes))}")
+    if run_sizes:
+        st.dataframe(pd.DataFrame([{"run": n, "bytes": fmt_bytes(b)} for n, b in run_sizes]), hide_index=True)
+    else:
+        st.caption("No runs yet.")
+
+if caches:
+    if not st.session_state.get("home_confirm_clear"):
+        if st.button("Clear data caches…", icon=":material/delete_sweep:", key="home_clear"):
+            st.session_state["home_confirm_clear"] = True
+            st.rerun()
+    else:
+        total = sum(c["bytes"] for c in caches)
+        st.warning(f"Delete {len(caches)} data cache(s), {fmt_bytes(total)}? Sources are not touched; the next "
+                   "prepare decodes them again. Runs are kept.")
+        y, n = st.columns([1, 6])
+        if y.button("Yes, clear", type="primary", key="home_clear_yes"):
+            freed = data.clear_caches()
+            st.session_state["home_confirm_clear"] = False
+            st.session_state["home_cleared"] = freed
+            st.rerun()
+        if n.button("Cancel", key="home_clear_no"):
+            st.session_state["home_confirm_clear"] = False
+            st.rerun()
+if "home_cleared" in st.session_state:
+    st.success(f"Freed {fmt_bytes(st.session_state.pop('home_cleared'))} of data caches.")

@@ -1,0 +1,166 @@
+"""The trainer: every preset end to end on tiny data, resume equivalence, signals, collapse, DDP."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from animegan import train as train_mod
+from animegan.checkpoint import load_checkpoint, load_generator
+from animegan.config import PRESETS, preset_config
+from animegan.rundir import Run
+from animegan.synth import write_synthetic
+from animegan.train import train
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = dict(ngf=8, ndf=8, batch_size=8, val_size=4, test_size=4, log_every=2, latest_every=3, threads=1)
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    return write_synthetic(tmp_path_factory.mktemp("faces"), n=48)
+
+
+def tiny(preset, faces, **kw):
+    return preset_config(preset, data=str(faces), **{**TINY, **kw})
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_writes_a_full_run_directory(preset, faces, tmp_path):
+    cfg = tiny(preset, faces, epochs=2, max_steps=6)
+    assert train(cfg, tmp_path / "run", progress=False) == "finished"
+    run = Run(tmp_path / "run")
+    assert run.config()["preset"] == preset
+    st = run.status()
+    assert st["state"] == "finished" and st["step"] == 6 and st["total_steps"] == 6
+    m = run.metrics()
+    assert m["step"][-1] == 6
+    for key in ("loss_D", "loss_G", "D_x", "D_G_z", "gp", "lr_G", "lr_D", "images_per_s"):
+        assert key in m and all(v is None or abs(v) < 1e6 for v in m[key]), key
+    assert [e for e, _ in run.grids()] == [1, 2]
+    assert (run.path / "samples" / "latest.png").exists()
+    assert (run.path / "train.log").read_text()
+    lg = load_generator(run.last_checkpoint())
+    size = cfg.img_size
+    assert lg.G(torch.randn(2, cfg.z_dim)).shape == (2, 3, size, size)
+    if preset == "seed-wgangp":
+        assert any(v > 0 for v in m["gp"]), "the gradient penalty is computed"
+
+
+def _weights(path):
+    ck = load_checkpoint(path)
+    return {k: ck[k] for k in ("G", "D", "G_ema", "opt_g", "opt_d") if ck.get(k) is not None}, ck["step"]
+
+
+def _assert_same(a, b, where=""):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, (list, tuple)):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize("preset", ["anime64", "seed-wgangp"])
+def test_resume_gives_the_same_weights_as_one_go(preset, faces, tmp_path):
+    cfg = tiny(preset, faces, epochs=2, aug_flip=0.5, aug_brightness=0.5)
+    assert train(cfg, tmp_path / "one", progress=False) == "finished"
+    assert train(cfg.replace(epochs=1), tmp_path / "two", progress=False) == "finished"
+    assert train(cfg, tmp_path / "two", resume=True, progress=False) == "finished"
+    w1, s1 = _weights(tmp_path / "one" / "checkpoints" / "last.pt")
+    w2, s2 = _weights(tmp_path / "two" / "checkpoints" / "last.pt")
+    assert s1 == s2 == 10
+    _assert_same(w1, w2)
+
+
+def _cli(*args, env_home, **kw):
+    env = dict(os.environ, ANIMEGAN_HOME=str(env_home), PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "animegan", *args], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(faces, tmp_path, animegan_home):
+    out = tmp_path / "run"
+    p = _cli("train", "--preset", "seed-dcgan", "--data", str(faces), "--out", str(out), "--ngf", "8", "--ndf", "8",
+             "--batch-size", "8", "--val-size", "4", "--test-size", "4", "--epochs", "1000", "--threads", "1",
+             "--no-progress", env_home=animegan_home)
+    deadline = time.time() + 120
+    while time.time() < deadline and Run(out).status().get("step", 0) < 3:
+        assert p.poll() is None, p.stdout.read()
+        time.sleep(0.3)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=120) == 0, p.stdout.read()
+    st = Run(out).status()
+    assert st["state"] == "stopped"
+    ck = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ck["step"] == st["step"] >= 3
+    assert any(e["event"] == "stopped" for e in Run(out).events())
+
+
+def _collapsing_models(*a, **kw):
+    G, D = _real_build(*a, **kw)
+    last = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
+    torch.nn.init.zeros_(last.weight)  # with lr_g 0 every sample is the same flat image
+    return G, D
+
+
+_real_build = train_mod.build_models
+
+
+@pytest.mark.parametrize("action", ["stop", "rollback"])
+def test_forced_collapse_is_detected(action, faces, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_mod, "build_models", _collapsing_models)
+    cfg = tiny("seed-dcgan", faces, epochs=10, max_steps=30, lr_g=0.0, latest_every=5, collapse_action=action)
+    state = train(cfg, tmp_path / "run", progress=False)
+    run = Run(tmp_path / "run")
+    events = [e["event"] for e in run.events()]
+    assert "collapse" in events
+    collapse_rows = [m for m in (run.metrics().get("collapse") or []) if m]
+    assert collapse_rows and "alike" in collapse_rows[0]
+    if action == "stop":
+        assert state == "collapsed" and run.status()["state"] == "collapsed"
+        assert "collapse" in run.status()["last_error"]
+    else:
+        # Rolled back with a halved, then quartered... learning rate; a collapse that persists
+        # after the last rollback ends the run as collapsed instead of looping forever.
+        rbs = [e for e in run.events() if e["event"] == "rollback"]
+        assert [e["lr_D"] for e in rbs] == pytest.approx([cfg.lr_d / 2, cfg.lr_d / 4, cfg.lr_d / 8])
+        assert state == "collapsed" and "rollbacks" in run.status()["last_error"]
+
+
+def test_healthy_training_is_not_flagged(faces, tmp_path):
+    cfg = tiny("anime64", faces, epochs=10, max_steps=30, latest_every=5)
+    assert train(cfg, tmp_path / "run", progress=False) == "finished"
+    assert not [e for e in Run(tmp_path / "run").events() if e["event"] == "collapse"]
+
+
+def test_two_process_gloo_training_keeps_ranks_identical(faces, tmp_path, animegan_home):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, ANIMEGAN_HOME=str(animegan_home), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "animegan", "train",
+           "--preset", "seed-wgangp", "--data", str(faces), "--out", str(out), "--device", "cpu", "--ngf", "8", "--ndf", "8",
+           "--batch-size", "8", "--val-size", "4", "--test-size", "4", "--epochs", "1", "--max-steps", "4", "--no-progress"]
+    r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    st = json.loads((out / "status.json").read_text())
+    assert st["state"] == "finished" and st["world_size"] == 2
+    assert st["ranks_max_param_diff"] == 0.0
+    assert any(v > 0 for v in Run(out).metrics()["gp"]), "gradient penalty under data parallelism"
+
+
+def test_bad_settings_are_clear_errors(faces, tmp_path):
+    with pytest.raises(train_mod.TrainingError, match="fewer than one batch"):
+        train(tiny("seed-dcgan", faces, batch_size=512), tmp_path / "r1", progress=False)
+    assert Run(tmp_path / "r1").status()["state"] == "failed"
+    with pytest.raises(train_mod.TrainingError, match="unknown loss"):
+        train(tiny("seed-dcgan", faces, loss="nope"), tmp_path / "r2", progress=False)
