@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,13 +61,24 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes): it was not written completely; use another checkpoint")
     try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"{path.name} cannot be read: {e.strerror or e}") from None
+    # torch.save writes a zip (PK\3\4); the legacy format is a pickle (protocol opcode 0x80).
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise CheckpointError(f"{path.name} is not a PyTorch checkpoint (it starts with {head!r}, not a zip or pickle "
+                              f"header): pick a .pt written by animegan train or export")
+    try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", s).strip() for s in str(e).splitlines() if s.strip()]
+        detail = next((s for s in lines if s.startswith("Unsupported")), lines[0] if lines else "")
         raise CheckpointError(
             f"{path.name} was refused: it contains pickled Python objects, not only tensors and plain values, "
             f"so loading it could run code. Nothing in it was executed. Only use checkpoints made by animegan "
-            f"(train/export), or re-export it where it came from. ({str(e).splitlines()[0][:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+            f"(train/export), or re-export it where it came from. ({detail[:160]})") from None
+    except Exception as e:  # noqa: BLE001  # damaged data makes torch/the unpickler raise anything (KeyError, IndexError, ...)
         msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         raise CheckpointError(f"{path.name} is not a readable checkpoint (damaged, truncated or another kind of file): {msg}") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
@@ -119,16 +130,23 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", with_di
     """
     path = Path(path)
     ck = load_checkpoint(path)
-    cfg = TrainConfig.from_dict(ck.get("config", {}))
+    cfg_dict = ck.get("config", {})
+    if not isinstance(cfg_dict, dict):
+        raise CheckpointError(f"{path.name}: its config is not a dictionary; the file is damaged or was edited")
     try:
+        cfg = TrainConfig.from_dict(cfg_dict)
         G, D = build_models(cfg.model, cfg.z_dim, cfg.ngf, cfg.ndf, cfg.img_size)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path.name}: its config cannot be built: {e}") from None
     kind = ck.get("kind", "train")
     ema = "G_ema" in ck and ck["G_ema"] is not None
     state = ck["G_ema"] if ema else ck.get("G")
     if state is None:
         raise CheckpointError(f"{path.name} holds no generator weights")
+    for what, sd in (("generator", state), ("discriminator", ck.get("D") if with_discriminator else None)):
+        if sd is not None and not (isinstance(sd, dict) and all(isinstance(v, torch.Tensor) for v in sd.values())):
+            raise CheckpointError(f"{path.name}: its {what} weights are not a state dict of tensors; "
+                                  f"the file is damaged or was edited")
     _load_state(G, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, "generator", path)
     if kind == "train":
         # Exports carry statistics for their own weights; training checkpoints get them here.

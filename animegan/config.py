@@ -48,9 +48,12 @@ class TrainConfig:
     aug_brightness: float = 0.0      # probability of a brightness jitter
     aug_brightness_strength: float = 0.2   # factor drawn from [1-s, 1+s]
     diffaug: str = ""                # DiffAugment policy for D's inputs: "color,translation,cutout"
-    # -- generator EMA (0 = off); samples and exports use the EMA weights when on
-    ema: float = 0.0
-    ema_start: int = 0               # steps before the average starts tracking
+    # -- generator EMA; samples and exports use the averaged weights when on.
+    # Measured in images, not steps (as stylegan2-ada does): the average's half-life is
+    # ema_kimg thousand images, and at most ema_rampup × the images seen so far, so early
+    # in a run (or on a slow CPU) the average does not lag hours behind the live weights.
+    ema_kimg: float = 0.0            # 0 = off
+    ema_rampup: float = 0.05
     # -- run control
     seed: int = 0
     device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
@@ -101,11 +104,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                         batch_size=128, lr_g=2e-4, lr_d=2e-4, n_critic=5, epochs=80),
     "seed-dcgan96": dict(model="dcgan96", img_size=96, real_label=0.8, opt_g="adam", opt_d="sgd",
                          momentum=0.9, batch_size=128, lr_g=2e-4, lr_d=2e-4, epochs=80),
-    # The project's recipe: DCGAN's fast-converging generator, a spectrally normalised
-    # discriminator with a minibatch-stddev feature (sees sample diversity, fights collapse),
-    # hinge loss, translation DiffAugment on both real and fake, and an EMA generator.
+    # The project's recipe: DCGAN's fast-converging networks, a minibatch-stddev feature in D
+    # (it sees sample diversity, fights collapse), hinge loss, translation DiffAugment on both
+    # real and fake, flips, and an EMA generator with its own BatchNorm statistics.
     "anime64": dict(model="anime64", loss="hinge", batch_size=64, lr_g=2e-4, lr_d=2e-4,
-                    beta1=0.5, beta2=0.999, ema=0.999, ema_start=200, diffaug="translation",
+                    beta1=0.5, beta2=0.999, ema_kimg=10.0, diffaug="translation",
                     aug_flip=0.5, epochs=60),
 }
 

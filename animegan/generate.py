@@ -84,7 +84,7 @@ def _eval_mode(*modules: nn.Module | None):
             m.eval()
         yield
     finally:
-        for m, w in zip(mods, was):
+        for m, w in zip(mods, was, strict=True):
             m.train(w)
 
 
@@ -125,6 +125,9 @@ def generate(
     (on G's float output, which is what D saw in training), keeps the n highest scores (ties
     broken by lower index) and returns them in index order; `.indices` says which they are,
     `.scores` their scores, so each kept image can be redrawn alone from (seed, index).
+
+    G (and D) must already be on `device`; both run in eval mode under inference_mode and
+    get their previous train/eval mode back. Images come back as uint8 on the CPU.
     """
     n = int(n)
     if n < 0:
@@ -159,7 +162,7 @@ def generate(
     order = torch.sort(-sc, stable=True).indices[:n]
     keep = torch.sort(order).values
     return GenerateResult(
-        images=imgs[keep].clone(),
+        images=imgs[keep],
         indices=[all_idx[k] for k in keep.tolist()],
         seed=int(seed),
         truncation=psi,
@@ -332,7 +335,7 @@ def save_pngs(images: torch.Tensor, out_dir: str | Path, seed: int, indices: Seq
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for img, i in zip(images, indices):
+    for img, i in zip(images, indices, strict=True):
         p = out / png_name(seed, i)
         p.write_bytes(_png_bytes(img))
         paths.append(p)
@@ -346,7 +349,7 @@ def to_zip(images: torch.Tensor, seed: int, indices: Sequence[int]) -> bytes:
     buf = io.BytesIO()
     # PNG is already compressed: store, don't deflate again
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for img, i in zip(images, indices):
+        for img, i in zip(images, indices, strict=True):
             zf.writestr(png_name(seed, i), _png_bytes(img))
     return buf.getvalue()
 

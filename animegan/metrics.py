@@ -23,7 +23,6 @@ Results are `MetricResult`s, plain dataclasses with `to_dict()`/`from_dict()`.
 """
 from __future__ import annotations
 
-import math
 import os
 import threading
 import warnings
@@ -81,16 +80,14 @@ ENV_INCEPTION = "ANIMEGAN_INCEPTION_WEIGHTS"
 FID_DIMS = 2048
 
 
-class InceptionWeightsError(RuntimeError):
-    """FID cannot run because of the Inception weights file."""
+class InceptionWeightsMissing(RuntimeError):
+    """The FID Inception weights are not on this machine (and were not downloaded).
+    Callers that skip FID when weights are absent catch this one type."""
 
 
-class InceptionWeightsMissing(InceptionWeightsError):
-    """The FID Inception weights are not on this machine (and were not downloaded)."""
-
-
-class InceptionWeightsInvalid(InceptionWeightsError):
-    """A weights file exists but is not the FID Inception state dict."""
+class InceptionWeightsInvalid(InceptionWeightsMissing):
+    """A weights file exists but is not the FID Inception state dict (usable weights are
+    missing all the same, so it is caught wherever InceptionWeightsMissing is)."""
 
 
 def fid_weights_url() -> str:
@@ -442,7 +439,7 @@ def _pyramids(images: torch.Tensor, n_levels: int, chunk: int = 250) -> list[tor
         pyr = laplacian_pyramid(images[b : b + chunk], n_levels)
         if not out:
             out = [torch.empty((len(images), *lev.shape[1:]), dtype=torch.float32) for lev in pyr]
-        for dst, lev in zip(out, pyr):
+        for dst, lev in zip(out, pyr, strict=True):
             dst[b : b + len(lev)] = lev
     return out
 
@@ -469,7 +466,7 @@ def _sort_rows(a: np.ndarray, pool: ThreadPoolExecutor | None, threads: int) -> 
         a.sort(axis=1)
         return
     bounds = np.linspace(0, len(a), min(threads, len(a)) + 1).astype(int)
-    list(pool.map(lambda lo_hi: a[lo_hi[0] : lo_hi[1]].sort(axis=1), zip(bounds[:-1], bounds[1:])))
+    list(pool.map(lambda lo_hi: a[lo_hi[0] : lo_hi[1]].sort(axis=1), zip(bounds[:-1], bounds[1:], strict=True)))
 
 
 def _sliced_wasserstein(

@@ -157,7 +157,11 @@ MODELS: dict[str, ModelSpec] = {
         lambda z, f, s: DCGANGenerator(z, f, s, variant96=s == 96),
         lambda f, s: ConvDiscriminator(f, s, "in", variant96=s == 96)),
     "anime64": ModelSpec(
-        "the project's recipe: DCGAN generator, spectral-norm D with minibatch stddev",
+        "the project's recipe: DCGAN generator, BatchNorm D with a minibatch-stddev feature",
+        lambda z, f, s: DCGANGenerator(z, f, s, variant96=s == 96),
+        lambda f, s: ConvDiscriminator(f, s, "bn", variant96=s == 96, mbstd=True)),
+    "anime64-sn": ModelSpec(
+        "DCGAN generator, spectral-norm D (SNGAN) with a minibatch-stddev feature",
         lambda z, f, s: DCGANGenerator(z, f, s, variant96=s == 96),
         lambda f, s: ConvDiscriminator(f, s, "sn", variant96=s == 96, mbstd=True)),
 }

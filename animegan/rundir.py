@@ -77,6 +77,18 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def drop_rows_after(path: Path, step: int) -> int:
+    """On resume: forget rows logged after the checkpoint we continue from (they will be
+    logged again), so charts never go back in steps. Returns how many rows were dropped."""
+    rows = read_jsonl(path)
+    keep = [r for r in rows if r.get("step", 0) <= step]
+    if len(keep) != len(rows):
+        tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+        tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in keep))
+        os.replace(tmp, path)
+    return len(rows) - len(keep)
+
+
 def read_json(path: Path) -> dict[str, Any]:
     try:
         obj = json.loads(Path(path).read_text())

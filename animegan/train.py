@@ -35,7 +35,7 @@ from .augment import SeedAugment, diff_augment, parse_policy
 from .config import TrainConfig
 from .losses import d_loss, g_loss, gradient_penalty, LOSSES
 from .models import build_models, count_params
-from .rundir import append_jsonl, read_json, write_json_atomic
+from .rundir import append_jsonl, drop_rows_after, read_json, write_json_atomic
 
 log = logging.getLogger("animegan.train")
 MAX_ROLLBACKS = 3  # then the run stops as collapsed
@@ -146,6 +146,14 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
     raise TrainingError(f"unknown schedule {cfg.schedule!r}; choose none, step or cosine")
+
+
+def ema_decay(cfg: TrainConfig, step: int) -> float:
+    """Per-update decay for a half-life of ema_kimg thousand images, ramped up early."""
+    seen = (step + 1) * cfg.batch_size
+    half_life = min(cfg.ema_kimg * 1000, seen * cfg.ema_rampup) if cfg.ema_rampup > 0 else cfg.ema_kimg * 1000
+    images_per_update = cfg.batch_size * cfg.n_critic
+    return 0.5 ** (images_per_update / max(half_life, 1e-8))
 
 
 @torch.no_grad()
@@ -274,9 +282,17 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         torch.set_num_threads(cfg.threads)
     run = Path(out)
     ckdir, samples = run / "checkpoints", run / "samples"
+    if resume and dist.main and (ckdir / "last.pt").exists():
+        # Refuse an architecture change before anything is written: config.json stays as it is.
+        ckpt.check_compatible(ckpt.load_checkpoint(ckdir / "last.pt"), cfg, ckdir / "last.pt")
     if dist.main:
         for d in (run, ckdir, samples):
             d.mkdir(parents=True, exist_ok=True)
+        # Partial files of a writer killed mid-save (save_checkpoint / write_json_atomic): never
+        # read by anyone, as large as a checkpoint; one trainer per run directory, so none is live.
+        for d in (run, ckdir):
+            for p in d.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
         _setup_logging(run)
     status: dict[str, Any] = {
         "state": "starting", "pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
@@ -330,6 +346,8 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
         torchdist.barrier()
         if not dist.main:
             data = prepare(cfg.data, cfg.img_size, val=cfg.val_size, test=cfg.test_size, split_seed=cfg.split_seed)
+    if stop.flag:  # asked to stop while the data was being prepared: nothing trained, nothing to save
+        return "stopped"
     train_idx = data.splits["train"]
     if cfg.batch_size % dist.world:
         raise TrainingError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({dist.world})")
@@ -347,7 +365,7 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
     if dist.world > 1 and cuda:
         G, D = nn.SyncBatchNorm.convert_sync_batchnorm(G), nn.SyncBatchNorm.convert_sync_batchnorm(D)
     G, D = G.to(device, memory_format=mem), D.to(device, memory_format=mem)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema > 0 else None
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_kimg > 0 else None
     opt_g = make_optimizer(cfg.opt_g, G.parameters(), cfg.lr_g, cfg)
     opt_d = make_optimizer(cfg.opt_d, D.parameters(), cfg.lr_d, cfg)
     sched_g, sched_d = make_scheduler(opt_g, cfg), make_scheduler(opt_d, cfg)
@@ -374,6 +392,9 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
         if not last.exists():
             raise TrainingError(f"nothing to resume in {run}: no checkpoints/last.pt (the run stopped before its first save)")
         load_train_state(last)
+        if dist.main:
+            for name in ("metrics.jsonl", "evals.jsonl", "events.jsonl"):
+                drop_rows_after(run / name, step)
         log.info("resumed from %s at step %d", last, step)
     elif cfg.init_from:
         ck = ckpt.load_checkpoint(cfg.init_from, map_location=device)
@@ -515,8 +536,7 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
             opt_g.step()
             loss_gv = loss_g.item()
             if G_ema is not None:
-                # Warm-up: track the live weights exactly until ema_start, then average.
-                ema_update(G_ema, G, cfg.ema if step >= cfg.ema_start else 0.0)
+                ema_update(G_ema, G, ema_decay(cfg, step))
         step += 1
         speed_n += local_bs * dist.world
 

@@ -24,6 +24,7 @@ FULL_N = 10_000
 CAVEAT = "only comparable at the same n and reference"
 # FIDs the seed projects reported for their own models (64×64). Not measured here.
 SEED_FIDS = [("plain GAN", 140.9), ("DCGAN", 76.97), ("WGAN-GP", 61.49)]
+REF_STYLES = [("dot", "#9aa0a6"), ("dash", "#f2b134"), ("dashdot", "#4fc3b1")]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -138,15 +139,17 @@ def fid_chart(rows: list[dict]) -> go.Figure:
     if rows:
         fig.add_trace(go.Bar(x=[r["name"] for r in rows], y=[r["value"] for r in rows],
                              text=[f"{r['value']:.1f}<br>n={r['n']:,}" for r in rows], textposition="outside",
-                             marker_color="#ff6fa8", name="measured here",
-                             hovertext=[f"vs {r['reference']}" for r in rows]))
-    for name, v in SEED_FIDS:
-        fig.add_hline(y=v, line_dash="dot", line_color="#9aa0a6",
-                      annotation_text=f"{name} {v} — reported by the seed write-ups (64×64), not measured here",
-                      annotation_position="top left", annotation_font_size=11)
+                             marker_color="#ff6fa8", name="measured here", width=0.5 if len(rows) < 3 else None,
+                             hovertext=[f"vs {r['reference']}" for r in rows], showlegend=False))
+    for (name, v), (dash, color) in zip(SEED_FIDS, REF_STYLES, strict=True):
+        fig.add_hline(y=v, line_dash=dash, line_color=color, line_width=2)
+        # a legend entry for the line (hlines have none)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(dash=dash, color=color, width=2),
+                                 name=f"{name} {v}: seed write-up, not measured here"))
     top = max([v for _, v in SEED_FIDS] + [r["value"] for r in rows]) * 1.2
-    fig.update_layout(title="FID (lower is better)", yaxis_title="FID", yaxis_range=[0, top], height=420,
-                      margin=dict(t=50, b=40, l=50, r=10), showlegend=False)
+    fig.update_layout(title="FID (lower is better)", yaxis_title="FID", yaxis_range=[0, top], height=460,
+                      margin=dict(t=50, b=40, l=50, r=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0))
     if not rows:
         fig.update_xaxes(visible=False)
     return fig
@@ -155,8 +158,9 @@ def fid_chart(rows: list[dict]) -> go.Figure:
 def swd_chart(rows: list[dict]) -> go.Figure:
     fig = go.Figure(go.Bar(x=[r["name"] for r in rows], y=[r["value"] for r in rows],
                            text=[f"{r['value']:.2f}<br>n={r['n']:,}" for r in rows], textposition="outside",
-                           marker_color="#7fb3ff", hovertext=[f"vs {r['reference']}" for r in rows]))
-    fig.update_layout(title="SWD ×10³ (lower is better)", yaxis_title="SWD ×10³", height=420,
+                           marker_color="#7fb3ff", hovertext=[f"vs {r['reference']}" for r in rows],
+                           width=0.5 if len(rows) < 3 else None))
+    fig.update_layout(title="SWD ×10³ (lower is better)", yaxis_title="SWD ×10³", height=460,
                       margin=dict(t=50, b=40, l=50, r=10))
     fig.update_yaxes(range=[0, max(r["value"] for r in rows) * 1.25])
     return fig
@@ -171,15 +175,23 @@ def last_error_lines(log_text: str) -> str:
 
 
 # --------------------------------------------------------------------------- background evaluation
-def start_eval(path: Path, metric: str, data_src: str, n: int) -> None:
+def start_eval() -> None:
+    """The compute button's callback: reads the form's current values (not the ones of the previous run)."""
     from animegan import jobs
-    try:
-        job = jobs.start_eval(path, metric, data_src, n)
-    except (jobs.JobError, ValueError, OSError) as e:
-        st.session_state["cmp_msg"] = ("error", str(e))
+    ss = st.session_state
+    label = ss.get("cmp_eval_ckpt")
+    path = shared.checkpoint_choices().get(label)
+    if path is None:
+        ss["cmp_msg"] = ("error", f"{label} is no longer available; pick another checkpoint")
         return
-    st.session_state["cmp_job"] = job
-    st.session_state.pop("cmp_msg", None)
+    try:
+        job = jobs.start_eval(path, ss.get("cmp_eval_metric", "swd"), str(ss.get(f"cmp_eval_data_{label}") or "synthetic"),
+                              int(ss.get("cmp_eval_n", 1000)))
+    except (jobs.JobError, ValueError, OSError) as e:
+        ss["cmp_msg"] = ("error", str(e))
+        return
+    ss["cmp_job"] = job
+    ss.pop("cmp_msg", None)
 
 
 @st.fragment(run_every=2)
@@ -243,9 +255,9 @@ else:
         st.caption("Pick at least one more checkpoint to compare.")
     loaded: dict[str, tuple[Path, LoadedGenerator]] = {}
     if sel:
-        for col, label in zip(st.columns(len(sel), border=True), sel):
+        for col, label in zip(st.columns(max(2, len(sel))), sel, strict=False):
             p = Path(choices[label])
-            with col:
+            with col, st.container(border=True):
                 st.markdown(f"**{label}**")
                 try:
                     lg = shared.get_generator(p)
@@ -293,22 +305,21 @@ else:
         without = [lb for lb in pool if lb in loaded and not checkpoint_evals(*loaded[lb])]
         e1, e2, e3, e4 = st.columns([2, 1, 2, 1])
         target = e1.selectbox("Checkpoint", pool, index=pool.index(without[0]) if without else 0, key="cmp_eval_ckpt")
-        metric = e2.radio("Metric", ["swd", "fid"], format_func=str.upper, horizontal=True, key="cmp_eval_metric",
-                          help="SWD needs nothing extra. FID needs the Inception weights (pytorch-fid) on this machine.")
-        tp = Path(choices[target])
+        e2.radio("Metric", ["swd", "fid"], format_func=str.upper, horizontal=True, key="cmp_eval_metric",
+                 help="SWD needs nothing extra. FID needs the Inception weights (pytorch-fid) on this machine.")
         try:
-            cfg_data = shared.get_generator(tp).config.data
+            cfg_data = shared.get_generator(Path(choices[target])).config.data
         except (CheckpointError, OSError):
             cfg_data = "synthetic"
         default_data = cfg_data if cfg_data == "synthetic" or Path(cfg_data).expanduser().exists() else "synthetic"
-        data_src = e3.text_input("Reference data (its val split)", value=default_data, key=f"cmp_eval_data_{target}",
-                                 help="The checkpoint's training data by default: a folder, a .zip or 'synthetic'.")
-        n_eval = int(e4.number_input("n", 2, 50_000, 1000, step=500, key="cmp_eval_n",
-                                     help="Images compared (capped by the split's size). 10,000 for numbers comparable "
-                                          "with published ones; fewer is faster but only comparable at the same n."))
+        e3.text_input("Reference data (its val split)", value=default_data, key=f"cmp_eval_data_{target}",
+                      help="The checkpoint's training data by default: a folder, a .zip or 'synthetic'.")
+        e4.number_input("n", 2, 50_000, 1000, step=500, key="cmp_eval_n",
+                        help="Images compared (capped by the split's size). 10,000 for numbers comparable with "
+                             "published ones; fewer is faster but only comparable at the same n.")
         busy = st.session_state.get("cmp_job") is not None or cur is not None
-        st.button("Compute in the background", icon=":material/play_arrow:", type="primary", disabled=busy, key="cmp_eval_go",
-                  on_click=start_eval, args=(tp, metric, data_src, n_eval))
+        st.button("Compute in the background", icon=":material/play_arrow:", type="primary", disabled=busy,
+                  key="cmp_eval_go", on_click=start_eval)
 
 # --------------------------------------------------------------------------- summary
 st.subheader("Summary: every run and shipped checkpoint")
@@ -324,7 +335,7 @@ swd_rows = [r for r in rows if r["metric"] == "SWD"]
 g1, g2 = st.columns(2)
 with g1:
     st.plotly_chart(fid_chart(fid_rows), key="cmp_fid_chart")
-    st.caption("Dotted lines: FIDs **reported by the seed projects' write-ups** for their plain GAN, DCGAN and WGAN-GP "
+    st.caption("Reference lines: FIDs **reported by the seed projects' write-ups** for their plain GAN, DCGAN and WGAN-GP "
                "at 64×64 — not measured here, against their own data and n. "
                + ("" if fid_rows else "No FID measured here yet."))
 with g2:

@@ -88,8 +88,9 @@ def to_hwc(img: np.ndarray, scale: int = 1) -> np.ndarray:
 
 
 def grid_png(images: np.ndarray, cols: int = 8, scale: int = 2) -> bytes:
-    from animegan import generate
     import torch
+
+    from animegan import generate
     g = generate.upscale(generate.to_grid(torch.as_tensor(np.asarray(images)), cols=cols, padding=2), scale)
     buf = io.BytesIO()
     g.save(buf, format="PNG")

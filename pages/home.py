@@ -121,8 +121,8 @@ else:
 st.subheader("Latest runs")
 runs = list_runs()
 if not runs:
-    st.info(f"No runs yet (looked in `{paths.runs_dir()}`). Start one on the **Train** page — the `smoke` "
-            "or `seed-dcgan` presets on the synthetic set take minutes on a CPU.")
+    st.info(f"No runs yet (looked in `{paths.runs_dir()}`). Start one on the **Train** page — the `seed-dcgan` "
+            "preset on the built-in synthetic set, with a few epochs, runs on a CPU.")
 else:
     rows = []
     for r in runs[:10]:
@@ -154,7 +154,7 @@ for p in shipped:
         try:
             lg = shared.get_generator(p)
             png = _sample_png(str(p.resolve()), os.path.getmtime(p))
-        except CheckpointError as e:
+        except (CheckpointError, OSError) as e:
             st.markdown(f"**{p.stem}**")
             shared.show_error(e)
             continue

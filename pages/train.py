@@ -26,7 +26,7 @@ from pages.shared import checkpoint_choices
 # Form widgets are keyed "tr_<TrainConfig field>"; a preset fills all of them.
 INT_FIELDS = ("epochs", "batch_size", "z_dim", "ngf", "ndf", "n_critic", "eval_every", "eval_n", "seed",
               "max_steps", "log_every", "latest_every", "val_size", "test_size")
-FLOAT_FIELDS = ("lr_g", "lr_d", "aug_flip", "aug_brightness", "ema")
+FLOAT_FIELDS = ("lr_g", "lr_d", "aug_flip", "aug_brightness", "ema_kimg")
 CHOICE_FIELDS = ("model", "img_size", "loss", "eval_metric", "collapse_action")
 FORM_FIELDS = ("data",) + INT_FIELDS + FLOAT_FIELDS + CHOICE_FIELDS + ("diffaug",)
 EXTRA_KEYS = ("tr_preset", "tr_device", "tr_nproc", "tr_init", "tr_name")
@@ -378,7 +378,7 @@ with st.form("train_form", border=True):
     c1.number_input("Latent size (z_dim)", min_value=1, max_value=1024, step=1, key="tr_z_dim")
     c2.number_input("G width (ngf)", min_value=2, max_value=1024, step=8, key="tr_ngf")
     c3.number_input("D width (ndf)", min_value=2, max_value=1024, step=8, key="tr_ndf")
-    c4.number_input("Generator EMA (0 = off)", min_value=0.0, max_value=0.99999, step=0.001, format="%.4f", key="tr_ema")
+    c4.number_input("Generator EMA half-life, k images (0 = off)", min_value=0.0, max_value=1000.0, step=1.0, format="%.1f", key="tr_ema_kimg")
     c1, c2, c3 = st.columns(3)
     c1.slider("Flip probability", 0.0, 1.0, step=0.05, key="tr_aug_flip")
     c2.slider("Brightness jitter probability", 0.0, 1.0, step=0.05, key="tr_aug_brightness")

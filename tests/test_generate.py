@@ -133,7 +133,7 @@ def test_rerank_keeps_the_highest_scored_in_index_order(G):
     assert res.indices == sorted(res.indices) and len(res.images) == n
     assert np.allclose(res.scores, scores[best].numpy(), atol=1e-6)
     assert min(res.scores) >= max(s for j, s in enumerate(scores.tolist()) if j not in best)
-    for img, i in zip(res.images, res.indices):  # every kept image redraws alone from (seed, i)
+    for img, i in zip(res.images, res.indices, strict=True):  # every kept image redraws alone from (seed, i)
         assert torch.equal(img, gen.generate(G, 9, 1, start=i).images[0])
     plain = gen.generate(G, 9, n, start=start, D=D, rerank=1)
     assert plain.indices == list(range(start, start + n)) and plain.scores is None
@@ -181,7 +181,7 @@ def test_zip_and_pngs_hold_exact_pixels(G, tmp_path):
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = zf.namelist()
         assert names == ["seed11_00007.png", "seed11_00008.png", "seed11_00009.png"]
-        for name, img in zip(names, res.images):
+        for name, img in zip(names, res.images, strict=True):
             px = np.asarray(Image.open(io.BytesIO(zf.read(name))).convert("RGB"))
             assert np.array_equal(px, img.permute(1, 2, 0).numpy())
     paths = save_pngs(res.images, tmp_path / "out", res.seed, res.indices)

@@ -68,10 +68,10 @@ def test_argv_is_a_list_with_only_the_differing_flags(tmp_path):
 
 def test_argv_keeps_the_preset_and_round_trips():
     # Setting a preset field back to the plain default must still reach the child.
-    cfg = preset_config("anime64", ema=0.0, diffaug="", epochs=2, init_from="-odd-name.pt")
+    cfg = preset_config("anime64", ema_kimg=0.0, diffaug="", epochs=2, init_from="-odd-name.pt")
     argv = jobs.job_argv_for_training(cfg, "out")
     assert argv[argv.index("--preset") + 1] == "anime64"
-    assert "--ema=0.0" in argv and "--diffaug=" in argv and "--epochs=2" in argv
+    assert "--ema-kimg=0.0" in argv and "--diffaug=" in argv and "--epochs=2" in argv
     assert parse_train_argv(argv) == cfg
 
 

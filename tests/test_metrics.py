@@ -9,13 +9,12 @@ import warnings
 
 import numpy as np
 import pytest
+import pytorch_fid.inception as pfi
 import scipy
 import torch
 import torchvision
-from torch import nn
-
-import pytorch_fid.inception as pfi
 from pytorch_fid.fid_score import calculate_frechet_distance
+from torch import nn
 
 from animegan import metrics as M
 from animegan.metrics import (
@@ -232,6 +231,7 @@ def test_invalid_weights_file(tmp_path):
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(InceptionWeightsInvalid):
         load_inception(junk)
+    assert issubclass(InceptionWeightsInvalid, InceptionWeightsMissing)  # callers catch one type
 
 
 # ----------------------------------------------------------------------------- FID end to end

@@ -305,7 +305,7 @@ def test_generate_open_own_checkpoint_path_and_errors(tiny, tmp_path):
     junk.write_bytes(b"definitely not a checkpoint")
     at.text_input(key="gen_open_path").input(str(junk))
     at.button(key="gen_open_btn").click().run()
-    assert not at.exception and "not a readable checkpoint" in errors(at)
+    assert not at.exception and "junk.pt" in errors(at)
     good = tiny["shipped"] / "tiny-export.pt"
     at.text_input(key="gen_open_path").input(str(good))
     at.button(key="gen_open_btn").click().run()

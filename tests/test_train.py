@@ -164,3 +164,15 @@ def test_bad_settings_are_clear_errors(faces, tmp_path):
     assert Run(tmp_path / "r1").status()["state"] == "failed"
     with pytest.raises(train_mod.TrainingError, match="unknown loss"):
         train(tiny("seed-dcgan", faces, loss="nope"), tmp_path / "r2", progress=False)
+
+
+def test_resume_forgets_rows_logged_after_the_checkpoint(faces, tmp_path):
+    cfg = tiny("seed-dcgan", faces, epochs=1, log_every=1)
+    out = tmp_path / "run"
+    assert train(cfg, out, progress=False) == "finished"
+    # Rows a killed trainer logged after its last checkpoint...
+    from animegan.rundir import append_jsonl
+    append_jsonl(out / "metrics.jsonl", {"step": 99, "loss_D": 1.0})
+    assert train(cfg.replace(epochs=2), out, resume=True, progress=False) == "finished"
+    steps = Run(out).metrics()["step"]
+    assert steps == sorted(steps) and 99 not in steps and steps[-1] == 10

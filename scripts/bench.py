@@ -1,0 +1,625 @@
+"""Benchmark: where training time goes, and what the project's data pipeline buys.
+
+    python scripts/bench.py [--json PATH] [--device cpu|cuda] [--quick] [--data PATH|ZIP|synthetic] [--repeats N]
+
+One run, one machine, one model (`dcgan` at 64×64) and one batch size. It measures:
+
+1. training images/s with the seed projects' input pipeline: torchvision ImageFolder over a folder of
+   JPEGs (q95, 96×96), PIL decode and Python transforms per item, a DataLoader with two workers;
+2. training images/s with the project's pipeline, as `animegan/train.py` does it: the
+   memory-mapped uint8 cache of `animegan.data.prepare`, sorted batch indices, `to_float`, and
+   `SeedAugment` on the whole batch on the device;
+3. the ceiling: the batch already on the device, no augmentation; and the ratios 2/1 and 2/3;
+4. training-step options (eager, channels_last, torch.compile), with a loss check against eager;
+5. generation latency (shipped checkpoints, or freshly built generators when none are shipped);
+6. cache build and FID feature extraction images/s;
+7. peak resident memory of a `python -m animegan train` process on the 30,000-image zip.
+
+Each speed is the median of `--repeats` windows of `--steps` steps after `--warmup` steps, timed with
+time.perf_counter (and torch.cuda.synchronize on CUDA). Nothing is written outside a temporary folder
+except the JSON (default `<ANIMEGAN_HOME>/bench/bench-<device>.json`).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from animegan import paths  # noqa: E402
+from animegan.augment import SeedAugment  # noqa: E402
+from animegan.config import TrainConfig, preset_config  # noqa: E402
+from animegan.data import iter_source_files, prepare, to_float  # noqa: E402
+from animegan.losses import d_loss, g_loss  # noqa: E402
+from animegan.models import build_models, count_params  # noqa: E402
+from animegan.train import make_optimizer  # noqa: E402
+
+SHARED_ZIP = ROOT.parent / "shared" / "data" / "anime-faces-96.zip"
+IMG_SIZE = 64
+SEED = 0
+EXPORT_SIDE, EXPORT_QUALITY = 96, 95
+LOSS_RTOL, LOSS_ATOL = 1e-2, 1e-3     # step options "match" eager when every loss is this close
+DEFAULT_MIN_GAIN = 1.10               # the project switches its default only for >= 10 % and matching
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", help="where to write the figures (default <ANIMEGAN_HOME>/bench/bench-<device>.json)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when there is one, else cpu")
+    ap.add_argument("--quick", action="store_true", help="about a minute: fewer steps and repeats, small subset")
+    ap.add_argument("--tiny", action="store_true", help="seconds, for tests: width 8, batch 8, 1 step, no compile/memory")
+    ap.add_argument("--data", help=f"folder, .zip or 'synthetic' (default {SHARED_ZIP} when present, else synthetic; "
+                    "--tiny: synthetic)")
+    ap.add_argument("--repeats", type=int, help="timed windows per figure (default 3; --quick 2; --tiny 1)")
+    ap.add_argument("--steps", type=int, help="steps per timed window (CPU: 6, --quick 2; CUDA: 50, --quick 20; --tiny 1)")
+    ap.add_argument("--warmup", type=int, help="untimed steps first (CPU: 2, --quick 1; CUDA: 10, --quick 5; --tiny 1)")
+    ap.add_argument("--batch", type=int, help="batch size (default 64 on CPU, 128 on CUDA)")
+    ap.add_argument("--width", type=int, help="ngf = ndf (default 64)")
+    ap.add_argument("--fid-n", type=int, help="images through Inception (default 100; --quick 20; --tiny 2)")
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                    help="measure the torch.compile step option (default on; off in --quick and --tiny: compiling takes minutes on a CPU)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory training subprocess")
+    a = ap.parse_args(argv)
+    mode = "tiny" if a.tiny else ("quick" if a.quick else "full")
+    pick = lambda given, full, quick, tiny: given if given is not None else {"full": full, "quick": quick, "tiny": tiny}[mode]  # noqa: E731
+    a.mode = mode
+    a.device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if a.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda was asked for, but no CUDA GPU is visible here")
+    cuda = a.device == "cuda"  # a GPU step takes milliseconds: longer windows there
+    a.repeats = max(1, pick(a.repeats, 3, 2, 1))
+    a.steps = max(1, pick(a.steps, 50 if cuda else 6, 20 if cuda else 2, 1))
+    a.warmup = max(1, pick(a.warmup, 10 if cuda else 2, 5 if cuda else 1, 1))
+    a.batch = pick(a.batch, 128 if a.device == "cuda" else 64, 128 if a.device == "cuda" else 64, 8)
+    a.width = pick(a.width, 64, 64, 8)
+    a.fid_n = pick(a.fid_n, 100, 20, 2)
+    a.gen_n = 8 if mode == "tiny" else 64
+    a.gen_widths = (8, 16) if mode == "tiny" else (32, 64)
+    a.gen_warm = 2 if mode == "tiny" else 5
+    a.synth_n = 24 if mode == "tiny" else 256
+    a.compile_skip = None if (a.compile if a.compile is not None else mode == "full") else (
+        "--no-compile" if a.compile is False else f"skipped in --{mode} (compiling takes minutes on a CPU; --compile forces it)")
+    a.memory_skip = "--no-memory" if a.no_memory else (None if mode == "full" else f"not measured in --{mode}")
+    a.data = a.data or (str(SHARED_ZIP) if SHARED_ZIP.exists() and mode != "tiny" else "synthetic")
+    a.json = Path(a.json) if a.json else paths.home() / "bench" / f"bench-{a.device}.json"
+    return a
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+    return {"device": str(device), "name": name, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# -- the training step (the body of animegan/train.py's loop, bce loss, one D step per G step) ------
+
+@dataclass
+class Variant:
+    name: str
+    channels_last: bool
+    compile: bool
+    amp: bool
+
+
+def default_variant(device: torch.device) -> Variant:
+    """What train.py does by default here: channels_last and bf16 autocast on CUDA, plain on CPU."""
+    cfg = TrainConfig()
+    cuda = device.type == "cuda"
+    return Variant("project default", cfg.channels_last == "on" or (cfg.channels_last == "auto" and cuda),
+                   cfg.compile, cfg.amp == "bf16" or (cfg.amp == "auto" and cuda))
+
+
+class Trainer:
+    """dcgan G and D, Adam as in the seed-dcgan preset, and one training step."""
+
+    def __init__(self, args: argparse.Namespace, device: torch.device, variant: Variant):
+        self.cfg = preset_config("seed-dcgan", model="dcgan", ngf=args.width, ndf=args.width,
+                                 batch_size=args.batch, img_size=IMG_SIZE, seed=SEED)
+        self.device, self.variant = device, variant
+        self.mem = torch.channels_last if variant.channels_last else torch.contiguous_format
+        G, D = build_models("dcgan", self.cfg.z_dim, args.width, args.width, IMG_SIZE, seed=SEED)
+        self.G, self.D = G.to(device, memory_format=self.mem).train(), D.to(device, memory_format=self.mem).train()
+        self.opt_g = make_optimizer(self.cfg.opt_g, self.G.parameters(), self.cfg.lr_g, self.cfg)
+        self.opt_d = make_optimizer(self.cfg.opt_d, self.D.parameters(), self.cfg.lr_d, self.cfg)
+        self.G_run = torch.compile(self.G) if variant.compile else self.G
+        self.D_run = torch.compile(self.D) if variant.compile else self.D
+        self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if variant.amp else nullcontext
+
+    def noise(self, step: int) -> torch.Generator:
+        """Per-step randomness (augmentation, then z), as train.py seeds it from (seed, step)."""
+        return torch.Generator(device=self.device).manual_seed(SEED * 1_000_003 + step)
+
+    def step(self, real: torch.Tensor, g: torch.Generator) -> tuple[float, float]:
+        real = real.contiguous(memory_format=self.mem)
+        z = torch.randn(real.shape[0], self.cfg.z_dim, device=self.device, generator=g)
+        with self.autocast():
+            fake = self.G_run(z)
+            s_real = self.D_run(real).float()
+            s_fake = self.D_run(fake.detach()).float()
+            loss_d = d_loss(self.cfg.loss, s_real, s_fake, self.cfg.real_label)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        with self.autocast():
+            loss_g = g_loss(self.cfg.loss, self.D_run(fake).float())
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        return loss_d.item(), loss_g.item()  # train.py reads both every step too
+
+
+def timed_training(args: argparse.Namespace, trainer: Trainer, next_batch: Callable[[int, torch.Generator], torch.Tensor],
+                   extra_steps: int = 0) -> dict[str, Any]:
+    """Warm-up steps, then `repeats` windows of `steps` steps; images/s is the median window.
+    `extra_steps` more untimed steps at the end (so a loss check covers enough steps)."""
+    dev, losses, step = trainer.device, [], 0
+
+    def run(n: int) -> None:
+        nonlocal step
+        for _ in range(n):
+            g = trainer.noise(step)
+            losses.append(trainer.step(next_batch(step, g), g))
+            step += 1
+
+    t0 = time.perf_counter()
+    run(args.warmup)
+    sync(dev)
+    warmup_s = time.perf_counter() - t0
+    windows = []
+    for _ in range(args.repeats):
+        sync(dev)
+        t = time.perf_counter()
+        run(args.steps)
+        sync(dev)
+        windows.append(args.steps * args.batch / (time.perf_counter() - t))
+    run(extra_steps)
+    return {"images_per_s": statistics.median(windows), "windows_images_per_s": windows,
+            "step_s": args.batch / statistics.median(windows), "warmup_s": warmup_s, "losses": losses}
+
+
+# -- benchmark data ----------------------------------------------------------------------------------
+
+def jpeg_bytes(im: Image.Image) -> bytes:
+    im = im.convert("RGB")
+    if im.size != (EXPORT_SIDE, EXPORT_SIDE):
+        im = im.resize((EXPORT_SIDE, EXPORT_SIDE), Image.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=EXPORT_QUALITY)
+    return buf.getvalue()
+
+
+def source_jpegs(args: argparse.Namespace, n: int, work: Path) -> list[bytes]:
+    """n images of the benchmark's source as JPEG q95 96×96 (a seeded random sample of a folder or zip;
+    for 'synthetic', a few hundred rendered faces, repeated under new names to reach n)."""
+    if args.data.strip() == "synthetic":
+        from animegan.synth import write_synthetic
+        out = write_synthetic(work / "synthetic", n=min(n, args.synth_n), workers=1 if args.mode == "tiny" else None)
+        faces = [jpeg_bytes(Image.open(p)) for p in sorted((out / "images").glob("*.png"))]
+        return [faces[i % len(faces)] for i in range(n)]
+    files = list(iter_source_files(args.data))
+    pick = sorted(random.Random(SEED).sample(range(len(files)), min(n, len(files))))
+    return [jpeg_bytes(Image.open(io.BytesIO(files[i][2]()))) for i in pick]
+
+
+def export_jpeg_folder(args: argparse.Namespace, n: int, work: Path) -> Path:
+    """ImageFolder layout: root/faces/00000.jpg ..."""
+    root = work / "jpeg-folder"
+    (root / "faces").mkdir(parents=True, exist_ok=True)
+    for i, b in enumerate(source_jpegs(args, n, work)):
+        (root / "faces" / f"{i:05d}.jpg").write_bytes(b)
+    return root
+
+
+def images_needed(args: argparse.Namespace) -> int:
+    """Enough for every step of one figure inside one epoch of the seed loader (plus a batch)."""
+    return (args.warmup + args.repeats * args.steps + 2) * args.batch
+
+
+def measure_cache_build(source: str, label: str, cache_root: Path):
+    log(f"cache build: prepare({label}) into a fresh cache folder")
+    t = time.perf_counter()
+    data = prepare(source, IMG_SIZE, cache_root=cache_root)
+    sec = time.perf_counter() - t
+    fig = {"source": label, "images": data.decoded, "usable": len(data), "seconds": sec,
+           "images_per_s": data.decoded / sec, "cache_mb": data.cache_path.stat().st_size / 1e6}
+    return data, fig
+
+
+# -- 1-3: the three pipelines ---------------------------------------------------------------------
+
+def seed_loader(folder: Path, batch: int):
+    """The seed work's pipeline, as it was written."""
+    import torchvision.transforms as T
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import ImageFolder
+    tf = T.Compose([T.Resize(IMG_SIZE), T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3),
+                    T.RandomHorizontalFlip(), T.ColorJitter(brightness=0.2)])
+    ds = ImageFolder(str(folder), transform=tf)
+    return DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True, num_workers=2,
+                      generator=torch.Generator().manual_seed(SEED))
+
+
+def bench_seed_pipeline(args, device, folder: Path) -> dict[str, Any]:
+    log("training with the seed pipeline (ImageFolder of JPEGs, PIL + torchvision transforms, 2 workers)")
+    it = iter(seed_loader(folder, args.batch))
+    trainer = Trainer(args, device, default_variant(device))
+    fig = timed_training(args, trainer, lambda step, g: next(it)[0].to(device, non_blocking=True))
+    del it  # stops the workers
+    return fig
+
+
+def bench_project_pipeline(args, device, data) -> dict[str, Any]:
+    """train.py's batches: a per-epoch permutation of the train split, sorted indices into the memmap,
+    to_float and SeedAugment on the device."""
+    log("training with the project pipeline (memmap cache, to_float, SeedAugment on the device)")
+    trainer = Trainer(args, device, default_variant(device))
+    train_idx = data.splits["train"]
+    per_epoch = len(train_idx) // args.batch
+    if per_epoch == 0:
+        raise SystemExit(f"the train split has {len(train_idx)} images, fewer than one batch of {args.batch}")
+    aug = SeedAugment(flip=0.5, brightness=0.5)
+    perms: dict[int, np.ndarray] = {}
+
+    def next_batch(step: int, g: torch.Generator) -> torch.Tensor:
+        epoch, i = divmod(step, per_epoch)
+        perm = perms.setdefault(epoch, torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(SEED + epoch)).numpy())
+        idx = np.sort(train_idx[perm[i * args.batch:(i + 1) * args.batch]])
+        real = torch.from_numpy(np.asarray(data.images[idx])).to(device, non_blocking=True)
+        return aug(to_float(real), g)
+
+    return timed_training(args, trainer, next_batch)
+
+
+def ceiling_batch(args, device, data) -> torch.Tensor:
+    return to_float(torch.from_numpy(np.array(data.images[:args.batch]))).to(device)
+
+
+# -- 4: training-step options --------------------------------------------------------------------------
+
+def step_variants(device: torch.device, with_compile: bool) -> list[Variant]:
+    base = default_variant(device)
+    out = [Variant("eager", False, False, base.amp), Variant("channels_last", True, False, base.amp)]
+    if with_compile:
+        out.append(Variant("torch.compile", base.channels_last, True, base.amp))
+    return out
+
+
+def losses_match(ref: list[tuple[float, float]], got: list[tuple[float, float]]) -> tuple[bool, float, float]:
+    """(every (loss_D, loss_G) close to eager's, max |difference|, max |difference| at the first step)."""
+    diffs = [[abs(a - b) for a, b in zip(r, o)] for r, o in zip(ref, got)]
+    ok = len(ref) == len(got) and all(math.isclose(a, b, rel_tol=LOSS_RTOL, abs_tol=LOSS_ATOL)
+                                      for r, o in zip(ref, got) for a, b in zip(r, o))
+    return ok, max(max(d) for d in diffs) if diffs else 0.0, max(diffs[0]) if diffs else 0.0
+
+
+def bench_step_options(args, device, real: torch.Tensor, compile_skip: str | None) -> dict[str, Any]:
+    """Each option from the same seed on the same batch; at least 20 steps are compared with eager."""
+    extra = max(0, 20 - (args.warmup + args.repeats * args.steps)) if args.mode == "full" else 0
+    out: dict[str, Any] = {}
+    for v in step_variants(device, compile_skip is None):
+        log(f"training step option: {v.name} (batch on the device, no augmentation)")
+        try:
+            fig = timed_training(args, Trainer(args, device, v), lambda step, g: real, extra_steps=extra)
+        except Exception as e:  # torch.compile without a working compiler, for one
+            out[v.name] = {"unavailable": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"}
+            continue
+        fig.update(channels_last=v.channels_last, compile=v.compile, bf16_autocast=v.amp)
+        out[v.name] = fig
+    if compile_skip is not None:
+        out["torch.compile"] = {"skipped": compile_skip}
+    eager = out["eager"]
+    for name, fig in out.items():
+        if "images_per_s" in fig:
+            fig["speedup_vs_eager"] = fig["images_per_s"] / eager["images_per_s"]
+            fig["losses_match_eager"], fig["max_abs_loss_diff"], fig["first_step_abs_loss_diff"] = \
+                losses_match(eager["losses"], fig["losses"])
+            fig["steps_compared"] = len(fig["losses"])
+    ran = {k: f for k, f in out.items() if "images_per_s" in f}
+    fastest = max(ran, key=lambda k: ran[k]["images_per_s"])
+    gain = ran[fastest]["speedup_vs_eager"]
+    qualifies = fastest != "eager" and gain >= DEFAULT_MIN_GAIN and ran[fastest]["losses_match_eager"]
+    verdict = (f"{fastest} is fastest ({gain:.2f}× eager)"
+               + ("" if fastest == "eager" else (", ≥10 % faster with matching losses: worth making the default" if qualifies
+                                                  else ", but not ≥10 % faster with matching losses: keep the current default")))
+    return {"variants": out, "fastest": fastest, "fastest_speedup_vs_eager": gain, "default_change_warranted": qualifies,
+            "verdict": verdict, "loss_tolerance": {"rel": LOSS_RTOL, "abs": LOSS_ATOL}}
+
+
+def ceiling_from_options(options: dict[str, Any], device: torch.device) -> tuple[str, dict[str, Any]]:
+    """The ceiling is the step option that matches the project default on this device."""
+    base = default_variant(device)
+    for name, fig in options["variants"].items():
+        if "images_per_s" in fig and (fig["channels_last"], fig["compile"]) == (base.channels_last, base.compile):
+            return name, fig
+    raise RuntimeError("no step option matches the project default")
+
+
+# -- 5: generation ------------------------------------------------------------------------------------
+
+def bench_generation(args, device) -> dict[str, Any]:
+    from animegan.checkpoint import load_generator
+    from animegan.generate import generate
+    shipped = sorted(paths.SHIPPED_CHECKPOINTS.glob("*.pt"))
+    note = f"{len(shipped)} shipped checkpoint(s)" if shipped else "no shipped checkpoints"
+    jobs: list[tuple[str, Callable[[], torch.nn.Module]]] = []
+    for p in shipped:
+        jobs.append((p.name, lambda p=p: load_generator(p, device=device).G))
+    if not shipped:
+        for w in args.gen_widths:
+            jobs.append((f"fresh dcgan ngf {w}", lambda w=w: build_models("dcgan", 100, w, w, IMG_SIZE, seed=SEED)[0].to(device).eval()))
+    rows = []
+    for name, load in jobs:
+        log(f"generation latency: {name}, {args.gen_n} faces")
+        sync(device)
+        t = time.perf_counter()
+        G = load()
+        generate(G, 0, args.gen_n, device=device)
+        sync(device)
+        cold = time.perf_counter() - t
+        warm = []
+        for i in range(args.gen_warm):
+            t = time.perf_counter()
+            generate(G, i + 1, args.gen_n, device=device)
+            sync(device)
+            warm.append(time.perf_counter() - t)
+        rows.append({"model": name, "params": count_params(G), "faces": args.gen_n, "cold_s": cold,
+                     "warm_median_s": statistics.median(warm), "warm_s": warm,
+                     "warm_images_per_s": args.gen_n / statistics.median(warm)})
+    return {"note": note, "models": rows}
+
+
+# -- 6: FID features ----------------------------------------------------------------------------------
+
+def random_fid_inception_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """The keys and shapes of pt_inception-2015-12-05-6726825d.pth with random values, built as
+    pytorch_fid.inception.fid_inception_v3 builds the network (as tests/test_metrics.py does)."""
+    import pytorch_fid.inception as pfi
+    import torchvision
+    net = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, init_weights=False, weights=None)
+    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
+    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
+    sd = net.state_dict()
+    g = torch.Generator().manual_seed(seed)
+    for k, v in sd.items():  # He-scaled convs, BatchNorm near identity: activations stay O(1), no denormals
+        if not v.dtype.is_floating_point:
+            continue
+        if k.endswith("conv.weight"):
+            v.copy_(torch.randn(v.shape, generator=g) * (2.0 / v[0].numel()) ** 0.5)
+        elif k.endswith(("bn.weight", "running_var")):
+            v.copy_(1 + 0.1 * torch.rand(v.shape, generator=g))
+        else:
+            v.copy_(0.1 * torch.randn(v.shape, generator=g))
+    return sd
+
+
+def bench_fid_features(args, device, data, work: Path) -> dict[str, Any]:
+    from animegan import metrics
+    found = metrics.find_inception_weights()
+    if found is not None:
+        path, weights = found, f"real weights ({found.name})"
+    else:
+        path = work / "random_fid_inception.pth"
+        torch.save(random_fid_inception_state_dict(), path)
+        weights = "random weights (real ones absent; same network, same compute)"
+    log(f"FID features: pytorch-fid InceptionV3, {weights}, {args.fid_n} images")
+    model = metrics.load_inception(path, device=device)
+    images = np.asarray(data.images[:max(args.fid_n, 2)])
+    metrics.inception_features(model, images[:1], device)  # warm-up
+    batch = 100
+    sync(device)
+    t = time.perf_counter()
+    metrics.feature_statistics((images[b:b + batch] for b in range(0, len(images), batch)), model, device)
+    sync(device)
+    sec = time.perf_counter() - t
+    return {"weights": weights, "images": len(images), "seconds": sec, "images_per_s": len(images) / sec,
+            "batch": batch}
+
+
+# -- 7: peak memory of a training process ---------------------------------------------------------------
+
+def bench_memory(args, device, home: Path, cache_mb: float | None) -> dict[str, Any]:
+    """`python -m animegan train` on the zip, 20 steps, with the cache already built in `home`;
+    peak RSS as the kernel accounts it for that child (wait4's rusage)."""
+    if args.memory_skip:
+        return {"skipped": args.memory_skip}
+    if not Path(args.data).is_file() or Path(args.data).suffix.lower() != ".zip":
+        return {"skipped": f"needs the 30,000-image zip ({SHARED_ZIP}); --data is {args.data}"}
+    run = home / "runs" / "bench-memory"
+    cmd = [sys.executable, "-m", "animegan", "train", "--data", str(args.data), "--out", str(run), "--max-steps", "20",
+           "--model", "dcgan", "--batch-size", str(args.batch), "--ngf", str(args.width), "--ndf", str(args.width),
+           "--aug-flip", "0.5", "--aug-brightness", "0.5", "--device", device.type, "--no-progress"]
+    log("peak memory: " + " ".join(cmd[1:]))
+    env = {**os.environ, paths.ENV_HOME: str(home)}
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    sec = time.perf_counter() - t
+    if proc.returncode != 0:
+        return {"skipped": f"training subprocess failed (exit {proc.returncode}): {out.strip()[-400:]}"}
+    kib = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024
+    return {"peak_rss_mb": kib * 1024 / 1e6, "seconds": sec, "steps": 20, "command": " ".join(cmd[1:]),
+            "cache_mb": cache_mb, "images": 30_000, "how": "os.wait4 rusage ru_maxrss of the training process"}
+
+
+# -- output ------------------------------------------------------------------------------------------------
+
+def fmt(x: Any, digits: int = 3) -> str:
+    if x is None or x == "":
+        return ""
+    if isinstance(x, float):
+        return f"{x:,.{digits}g}" if abs(x) < 1000 else f"{x:,.0f}"
+    return str(x)
+
+
+def table_rows(r: dict[str, Any]) -> list[tuple[str, str, Any, str, Any, str]]:
+    """(section, measure, value, unit, ratio, note) for every figure in the results."""
+    tr, so, rows = r["training"], r["step_options"], []
+    rows += [("training", "1 seed pipeline: JPEG folder, 2 workers", tr["seed_pipeline"]["images_per_s"], "img/s", None,
+              f"{r['settings']['seed_folder_images']} JPEGs q95 96px"),
+             ("training", "2 project pipeline: memmap + SeedAugment", tr["project_pipeline"]["images_per_s"], "img/s", None,
+              tr["project_pipeline"]["cache"]),
+             ("training", "3 ceiling: batch on device, no aug", tr["ceiling"]["images_per_s"], "img/s", None,
+              f"= step option '{tr['ceiling']['variant']}'"),
+             ("training", "ratio 2/1 (project vs seed)", None, "", tr["ratio"]["project_vs_seed"], ""),
+             ("training", "ratio 2/3 (project vs ceiling)", None, "", tr["ratio"]["project_vs_ceiling"], "")]
+    for name, f in so["variants"].items():
+        if "images_per_s" in f:
+            note = (f"losses {'match' if f['losses_match_eager'] else 'DIFFER'} (max |Δ| {f['max_abs_loss_diff']:.1e} over "
+                    f"{f['steps_compared']} steps, {f['first_step_abs_loss_diff']:.1e} at step 1); warm-up {f['warmup_s']:.0f}s")
+            rows.append(("step option", name, f["images_per_s"], "img/s", f["speedup_vs_eager"], note))
+        else:
+            why = f"skipped: {f['skipped']}" if "skipped" in f else f"unavailable: {f['unavailable']}"
+            rows.append(("step option", name, None, "", None, why))
+    rows.append(("step option", "verdict", None, "", None, so["verdict"]))
+    gen = r["generation"]
+    for m in gen["models"]:
+        rows.append(("generation", f"{m['model']}: cold (load + {m['faces']})", m["cold_s"], "s", None, gen["note"]))
+        rows.append(("generation", f"{m['model']}: warm median", m["warm_median_s"], "s", None,
+                     f"{m['warm_images_per_s']:.0f} faces/s"))
+    cb, fid, mem = r["cache_build"], r["fid_features"], r["memory"]
+    rows.append(("cache build", f"prepare({cb['source']})", cb["images_per_s"], "img/s", None,
+                 f"{cb['images']:,} images in {cb['seconds']:.1f}s, {cb['cache_mb']:.0f} MB"))
+    rows.append(("FID features", "InceptionV3 pool3", fid["images_per_s"], "img/s", None, f"{fid['images']} images, {fid['weights']}"))
+    if "peak_rss_mb" in mem:
+        rows.append(("memory", "peak RSS, train 20 steps on 30k zip", mem["peak_rss_mb"], "MB", None,
+                     f"cache file {mem['cache_mb']:.0f} MB (memory-mapped)"))
+    else:
+        rows.append(("memory", "peak RSS of a training process", None, "", None, f"skipped: {mem['skipped']}"))
+    return rows
+
+
+def print_table(r: dict[str, Any]) -> None:
+    d, s = r["device"], r["settings"]
+    print(f"device {d['device']} ({d['name']}), torch {d['torch']}, {d['threads']} threads; load average "
+          f"{r['load_average']['start']} at start, {r['load_average']['end']} at end")
+    print(f"model dcgan {IMG_SIZE}x{IMG_SIZE} ngf=ndf={s['width']}, batch {s['batch']}, data {s['data']}; median of "
+          f"{s['repeats']} windows of {s['steps']} steps after {s['warmup']} warm-up ({s['mode']})")
+    head = ("section", "measure", "value", "unit", "ratio", "note")
+    body = [(a, b, fmt(c), u, "" if q is None else f"{q:.2f}", n) for a, b, c, u, q, n in table_rows(r)]
+    widths = [max(len(str(row[i])) for row in [head, *body]) for i in range(5)]
+    for row in [head, *body]:
+        cells = [str(row[i]).rjust(widths[i]) if i in (2, 4) else str(row[i]).ljust(widths[i]) for i in range(5)]
+        print("  ".join(cells + [row[5]]).rstrip())
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+# -- main -------------------------------------------------------------------------------------------------
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    device = torch.device(args.device)
+    started, load0 = time.time(), load_average()
+    info = device_info(device)
+    log(f"device {info['device']} ({info['name']}), torch {info['torch']}, {info['threads']} threads; data {args.data}")
+    with tempfile.TemporaryDirectory(prefix="animegan-bench-") as tmp:
+        work = Path(tmp)
+        home = work / "home"  # a fresh ANIMEGAN_HOME for the cache and the memory subprocess
+        n_seed = images_needed(args)
+        log(f"exporting {n_seed} images as JPEG q{EXPORT_QUALITY} {EXPORT_SIDE}x{EXPORT_SIDE} for the seed pipeline")
+        folder = export_jpeg_folder(args, n_seed, work)
+        full_zip = args.mode == "full" and Path(args.data).is_file()
+        full_folder = args.mode == "full" and Path(args.data).is_dir()
+        if full_zip or full_folder:
+            data, cache = measure_cache_build(args.data, Path(args.data).name, home / "cache")
+        else:
+            data, cache = measure_cache_build(str(folder), f"{n_seed}-image JPEG subset folder", home / "cache")
+
+        real = ceiling_batch(args, device, data)
+        options = bench_step_options(args, device, real, args.compile_skip)
+        ceil_name, ceil = ceiling_from_options(options, device)
+        seed_fig = bench_seed_pipeline(args, device, folder)
+        proj_fig = bench_project_pipeline(args, device, data)
+        proj_fig["cache"] = f"cache of {cache['source']}: {len(data):,} images, train split {len(data.splits['train']):,}"
+        generation = bench_generation(args, device)
+        fid = bench_fid_features(args, device, data, work)
+        memory = bench_memory(args, device, home, cache["cache_mb"] if full_zip else None)
+
+    training = {"seed_pipeline": seed_fig, "project_pipeline": proj_fig,
+                "ceiling": {"variant": ceil_name, **{k: ceil[k] for k in ("images_per_s", "windows_images_per_s", "step_s")}},
+                "ratio": {"project_vs_seed": proj_fig["images_per_s"] / seed_fig["images_per_s"],
+                          "project_vs_ceiling": proj_fig["images_per_s"] / ceil["images_per_s"]}}
+    settings = {"mode": args.mode, "data": args.data, "model": "dcgan", "img_size": IMG_SIZE, "width": args.width,
+                "batch": args.batch, "repeats": args.repeats, "steps": args.steps, "warmup": args.warmup,
+                "seed_folder_images": n_seed, "seed_transforms": "Resize(64), ToTensor, Normalize(0.5,0.5), "
+                "RandomHorizontalFlip, ColorJitter(brightness=0.2); DataLoader(num_workers=2, shuffle, drop_last)",
+                "project_augment": "SeedAugment(flip=0.5, brightness=0.5)", "project_default_step": vars(default_variant(device)),
+                "fid_n": args.fid_n, "generation_faces": args.gen_n}
+    return {"benchmark": "scripts/bench.py", "time": dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
+            "wall_s": time.time() - started, "device": info, "load_average": {"start": load0, "end": load_average()},
+            "settings": settings, "training": training, "step_options": options, "generation": generation,
+            "cache_build": cache, "fid_features": fid, "memory": memory}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = run_benchmark(args)
+    print_table(results)
+    write_json(args.json, results)
+    print(f"JSON: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

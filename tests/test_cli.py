@@ -1,0 +1,142 @@
+"""The verbs, end to end, in process: what a user types in a terminal."""
+import hashlib
+import zipfile
+
+import pytest
+import torch
+from PIL import Image
+
+from animegan.checkpoint import CheckpointError, load_checkpoint, load_generator
+from animegan.cli import main
+from animegan.rundir import Run
+from animegan.synth import write_synthetic
+
+TINY = ["--ngf", "8", "--ndf", "8", "--batch-size", "8", "--val-size", "4", "--test-size", "4", "--threads", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny anime64 run (it has EMA and a discriminator), trained through the CLI."""
+    tmp = tmp_path_factory.mktemp("cli")
+    faces = write_synthetic(tmp / "faces", n=48)
+    out = tmp / "run"
+    assert main(["train", "--preset", "anime64", "--data", str(faces), "--out", str(out), "--epochs", "1", "--max-steps", "4", *TINY]) == 0
+    return faces, out
+
+
+def sha(p):
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_prepare_prints_the_report(trained, capsys):
+    faces, _ = trained
+    (faces / "images" / "broken.png").write_bytes(b"not an image at all")
+    assert main(["prepare", "--data", str(faces), "--size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "48 usable" in out.replace(",", "") and "not an image" in out and "broken.png" in out
+    assert main(["prepare", "--data", str(faces), "--size", "64"]) == 0
+    assert "reused, nothing decoded" in capsys.readouterr().out
+    (faces / "images" / "broken.png").unlink()
+
+
+def test_train_writes_config_with_overrides(trained):
+    _, out = trained
+    cfg = Run(out).config()
+    assert cfg["preset"] == "anime64" and cfg["ngf"] == 8 and cfg["ema_kimg"] == 10.0 and cfg["max_steps"] == 4
+
+
+def test_existing_run_is_not_overwritten_by_accident(trained, capsys):
+    faces, out = trained
+    assert main(["train", "--preset", "anime64", "--data", str(faces), "--out", str(out), *TINY]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_generate_is_reproducible_to_the_byte(trained, tmp_path):
+    _, out = trained
+    ck = str(out / "checkpoints" / "last.pt")
+    for name in ("a.png", "b.png"):
+        assert main(["generate", "--checkpoint", ck, "--seed", "7", "--n", "16", "--out", str(tmp_path / name)]) == 0
+    assert sha(tmp_path / "a.png") == sha(tmp_path / "b.png")
+    assert main(["generate", "--checkpoint", ck, "--seed", "8", "--n", "16", "--out", str(tmp_path / "c.png")]) == 0
+    assert sha(tmp_path / "a.png") != sha(tmp_path / "c.png")
+    # Face 5 of the grid, alone, as a PNG: the same pixels as in the grid.
+    assert main(["generate", "--checkpoint", ck, "--seed", "7", "--n", "1", "--start", "5", "--format", "pngs", "--out", str(tmp_path / "one")]) == 0
+    assert main(["generate", "--checkpoint", ck, "--seed", "7", "--n", "16", "--format", "zip", "--out", str(tmp_path / "all.zip")]) == 0
+    with zipfile.ZipFile(tmp_path / "all.zip") as z:
+        names = sorted(z.namelist())
+        assert len(names) == 16
+        fifth = [n for n in names if n.endswith("00005.png")][0]
+        assert z.read(fifth) == next((tmp_path / "one").glob("*.png")).read_bytes()
+
+
+def test_rerank_needs_a_discriminator(trained, tmp_path, capsys):
+    _, out = trained
+    ck = out / "checkpoints" / "last.pt"
+    assert main(["generate", "--checkpoint", str(ck), "--n", "4", "--rerank", "3", "--out", str(tmp_path / "r.png")]) == 0
+    assert main(["export", str(out), "--out", str(tmp_path / "g.pt")]) == 0
+    assert main(["generate", "--checkpoint", str(tmp_path / "g.pt"), "--n", "4", "--rerank", "3", "--out", str(tmp_path / "r2.png")]) == 2
+    assert "discriminator" in capsys.readouterr().err
+
+
+def test_export_is_small_fp16_safe_and_samples_like_the_run(trained, tmp_path):
+    _, out = trained
+    exp = tmp_path / "exp.pt"
+    assert main(["export", str(out), "--out", str(exp)]) == 0
+    raw = torch.load(exp, weights_only=True)
+    assert raw["kind"] == "generator" and raw["version"] >= 1 and raw.get("D") is None
+    assert all(v.dtype == torch.float16 for v in raw["G_ema"].values() if v.is_floating_point())
+    assert raw["config"]["model"] == "anime64"
+    a = load_generator(exp)
+    b = load_generator(out / "checkpoints" / "last.pt")
+    z = torch.randn(4, a.config.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        # fp16 storage: the same faces up to half-precision rounding
+        assert (a.G(z) - b.G(z)).abs().max() < 0.02
+    assert a.ema and b.ema
+
+
+def test_interpolation_gif(trained, tmp_path):
+    _, out = trained
+    gif = tmp_path / "walk.gif"
+    assert main(["interpolate", "--checkpoint", str(out / "checkpoints" / "last.pt"), "--seed-a", "1", "--seed-b", "2",
+                 "--steps", "6", "--out", str(gif)]) == 0
+    im = Image.open(gif)
+    assert im.n_frames >= 6
+
+
+def test_user_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["prepare", "--data", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err
+    assert main(["generate", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.png")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "norun")]) == 2
+    assert "no run to resume" in capsys.readouterr().err
+
+
+def test_fine_tune_from_a_checkpoint(trained, tmp_path, capsys):
+    faces, out = trained
+    exp = tmp_path / "base.pt"
+    assert main(["export", str(out), "--out", str(exp)]) == 0
+    ft = tmp_path / "ft"
+    assert main(["train", "--preset", "anime64", "--data", str(faces), "--out", str(ft), "--epochs", "1", "--max-steps", "3",
+                 "--init-from", str(exp), *TINY]) == 0
+    assert Run(ft).config()["init_from"] == str(exp)
+    assert "initialised from" in (ft / "train.log").read_text()
+    # Another width: refused, naming what differs.
+    bad = tmp_path / "bad"
+    args = ["train", "--preset", "anime64", "--data", str(faces), "--out", str(bad), "--max-steps", "2", "--init-from", str(exp), *TINY]
+    args[args.index("--ngf") + 1] = "16"
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "ngf: checkpoint 8 vs this run 16" in err
+
+
+def test_checkpoints_record_the_format_version(trained):
+    _, out = trained
+    ck = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ck["format"] == "animegan-checkpoint" and ck["kind"] == "train"
+    bad = out.parent / "future.pt"
+    torch.save({**ck, "version": 99}, bad)
+    with pytest.raises(CheckpointError, match="newer"):
+        load_checkpoint(bad)
