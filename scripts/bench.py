@@ -458,7 +458,7 @@ def bench_fid_features(args, device, data, work: Path) -> dict[str, Any]:
         weights = "random weights (real ones absent; same network, same compute)"
     log(f"FID features: pytorch-fid InceptionV3, {weights}, {args.fid_n} images")
     model = metrics.load_inception(path, device=device)
-    images = np.asarray(data.images[:max(args.fid_n, 2)])
+    images = np.array(data.images[:max(args.fid_n, 2)])  # a copy: the memmap is read-only
     metrics.inception_features(model, images[:1], device)  # warm-up
     batch = 100
     sync(device)

@@ -176,3 +176,28 @@ def test_resume_forgets_rows_logged_after_the_checkpoint(faces, tmp_path):
     assert train(cfg.replace(epochs=2), out, resume=True, progress=False) == "finished"
     steps = Run(out).metrics()["step"]
     assert steps == sorted(steps) and 99 not in steps and steps[-1] == 10
+
+
+def test_evaluation_during_training_keeps_the_best_and_stops_early(faces, tmp_path):
+    cfg = tiny("seed-dcgan", faces, epochs=6, eval_every=1, eval_n=4, eval_metric="swd", patience=1)
+    assert train(cfg, tmp_path / "run", progress=False) == "finished"
+    run = Run(tmp_path / "run")
+    evals = run.evals()
+    assert evals and all(e["metric"] == "swd" and e["n"] == 4 and "val split" in e["reference"] for e in evals)
+    best = min(evals, key=lambda e: e["value"])
+    ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert ck["epoch"] == best["epoch"] and ck["eval"]["value"] == best["value"]
+    # patience 1: training ends at the first evaluation that does not improve
+    worse = [e for e in evals if e["value"] >= best["value"] and e["epoch"] > best["epoch"]]
+    if len(evals) < 6:
+        assert any(e["event"] == "early_stop" for e in run.events()) and len(worse) == 1
+
+
+def test_fid_without_inception_weights_is_skipped_with_a_clear_log_line(faces, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no weights there, and no network in tests
+    monkeypatch.setattr("animegan.metrics.find_inception_weights", lambda path=None: None)
+    cfg = tiny("seed-dcgan", faces, epochs=1, eval_every=1, eval_n=4, eval_metric="fid")
+    assert train(cfg, tmp_path / "run", progress=False) == "finished"
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "FID skipped" in log and "pt_inception-2015-12-05-6726825d.pth" in log
+    assert [e["metric"] for e in Run(tmp_path / "run").evals()] == ["swd"]
