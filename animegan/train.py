@@ -371,9 +371,10 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
     sched_g, sched_d = make_scheduler(opt_g, cfg), make_scheduler(opt_d, cfg)
     step = 0
     best = {"value": None, "epoch": None, "bad_evals": 0}
+    t_begin, seconds_before = time.time(), 0.0  # wall time spent training, summed over resumes
 
     def load_train_state(path: Path) -> None:
-        nonlocal step
+        nonlocal step, seconds_before, t_begin
         ck = ckpt.load_checkpoint(path, map_location=device)
         G.load_state_dict(ck["G"])
         D.load_state_dict(ck["D"])
@@ -386,6 +387,7 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
                 s.load_state_dict(ck[k])
         step = int(ck["step"])
         best.update(ck.get("best") or {})
+        seconds_before, t_begin = float((ck.get("info") or {}).get("train_seconds", 0.0)), time.time()
 
     if resume:
         last = run / "checkpoints" / "last.pt"
@@ -464,7 +466,8 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
             "sched_g": sched_g.state_dict() if sched_g else None, "sched_d": sched_d.state_dict() if sched_d else None,
             "best": dict(best), "eval": best_summary(),
             "info": {"device": str(device), "world_size": dist.world, "data": data.source,
-                     "fingerprint": data.fingerprint, "train_images": len(train_idx)},
+                     "fingerprint": data.fingerprint, "train_images": len(train_idx),
+                     "train_seconds": round(seconds_before + time.time() - t_begin, 1)},
         }, path)
 
     def best_summary() -> dict[str, Any]:
@@ -597,6 +600,13 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
         flags = torch.tensor([float(stop.flag), float(collapse_reason is not None)])
         if dist.world > 1:
             torchdist.all_reduce(flags, op=torchdist.ReduceOp.MAX)
+        if flags[0] > 0:
+            save_train_checkpoint(ckdir / "last.pt")
+            final_state = "stopped"
+            event("stopped", reason="signal")
+            log.info("stop requested: saved checkpoints/last.pt at step %d", step)
+            break
+
         if flags[1] > 0:
             event("collapse", reason=collapse_reason or "another rank", action=cfg.collapse_action)
             if dist.main:
@@ -622,13 +632,6 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
                         pg["lr"] *= 0.5 ** rollbacks
                 event("rollback", to_step=step, lr_G=opt_g.param_groups[0]["lr"], lr_D=opt_d.param_groups[0]["lr"])
                 continue
-        if flags[0] > 0:
-            save_train_checkpoint(ckdir / "last.pt")
-            final_state = "stopped"
-            event("stopped", reason="signal")
-            log.info("stop requested: saved checkpoints/last.pt at step %d", step)
-            break
-
         if epoch_end:
             ep = step // steps_per_epoch
             for s in (sched_g, sched_d):

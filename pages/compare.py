@@ -20,7 +20,7 @@ from animegan import paths, rundir  # noqa: E402
 from animegan.checkpoint import CheckpointError, LoadedGenerator  # noqa: E402
 from pages import shared  # noqa: E402
 
-FULL_N = 10_000
+FULL_N = shared.FULL_N
 CAVEAT = "only comparable at the same n and reference"
 # FIDs the seed projects reported for their own models (64×64). Not measured here.
 SEED_FIDS = [("plain GAN", 140.9), ("DCGAN", 76.97), ("WGAN-GP", 61.49)]
@@ -28,13 +28,6 @@ REF_STYLES = [("dot", "#9aa0a6"), ("dash", "#f2b134"), ("dashdot", "#4fc3b1")]
 
 
 # --------------------------------------------------------------------------- helpers
-def eval_rows(ev: dict | None) -> list[dict]:
-    """An embedded evaluation summary as rows: one row ({metric, value, n, ...}) or a dict of them."""
-    if not ev:
-        return []
-    if "metric" in ev and "value" in ev:
-        return [ev]
-    return [{"metric": v.get("metric", k), **v} for k, v in ev.items() if isinstance(v, dict) and "value" in v]
 
 
 def checkpoint_evals(path: Path, lg: LoadedGenerator) -> list[dict]:
@@ -48,9 +41,9 @@ def checkpoint_evals(path: Path, lg: LoadedGenerator) -> list[dict]:
             rows += [dict(e, source="during training") for e in run.evals()
                      if "checkpoint" not in e and e.get("step") == lg.step]
         elif lg.eval.get("step") == lg.step:
-            rows += [dict(e, source="embedded") for e in eval_rows(lg.eval)]
+            rows += [dict(e, source="embedded") for e in shared.eval_rows(lg.eval)]
     else:
-        rows += [dict(e, source="embedded") for e in eval_rows(lg.eval)]
+        rows += [dict(e, source="embedded") for e in shared.eval_rows(lg.eval)]
     rows += [dict(e, source="computed here") for e in rundir.evals_for_checkpoint(path)]
     seen, out = set(), []
     for r in rows:
@@ -61,9 +54,6 @@ def checkpoint_evals(path: Path, lg: LoadedGenerator) -> list[dict]:
     return out
 
 
-def fmt_eval(r: dict) -> str:
-    n = int(r.get("n") or 0)
-    return f"{str(r['metric']).upper()} {float(r['value']):.2f} (n={n:,})" + (" †" if n < FULL_N else "")
 
 
 def fmt_duration(s: float | None) -> str:
@@ -213,7 +203,7 @@ def watch_job() -> None:
         return
     result = jobs.eval_result(job)
     if result is not None:
-        st.session_state["cmp_msg"] = ("success", f"{job.label}: {fmt_eval(result)} vs {result.get('reference', '?')} — "
+        st.session_state["cmp_msg"] = ("success", f"{job.label}: {shared.fmt_eval(result)} vs {result.get('reference', '?')} — "
                                                   "recorded with the checkpoint.")
     else:
         try:

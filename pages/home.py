@@ -32,27 +32,8 @@ def fmt_bytes(n: float | None) -> str:
     return f"{n:,.1f} TB"  # pragma: no cover
 
 
-def fmt_eval(row: dict) -> str:
-    try:
-        s = f"{str(row['metric']).upper()} {float(row['value']):.2f} (n={int(row.get('n', 0)):,})"
-    except (KeyError, TypeError, ValueError):
-        return "—"
-    if int(row.get("n") or 0) < 10_000:
-        s += " †"
-    return s
 
 
-def eval_rows(ev: dict | None) -> list[dict]:
-    """An embedded evaluation summary as rows: one row ({metric, value, n, ...}) or a dict of them."""
-    if not ev:
-        return []
-    if "metric" in ev and "value" in ev:
-        return [ev]
-    rows = []
-    for k, v in ev.items():
-        if isinstance(v, dict) and "value" in v:
-            rows.append({"metric": v.get("metric", k), **v})
-    return rows
 
 
 @st.cache_resource(show_spinner=False)
@@ -134,7 +115,7 @@ else:
             "state": state,
             "epoch": f"{s.get('epoch', 0)}/{s.get('epochs', '?')}",
             "step": f"{int(s.get('step') or 0):,}/{int(s.get('total_steps') or 0):,}",
-            "best": fmt_eval(b) if b else "not evaluated",
+            "best": shared.fmt_eval(b) if b else "not evaluated",
             "updated": time.strftime("%Y-%m-%d %H:%M", time.localtime(s.get("updated") or 0)) if s.get("updated") else "",
         })
     st.dataframe(pd.DataFrame(rows), hide_index=True)
@@ -160,10 +141,10 @@ for p in shipped:
             continue
         left, right = st.columns([1, 2], vertical_alignment="center")
         cfg = lg.config
-        evs = eval_rows(lg.eval)
+        evs = shared.eval_rows(lg.eval)
         left.markdown(f"**{p.stem}**  \n{cfg.model}, {cfg.loss} loss, {cfg.img_size}px  \n"
                       f"generator: {lg.params:,} parameters  \n"
-                      f"evaluation: {', '.join(fmt_eval(e) for e in evs) if evs else 'none recorded'}  \n"
+                      f"evaluation: {', '.join(shared.fmt_eval(e) for e in evs) if evs else 'none recorded'}  \n"
                       f"file: {fmt_bytes(p.stat().st_size)}")
         right.image(png, caption="8 faces, seed 0 (the same faces every time)")
 

@@ -57,4 +57,25 @@ def add_user_checkpoint(path: str | Path) -> LoadedGenerator:
 
 def show_error(e: BaseException) -> None:
     """A user-caused problem: one clear message, never a traceback."""
-    st.error(str(e), icon="⚠️")
+    st.error(str(e), icon=":material/error:")
+
+
+FULL_N = 10_000  # FID/SWD values below this n compare only at the same n and reference
+
+
+def eval_rows(ev: dict | None) -> list[dict]:
+    """An embedded evaluation summary as rows: one row ({metric, value, n, ...}) or a dict of them."""
+    if not ev:
+        return []
+    if "metric" in ev and "value" in ev:
+        return [ev]
+    return [{"metric": v.get("metric", k), **v} for k, v in ev.items() if isinstance(v, dict) and "value" in v]
+
+
+def fmt_eval(row: dict) -> str:
+    """"SWD 31.20 (n=2,000) †" — the dagger marks n < 10,000 (compare only at the same n)."""
+    try:
+        n = int(row.get("n") or 0)
+        return f"{str(row['metric']).upper()} {float(row['value']):.2f} (n={n:,})" + (" †" if n < FULL_N else "")
+    except (KeyError, TypeError, ValueError):
+        return "—"

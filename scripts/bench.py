@@ -96,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.repeats = max(1, pick(a.repeats, 3, 2, 1))
     a.steps = max(1, pick(a.steps, 50 if cuda else 6, 20 if cuda else 2, 1))
     a.warmup = max(1, pick(a.warmup, 10 if cuda else 2, 5 if cuda else 1, 1))
-    a.batch = pick(a.batch, 128 if a.device == "cuda" else 64, 128 if a.device == "cuda" else 64, 8)
+    a.batch = pick(a.batch, 128 if cuda else 64, 128 if cuda else 64, 8)
     a.width = pick(a.width, 64, 64, 8)
     a.fid_n = pick(a.fid_n, 100, 20, 2)
     a.gen_n = 8 if mode == "tiny" else 64
@@ -104,7 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.gen_warm = 2 if mode == "tiny" else 5
     a.synth_n = 24 if mode == "tiny" else 256
     a.compile_skip = None if (a.compile if a.compile is not None else mode == "full") else (
-        "--no-compile" if a.compile is False else f"skipped in --{mode} (compiling takes minutes on a CPU; --compile forces it)")
+        "--no-compile" if a.compile is False else f"not measured in --{mode} (compiling takes minutes on a CPU; --compile forces it)")
     a.memory_skip = "--no-memory" if a.no_memory else (None if mode == "full" else f"not measured in --{mode}")
     a.data = a.data or (str(SHARED_ZIP) if SHARED_ZIP.exists() and mode != "tiny" else "synthetic")
     a.json = Path(a.json) if a.json else paths.home() / "bench" / f"bench-{a.device}.json"
@@ -291,9 +291,8 @@ def bench_seed_pipeline(args, device, folder: Path) -> dict[str, Any]:
     log("training with the seed pipeline (ImageFolder of JPEGs, PIL + torchvision transforms, 2 workers)")
     it = iter(seed_loader(folder, args.batch))
     trainer = Trainer(args, device, default_variant(device))
-    fig = timed_training(args, trainer, lambda step, g: next(it)[0].to(device, non_blocking=True))
-    del it  # stops the workers
-    return fig
+    return timed_training(args, trainer, lambda step, g: next(it)[0].to(device, non_blocking=True))
+    # the loader's workers stop when `it` goes out of scope here
 
 
 def bench_project_pipeline(args, device, data) -> dict[str, Any]:
@@ -334,10 +333,11 @@ def step_variants(device: torch.device, with_compile: bool) -> list[Variant]:
 
 def losses_match(ref: list[tuple[float, float]], got: list[tuple[float, float]]) -> tuple[bool, float, float]:
     """(every (loss_D, loss_G) close to eager's, max |difference|, max |difference| at the first step)."""
-    diffs = [[abs(a - b) for a, b in zip(r, o)] for r, o in zip(ref, got)]
-    ok = len(ref) == len(got) and all(math.isclose(a, b, rel_tol=LOSS_RTOL, abs_tol=LOSS_ATOL)
-                                      for r, o in zip(ref, got) for a, b in zip(r, o))
-    return ok, max(max(d) for d in diffs) if diffs else 0.0, max(diffs[0]) if diffs else 0.0
+    n = min(len(ref), len(got))
+    pairs = [(a, b) for r, o in zip(ref[:n], got[:n], strict=True) for a, b in zip(r, o, strict=True)]
+    ok = n > 0 and len(ref) == len(got) and all(math.isclose(a, b, rel_tol=LOSS_RTOL, abs_tol=LOSS_ATOL) for a, b in pairs)
+    diffs = [abs(a - b) for a, b in pairs] or [0.0]
+    return ok, max(diffs), max(diffs[:2])
 
 
 def bench_step_options(args, device, real: torch.Tensor, compile_skip: str | None) -> dict[str, Any]:
@@ -356,7 +356,7 @@ def bench_step_options(args, device, real: torch.Tensor, compile_skip: str | Non
     if compile_skip is not None:
         out["torch.compile"] = {"skipped": compile_skip}
     eager = out["eager"]
-    for name, fig in out.items():
+    for fig in out.values():
         if "images_per_s" in fig:
             fig["speedup_vs_eager"] = fig["images_per_s"] / eager["images_per_s"]
             fig["losses_match_eager"], fig["max_abs_loss_diff"], fig["first_step_abs_loss_diff"] = \
@@ -367,7 +367,7 @@ def bench_step_options(args, device, real: torch.Tensor, compile_skip: str | Non
     gain = ran[fastest]["speedup_vs_eager"]
     qualifies = fastest != "eager" and gain >= DEFAULT_MIN_GAIN and ran[fastest]["losses_match_eager"]
     verdict = (f"{fastest} is fastest ({gain:.2f}× eager)"
-               + ("" if fastest == "eager" else (", ≥10 % faster with matching losses: worth making the default" if qualifies
+               + (": keep eager" if fastest == "eager" else (", ≥10 % faster with matching losses: worth making the default" if qualifies
                                                   else ", but not ≥10 % faster with matching losses: keep the current default")))
     return {"variants": out, "fastest": fastest, "fastest_speedup_vs_eager": gain, "default_change_warranted": qualifies,
             "verdict": verdict, "loss_tolerance": {"rel": LOSS_RTOL, "abs": LOSS_ATOL}}

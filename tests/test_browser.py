@@ -31,7 +31,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def browser_home(tmp_path_factory):
+def sync_api():
+    """Skip (before anything is trained or started) where the browser or its driver is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    return pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+
+
+@pytest.fixture(scope="module")
+def browser_home(sync_api, tmp_path_factory):
     """A home with a small pre-rendered synthetic set (already prepared) and a finished tiny run."""
     from animegan import paths
     from animegan.config import preset_config
@@ -99,11 +107,7 @@ def _settle(page, url: str) -> float:
     return time.time() - t0
 
 
-def test_every_page_opens_without_an_exception(server, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-
+def test_every_page_opens_without_an_exception(sync_api, server, tmp_path):
     shots = tmp_path / "shots"
     shots.mkdir()
     seen: dict[str, tuple[float, int]] = {}

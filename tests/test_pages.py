@@ -139,6 +139,40 @@ def test_home_lists_a_finished_run_and_the_shipped_checkpoint(tiny, shipped):
     assert "Runs" in t and "Data caches" in t
 
 
+def test_home_shows_the_running_job_with_its_progress(tiny, tmp_path):
+    run = install_run(tiny)
+    log = tmp_path / "job.log"
+    log.write_text("step 3/4\n")
+    # pid above any pid_max: never a live process, so nothing can ever be signalled by mistake
+    fake = jobs.Job(kind="train", pid=999_999_999, argv=[], log=log, run_dir=run.path,
+                    started=time.time() - 120, label="training run tiny")
+    with pytest.MonkeyPatch.context() as mp:  # undone before the autouse fixture looks for jobs to stop
+        mp.setattr(jobs, "current_job", lambda *a, **k: fake)
+        at = app_test(HOME)
+        assert "training run tiny" in texts(at)
+        assert at.get("progress") and "step 4/4" in at.get("progress")[0].proto.text
+        fake.kind, fake.label, fake.run_dir = "eval", "SWD of tiny-export.pt", None
+        at = app_test(HOME)
+        assert "SWD of tiny-export.pt" in texts(at) and "step 3/4" in texts(at)
+
+
+def test_app_runs_from_another_folder(tmp_path):
+    """`streamlit run /path/to/app.py` from elsewhere: app.py puts its own folder on sys.path."""
+    import subprocess
+    import sys
+    code = ("import sys; from streamlit.testing.v1 import AppTest\n"
+            f"assert {str(ROOT)!r} not in sys.path\n"
+            f"at = AppTest.from_file({APP!r}, default_timeout={TIMEOUT}); at.run()\n"
+            "assert not at.exception, [e.message for e in at.exception]\n"
+            "at.switch_page('pages/runs.py').run()\n"
+            "assert not at.exception, [e.message for e in at.exception]\n"
+            "print('ok', [t.value for t in at.title])\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=240)
+    assert r.returncode == 0 and "ok ['Runs']" in r.stdout, r.stdout + r.stderr
+
+
 def test_home_clear_caches_asks_first(tiny):
     from animegan.data import cache_usage, prepare
     prepare(tiny["faces"], 64)
