@@ -181,8 +181,19 @@ def export_generator(src: str | Path, out: str | Path, eval_summary: dict[str, A
     info = {**(ck.get("info") or {}), **(info or {}), "source_checkpoint": str(src), "step": int(ck.get("step", 0)),
             "epoch": int(ck.get("epoch", 0))}
     return save_checkpoint({"kind": "generator", "config": ck.get("config", {}), "G_ema": half if ck.get("G_ema") else None,
-                            "G": None if ck.get("G_ema") else half, "eval": eval_summary or ck.get("eval") or {},
+                            "G": None if ck.get("G_ema") else half, "eval": eval_summary or _eval_of(src, ck),
                             "info": info, "step": int(ck.get("step", 0)), "epoch": int(ck.get("epoch", 0))}, out)
+
+
+def _eval_of(src: Path, ck: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation that describes exactly these weights: one recorded for this file
+    (`swd/fid --record`), else one the trainer made at this checkpoint's step."""
+    from .rundir import evals_for_checkpoint
+    recorded = evals_for_checkpoint(src)
+    if recorded:
+        return recorded[-1]
+    ev = ck.get("eval") or {}
+    return ev if ev.get("step") == ck.get("step") else {}
 
 
 def check_compatible(ck: dict[str, Any], cfg: TrainConfig, path: Path) -> None:

@@ -95,9 +95,13 @@ def test_table_prints_every_row(bench, result, capsys):
 
 
 def test_losses_match(bench):
-    ok, worst, first = bench.losses_match([(1.0, 2.0), (0.5, 3.0)], [(1.0, 2.0), (0.5001, 3.0)])
-    assert ok and worst == pytest.approx(1e-4) and first == 0
-    assert not bench.losses_match([(1.0, 2.0)], [(1.5, 2.0)])[0]
+    ref = [(1.5, 3.0), (1.2, 5.0), (0.8, 6.0)]
+    same = bench.losses_match(ref, [(1.5, 3.0001), (1.25, 4.8), (0.7, 6.3)], first_rtol=1e-3)
+    assert same["losses_match_eager"] and same["steps_compared"] == 3  # later steps may drift, the mean holds
+    assert same["first_step_rel_diff"] == pytest.approx(1e-4 / 3) and same["max_abs_step_diff"] == pytest.approx(0.3)
+    assert not bench.losses_match(ref, [(1.6, 3.0), *ref[1:]], first_rtol=1e-3)["losses_match_eager"]  # step 1 differs
+    assert not bench.losses_match(ref, [ref[0], (2.0, 7.0), (2.0, 8.0)], first_rtol=1e-3)["losses_match_eager"]  # drifts
+    assert not bench.losses_match(ref, ref[:2], first_rtol=1e-3)["losses_match_eager"]
 
 
 def test_defaults_by_mode(bench):
