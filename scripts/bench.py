@@ -15,8 +15,10 @@ One run, one machine, one model (`dcgan` at 64×64) and one batch size. It measu
 6. cache build and FID feature extraction images/s;
 7. peak resident memory of a `python -m animegan train` process on the 30,000-image zip.
 
-Each speed is the median of `--repeats` windows of `--steps` steps after `--warmup` steps, timed with
-time.perf_counter (and torch.cuda.synchronize on CUDA). Nothing is written outside a temporary folder
+Training figures 1-4 are measured in `--repeats` rounds that visit every variant in turn (so a change in
+the machine's load hits them all alike): per round, `--warmup` untimed steps (half as many after the first
+round), then one window of `--steps` steps timed with time.perf_counter (and torch.cuda.synchronize on
+CUDA); each figure is the median window. Nothing is written outside a temporary folder
 except the JSON (default `<ANIMEGAN_HOME>/bench/bench-<device>.json`).
 """
 from __future__ import annotations
@@ -249,10 +251,11 @@ class Contender:
 
 
 def run_rounds(args: argparse.Namespace, contenders: list[Contender]) -> None:
-    """`repeats` rounds; the first warms up `warmup` steps (first calls, compiling), later ones half that."""
+    """`repeats` rounds; the first warms up `warmup` steps (first calls, compiling), later ones half that.
+    Every other round goes backwards, so no contender always runs right after the same one."""
     for r in range(args.repeats):
         warmup = args.warmup if r == 0 else max(1, args.warmup // 2)
-        for c in contenders:
+        for c in (contenders if r % 2 == 0 else contenders[::-1]):
             log(f"round {r + 1}/{args.repeats}: {c.name} ({warmup} warm-up + {args.steps} timed steps)")
             c.round(warmup, args.steps, args.batch)
 
@@ -391,6 +394,12 @@ def losses_match(ref: list[tuple[float, float]], got: list[tuple[float, float]],
             "first_step_rel_diff": first, "mean_loss_rel_diff": max(means), "max_abs_step_diff": worst}
 
 
+def ratio(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """a's speed over b's: the median of the per-round ratios (a and b ran minutes apart in each round,
+    so drifting load cancels better than in a ratio of the two medians)."""
+    return statistics.median(x / y for x, y in zip(a["windows_images_per_s"], b["windows_images_per_s"], strict=True))
+
+
 def step_options_summary(contenders: list[Contender], args, device, compile_skip: str | None) -> dict[str, Any]:
     out = {c.name: c.figures(args.batch) for c in contenders}
     if compile_skip is not None:
@@ -401,9 +410,9 @@ def step_options_summary(contenders: list[Contender], args, device, compile_skip
     for v, f in zip(step_variants(device, compile_skip is None), contenders, strict=True):
         if f.name in ran:
             ran[f.name].update(channels_last=v.channels_last, compile=v.compile, bf16_autocast=v.amp,
-                               speedup_vs_eager=ran[f.name]["images_per_s"] / eager["images_per_s"],
+                               speedup_vs_eager=ratio(ran[f.name], eager),
                                **losses_match(eager["losses"], ran[f.name]["losses"], first_rtol))
-    fastest = max(ran, key=lambda k: ran[k]["images_per_s"])
+    fastest = max(ran, key=lambda k: ran[k]["speedup_vs_eager"])
     gain = ran[fastest]["speedup_vs_eager"]
     qualifies = fastest != "eager" and gain >= DEFAULT_MIN_GAIN and ran[fastest]["losses_match_eager"]
     if fastest == "eager":
@@ -512,9 +521,16 @@ def bench_fid_features(args, device, data, work: Path) -> dict[str, Any]:
 
 # -- 7: peak memory of a training process ---------------------------------------------------------------
 
+# A small parent for the training process. A child's ru_maxrss starts from the RSS of the process that
+# forked it (Linux carries the old memory's high-water mark across exec), so measured straight from this
+# big benchmark process it would report our own size; from a fresh small interpreter it reports its own.
+RSS_WRAPPER = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
+               "print('peak_rss_kib', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+
+
 def bench_memory(args, device, home: Path, cache_mb: float | None) -> dict[str, Any]:
-    """`python -m animegan train` on the zip, 20 steps, with the cache already built in `home`;
-    peak RSS as the kernel accounts it for that child (wait4's rusage)."""
+    """`python -m animegan train` on the zip, 20 steps, with the cache already built in `home`; peak RSS
+    as the kernel accounts it for that process (getrusage(RUSAGE_CHILDREN) in its parent, after wait)."""
     if args.memory_skip:
         return {"skipped": args.memory_skip}
     if not Path(args.data).is_file() or Path(args.data).suffix.lower() != ".zip":
@@ -526,16 +542,22 @@ def bench_memory(args, device, home: Path, cache_mb: float | None) -> dict[str, 
     log("peak memory: " + " ".join(cmd[1:]))
     env = {**os.environ, paths.ENV_HOME: str(home)}
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    out = proc.stdout.read().decode(errors="replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    peak, err = peak_rss_mb(cmd, env)
     sec = time.perf_counter() - t
-    if proc.returncode != 0:
-        return {"skipped": f"training subprocess failed (exit {proc.returncode}): {out.strip()[-400:]}"}
-    kib = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024
-    return {"peak_rss_mb": kib * 1024 / 1e6, "seconds": sec, "steps": 20, "command": " ".join(cmd[1:]),
-            "cache_mb": cache_mb, "images": 30_000, "how": "os.wait4 rusage ru_maxrss of the training process"}
+    if peak is None:
+        return {"skipped": f"training subprocess failed: {err}"}
+    baseline, _ = peak_rss_mb([sys.executable, "-c", "import torch, torchvision, animegan.train, animegan.data"], env)
+    return {"peak_rss_mb": peak, "seconds": sec, "steps": 20, "command": " ".join(cmd[1:]), "cache_mb": cache_mb,
+            "images": 30_000, "import_only_rss_mb": baseline,
+            "how": "getrusage(RUSAGE_CHILDREN).ru_maxrss in a small parent process"}
+
+
+def peak_rss_mb(cmd: list[str], env: dict[str, str]) -> tuple[float | None, str]:
+    proc = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *cmd], cwd=str(ROOT), env=env, capture_output=True, text=True)
+    peak = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("peak_rss_kib ")]
+    if proc.returncode != 0 or not peak:
+        return None, f"exit {proc.returncode}: {(proc.stdout + proc.stderr).strip()[-400:]}"
+    return int(peak[-1]) * (1 if sys.platform == "darwin" else 1024) / 1e6, ""  # Linux counts KiB, macOS bytes
 
 
 # -- output ------------------------------------------------------------------------------------------------
@@ -581,7 +603,8 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, Any, str, Any, str]]:
     rows.append(("FID features", "InceptionV3 pool3", fid["images_per_s"], "img/s", None, f"{fid['images']} images, {fid['weights']}"))
     if "peak_rss_mb" in mem:
         rows.append(("memory", "peak RSS, train 20 steps on 30k zip", mem["peak_rss_mb"], "MB", None,
-                     f"cache file {mem['cache_mb']:.0f} MB (memory-mapped)"))
+                     f"cache file {mem['cache_mb']:.0f} MB (memory-mapped); importing torch + animegan alone "
+                     f"{mem['import_only_rss_mb']:.0f} MB"))
     else:
         rows.append(("memory", "peak RSS of a training process", None, "", None, f"skipped: {mem['skipped']}"))
     return rows
@@ -591,8 +614,9 @@ def print_table(r: dict[str, Any]) -> None:
     d, s = r["device"], r["settings"]
     print(f"device {d['device']} ({d['name']}), torch {d['torch']}, {d['threads']} threads; load average "
           f"{r['load_average']['start']} at start, {r['load_average']['end']} at end")
-    print(f"model dcgan {IMG_SIZE}x{IMG_SIZE} ngf=ndf={s['width']}, batch {s['batch']}, data {s['data']}; median of "
-          f"{s['repeats']} windows of {s['steps']} steps after {s['warmup']} warm-up ({s['mode']})")
+    print(f"model dcgan {IMG_SIZE}x{IMG_SIZE} ngf=ndf={s['width']}, batch {s['batch']}, data {s['data']} ({s['mode']}); "
+          f"value: median of {s['repeats']} rounds of {s['steps']} timed steps (after {s['warmup']} warm-up); "
+          f"ratio: median of the per-round ratios")
     head = ("section", "measure", "value", "unit", "ratio", "note")
     body = [(a, b, fmt(c), u, "" if q is None else f"{q:.2f}", n) for a, b, c, u, q, n in table_rows(r)]
     widths = [max(len(str(row[i])) for row in [head, *body]) for i in range(5)]
@@ -635,15 +659,12 @@ def bench_training(args, device: torch.device, folder: Path, data, work: Path) -
     ceil_name = ceiling_name(device)
     ceil, seed_fig, proj_fig = summary["variants"][ceil_name], seed.figures(args.batch), project.figures(args.batch)
 
-    def per_round(a: dict[str, Any], b: dict[str, Any]) -> list[float]:
-        return [x / y for x, y in zip(a["windows_images_per_s"], b["windows_images_per_s"], strict=True)]
-
     training = {"seed_pipeline": seed_fig, "project_pipeline": proj_fig,
                 "ceiling": {"variant": ceil_name, **{k: ceil[k] for k in ("images_per_s", "windows_images_per_s", "step_s")}},
-                "ratio": {"project_vs_seed": proj_fig["images_per_s"] / seed_fig["images_per_s"],
-                          "project_vs_ceiling": proj_fig["images_per_s"] / ceil["images_per_s"],
-                          "per_round_project_vs_seed": per_round(proj_fig, seed_fig),
-                          "per_round_project_vs_ceiling": per_round(proj_fig, ceil)}}
+                "ratio": {"project_vs_seed": ratio(proj_fig, seed_fig), "project_vs_ceiling": ratio(proj_fig, ceil),
+                          "how": "median of per-round ratios",
+                          "of_medians": {"project_vs_seed": proj_fig["images_per_s"] / seed_fig["images_per_s"],
+                                         "project_vs_ceiling": proj_fig["images_per_s"] / ceil["images_per_s"]}}}
     return training, summary
 
 

@@ -55,7 +55,7 @@ def test_training_figures_and_ratios(result):
         assert positive(tr[k]["images_per_s"]), k
         assert all(positive(w) for w in tr[k]["windows_images_per_s"])
     assert positive(tr["ratio"]["project_vs_seed"]) and positive(tr["ratio"]["project_vs_ceiling"])
-    assert tr["ratio"]["project_vs_seed"] == pytest.approx(
+    assert tr["ratio"]["of_medians"]["project_vs_seed"] == pytest.approx(
         tr["project_pipeline"]["images_per_s"] / tr["seed_pipeline"]["images_per_s"])
     losses = tr["project_pipeline"]["losses"]
     assert losses and all(math.isfinite(v) for row in losses for v in row)
