@@ -31,7 +31,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         kw: dict[str, Any] = dict(dest=f"cfg_{f.name}", default=None, help=f"(default {default!r})")
-        if isinstance(default, bool):
+        if f.name == "compile":  # `--compile` alone means on
+            p.add_argument(_flag(f.name), nargs="?", const="on", choices=("auto", "on", "off"), **kw)
+        elif isinstance(default, bool):
             p.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(default, list):
             p.add_argument(_flag(f.name), type=int, nargs="*", **kw)

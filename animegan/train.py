@@ -254,6 +254,19 @@ class StopRequested:
             signal.signal(s, h)
 
 
+COMPILE_MIN_STEPS = 500
+
+
+def compile_enabled(cfg: TrainConfig, device: torch.device, total_steps: int) -> bool:
+    if cfg.compile in ("on", True):
+        return True
+    if cfg.compile != "auto":
+        return False
+    import shutil
+    has_cc = any(shutil.which(c) for c in ("cc", "gcc", "clang"))
+    return device.type == "cpu" and total_steps >= COMPILE_MIN_STEPS and has_cc
+
+
 def validate_config(cfg: TrainConfig) -> None:
     from .models import MODELS
     if cfg.model not in MODELS:
@@ -266,9 +279,73 @@ def validate_config(cfg: TrainConfig) -> None:
         raise TrainingError("--n-critic must be at least 1")
     if cfg.collapse_action not in ("stop", "rollback", "warn"):
         raise TrainingError("--collapse-action must be stop, rollback or warn")
+    if cfg.compile not in ("auto", "on", "off", True, False):
+        raise TrainingError("--compile must be auto, on or off")
     if cfg.eval_metric not in ("swd", "fid"):
         raise TrainingError("--eval-metric must be swd or fid")
     parse_policy(cfg.diffaug)
+
+
+# -- one step ------------------------------------------------------------------------------------
+
+@dataclass
+class Nets:
+    """What a training step touches: the networks (and their compiled callables) and optimisers."""
+    G: nn.Module
+    D: nn.Module
+    G_run: Any
+    D_run: Any
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    autocast: Any = nullcontext
+
+
+def real_batch(images: np.ndarray, train_idx: np.ndarray, cfg: TrainConfig, step: int, steps_per_epoch: int,
+               dist: Dist, device: torch.device, seed_aug: SeedAugment, g: torch.Generator,
+               memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """This rank's share of global batch `step`: a permutation per (seed, epoch), sorted reads
+    from the uint8 memory map, [-1, 1] floats and the seed augmentation on the device."""
+    from .data import to_float
+    epoch, i = divmod(step, steps_per_epoch)
+    perm = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(_mix(cfg.seed, epoch))).numpy()
+    global_batch = train_idx[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]]
+    mine = np.sort(global_batch[dist.rank::dist.world])  # sorted reads are kinder to the memory map
+    real = torch.from_numpy(np.asarray(images[mine])).to(device, non_blocking=True)
+    return seed_aug(to_float(real), g).contiguous(memory_format=memory_format)
+
+
+def train_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, z: torch.Tensor, g: torch.Generator, step: int,
+               dist: Dist = Dist()) -> dict[str, float]:
+    """One D update and, every n_critic steps, one G update; returns the step's scalars
+    (loss_G is NaN on steps without a G update)."""
+    # D on real and (detached) fake, both through DiffAugment when on.
+    with nets.autocast():
+        fake = nets.G_run(z)
+        real_in = diff_augment(real, cfg.diffaug, g) if cfg.diffaug else real
+        fake_in = diff_augment(fake, cfg.diffaug, g) if cfg.diffaug else fake
+        s_real = nets.D_run(real_in).float()
+        s_fake = nets.D_run(fake_in.detach()).float()
+        loss_d = d_loss(cfg.loss, s_real, s_fake, cfg.real_label)
+    gp = torch.zeros((), device=real.device)
+    if cfg.loss == "wgan-gp":  # eager D: double backward does not go through torch.compile
+        gp = gradient_penalty(nets.D, real_in.float(), fake_in.float(), generator=g)
+    nets.opt_d.zero_grad(set_to_none=True)
+    (loss_d + cfg.gp_lambda * gp).backward()
+    average_gradients(nets.D, dist)
+    nets.opt_d.step()
+
+    # G every n_critic D steps, reusing this step's fake (G has not changed since).
+    loss_gv = float("nan")
+    if (step + 1) % cfg.n_critic == 0:
+        with nets.autocast():
+            loss_g = g_loss(cfg.loss, nets.D_run(fake_in).float())
+        nets.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        average_gradients(nets.G, dist)
+        nets.opt_g.step()
+        loss_gv = loss_g.item()
+    sig = (lambda s: torch.sigmoid(s).mean().item()) if cfg.loss == "bce" else (lambda s: s.mean().item())
+    return {"loss_D": loss_d.item(), "loss_G": loss_gv, "D_x": sig(s_real), "D_G_z": sig(s_fake), "gp": gp.item()}
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -411,8 +488,9 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
     broadcast_module(G, dist)
     broadcast_module(D, dist)
 
-    G_train = torch.compile(G) if cfg.compile else G
-    D_train = torch.compile(D) if cfg.compile else D
+    use_compile = compile_enabled(cfg, device, total_steps)
+    G_train = torch.compile(G) if use_compile else G
+    D_train = torch.compile(D) if use_compile else D
     seed_aug = SeedAugment(cfg.aug_flip, cfg.aug_brightness, cfg.aug_brightness_strength)
     z_fixed = fixed_noise(cfg).to(device)
     real_spread = spread(to_float(torch.from_numpy(np.asarray(data.images[train_idx[:256]]))))
@@ -429,6 +507,8 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
         log.info("run %s: %s on %s, %d training images (%d steps/epoch, batch %d), G %s params, D %s params, device %s%s",
                  run.name, cfg.model, data.source, len(train_idx), steps_per_epoch, cfg.batch_size,
                  f"{count_params(G):,}", f"{count_params(D):,}", device, f" × {dist.world} processes" if dist.world > 1 else "")
+        log.info("step options: torch.compile %s, channels_last %s, bf16 autocast %s", "on" if use_compile else "off",
+                 "on" if channels_last else "off", "on" if amp else "off")
     write_status(state="running", total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                  epoch=step // steps_per_epoch, step=step, params_g=count_params(G), params_d=count_params(D))
 
@@ -493,58 +573,24 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
     t_status = t_ckpt = time.time()
     speed_t, speed_n, img_s = time.time(), 0, 0.0
     acc: dict[str, list[float]] = {}
-    perm_epoch, perm = -1, None
     collapsed_rows = 0
     rollbacks = 0
     final_state = "finished"
+    nets = Nets(G, D, G_train, D_train, opt_g, opt_d, autocast)
 
     G.train()
     D.train()
     while step < total_steps:
-        epoch, i = divmod(step, steps_per_epoch)
-        if perm_epoch != epoch:
-            perm = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(_mix(cfg.seed, epoch))).numpy()
-            perm_epoch = epoch
-        global_batch = train_idx[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]]
-        mine = np.sort(global_batch[dist.rank::dist.world])  # sorted reads are kinder to the memory map
-        real = torch.from_numpy(np.asarray(data.images[mine])).to(device, non_blocking=True)
+        epoch = step // steps_per_epoch
         g = torch.Generator(device=device).manual_seed(_mix(cfg.seed, step, dist.rank))
-        real = seed_aug(to_float(real), g).contiguous(memory_format=mem)
+        real = real_batch(data.images, train_idx, cfg, step, steps_per_epoch, dist, device, seed_aug, g, mem)
         z = torch.randn(local_bs, cfg.z_dim, device=device, generator=g)
-
-        # D step on real and (detached) fake, each through DiffAugment when on.
-        with autocast():
-            fake = G_train(z)
-            real_in = diff_augment(real, cfg.diffaug, g) if cfg.diffaug else real
-            fake_in = diff_augment(fake, cfg.diffaug, g) if cfg.diffaug else fake
-            s_real = D_train(real_in).float()
-            s_fake = D_train(fake_in.detach()).float()
-            loss_d = d_loss(cfg.loss, s_real, s_fake, cfg.real_label)
-        gp = torch.zeros((), device=device)
-        if cfg.loss == "wgan-gp":
-            gp = gradient_penalty(D_train, real_in.float(), fake_in.float(), generator=g)
-        opt_d.zero_grad(set_to_none=True)
-        (loss_d + cfg.gp_lambda * gp).backward()
-        average_gradients(D, dist)
-        opt_d.step()
-
-        # G step every n_critic D steps, reusing this step's fake (G has not changed).
-        loss_gv = float("nan")
-        if (step + 1) % cfg.n_critic == 0:
-            with autocast():
-                loss_g = g_loss(cfg.loss, D_train(fake_in).float())
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            average_gradients(G, dist)
-            opt_g.step()
-            loss_gv = loss_g.item()
-            if G_ema is not None:
-                ema_update(G_ema, G, ema_decay(cfg, step))
+        row = train_step(nets, cfg, real, z, g, step, dist)
+        if G_ema is not None and not math.isnan(row["loss_G"]):
+            ema_update(G_ema, G, ema_decay(cfg, step))
         step += 1
         speed_n += local_bs * dist.world
 
-        sig = (lambda s: torch.sigmoid(s).mean().item()) if cfg.loss == "bce" else (lambda s: s.mean().item())
-        row = {"loss_D": loss_d.item(), "loss_G": loss_gv, "D_x": sig(s_real), "D_G_z": sig(s_fake), "gp": gp.item()}
         for k, v in row.items():
             if not math.isnan(v):
                 acc.setdefault(k, []).append(v)

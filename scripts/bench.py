@@ -51,9 +51,8 @@ from animegan import paths  # noqa: E402
 from animegan.augment import SeedAugment  # noqa: E402
 from animegan.config import TrainConfig, preset_config  # noqa: E402
 from animegan.data import iter_source_files, prepare, to_float  # noqa: E402
-from animegan.losses import d_loss, g_loss  # noqa: E402
 from animegan.models import build_models, count_params  # noqa: E402
-from animegan.train import make_optimizer  # noqa: E402
+from animegan.train import Dist, Nets, make_optimizer, real_batch, train_step  # noqa: E402
 
 SHARED_ZIP = ROOT.parent / "shared" / "data" / "anime-faces-96.zip"
 IMG_SIZE = 64
@@ -174,28 +173,19 @@ class Trainer:
         self.G_run = torch.compile(self.G) if variant.compile else self.G
         self.D_run = torch.compile(self.D) if variant.compile else self.D
         self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if variant.amp else nullcontext
+        self.nets = Nets(self.G, self.D, self.G_run, self.D_run, self.opt_g, self.opt_d, self.autocast)
+        self.n_steps = 0
 
     def noise(self, step: int) -> torch.Generator:
         """Per-step randomness (augmentation, then z), as train.py seeds it from (seed, step)."""
         return torch.Generator(device=self.device).manual_seed(SEED * 1_000_003 + step)
 
     def step(self, real: torch.Tensor, g: torch.Generator) -> tuple[float, float]:
-        real = real.contiguous(memory_format=self.mem)
+        """The trainer's own step (animegan.train.train_step), so the benchmark cannot drift from it."""
         z = torch.randn(real.shape[0], self.cfg.z_dim, device=self.device, generator=g)
-        with self.autocast():
-            fake = self.G_run(z)
-            s_real = self.D_run(real).float()
-            s_fake = self.D_run(fake.detach()).float()
-            loss_d = d_loss(self.cfg.loss, s_real, s_fake, self.cfg.real_label)
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
-        with self.autocast():
-            loss_g = g_loss(self.cfg.loss, self.D_run(fake).float())
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-        return loss_d.item(), loss_g.item()  # train.py reads both every step too
+        row = train_step(self.nets, self.cfg, real.contiguous(memory_format=self.mem), z, g, self.n_steps)
+        self.n_steps += 1
+        return row["loss_D"], row["loss_G"]
 
 
 # -- timing: contenders, measured in rounds ---------------------------------------------------------------
@@ -344,15 +334,10 @@ def project_contender(args, device, data) -> Contender:
     if per_epoch == 0:
         raise SystemExit(f"the train split has {len(train_idx)} images, fewer than one batch of {args.batch}")
     aug = SeedAugment(flip=0.5, brightness=0.5)
-    perms: dict[int, np.ndarray] = {}
+    cfg = preset_config("seed-dcgan", batch_size=args.batch, seed=SEED)
 
     def next_batch(step: int, g: torch.Generator) -> torch.Tensor:
-        epoch, i = divmod(step, per_epoch)
-        if epoch not in perms:
-            perms[epoch] = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(SEED + epoch)).numpy()
-        idx = np.sort(train_idx[perms[epoch][i * args.batch:(i + 1) * args.batch]])
-        real = torch.from_numpy(np.asarray(data.images[idx])).to(device, non_blocking=True)
-        return aug(to_float(real), g)
+        return real_batch(data.images, train_idx, cfg, step, per_epoch, Dist(), device, aug, g)
 
     return Contender("project pipeline", Trainer(args, device, default_variant(device)), next_batch)
 

@@ -201,3 +201,16 @@ def test_fid_without_inception_weights_is_skipped_with_a_clear_log_line(faces, t
     log = (tmp_path / "run" / "train.log").read_text()
     assert "FID skipped" in log and "pt_inception-2015-12-05-6726825d.pth" in log
     assert [e["metric"] for e in Run(tmp_path / "run").evals()] == ["swd"]
+
+
+def test_compile_is_automatic_only_for_long_cpu_runs():
+    from animegan.cli import build_parser, config_from_args
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    cfg = preset_config("anime64")
+    assert cfg.compile == "auto"
+    assert not train_mod.compile_enabled(cfg, cpu, 100)       # short runs stay eager: compiling costs ~40 s
+    assert not train_mod.compile_enabled(cfg, cuda, 10_000)   # opt-in on CUDA
+    assert train_mod.compile_enabled(cfg.replace(compile="on"), cuda, 10)
+    assert not train_mod.compile_enabled(cfg.replace(compile="off"), cpu, 10_000)
+    a = build_parser().parse_args(["train", "--compile"])
+    assert config_from_args(a).compile == "on"
