@@ -27,7 +27,7 @@ from pages.shared import checkpoint_choices
 INT_FIELDS = ("epochs", "batch_size", "z_dim", "ngf", "ndf", "n_critic", "eval_every", "eval_n", "seed",
               "max_steps", "log_every", "latest_every", "val_size", "test_size")
 FLOAT_FIELDS = ("lr_g", "lr_d", "aug_flip", "aug_brightness", "ema_kimg")
-CHOICE_FIELDS = ("model", "img_size", "loss", "eval_metric", "collapse_action")
+CHOICE_FIELDS = ("model", "img_size", "loss", "eval_metric", "collapse_action", "compile")
 FORM_FIELDS = ("data",) + INT_FIELDS + FLOAT_FIELDS + CHOICE_FIELDS + ("diffaug",)
 EXTRA_KEYS = ("tr_preset", "tr_device", "tr_nproc", "tr_init", "tr_name")
 COLORS = {"loss_D": "#ff6fa8", "loss_G": "#4dabf7"}
@@ -402,9 +402,11 @@ with st.form("train_form", border=True):
         c2.number_input("Log every N steps", min_value=1, max_value=10_000, step=1, key="tr_log_every")
         c3.number_input("Sample grid every N steps", min_value=1, max_value=100_000, step=10, key="tr_latest_every")
         c4.selectbox("On mode collapse", ["stop", "rollback", "warn"], key="tr_collapse_action")
-        c1, c2 = st.columns(2)
+        c1, c2, c3 = st.columns(3)
         c1.number_input("Validation images", min_value=0, max_value=100_000, step=100, key="tr_val_size")
         c2.number_input("Test images", min_value=0, max_value=100_000, step=100, key="tr_test_size")
+        c3.selectbox("torch.compile", ["auto", "on", "off"], key="tr_compile",
+                     help="auto: on for CPU runs of 500+ steps (measured 1.18× faster; ~40 s to compile first)")
     st.text_input("Run name", key="tr_name", help="Letters, digits, '.', '_' and '-'; other characters become '-'")
     submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary", disabled=running, key="tr_start")
 

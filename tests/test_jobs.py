@@ -76,9 +76,9 @@ def test_argv_keeps_the_preset_and_round_trips():
 
 
 def test_argv_booleans_resume_and_torchrun():
-    run_cfg = TrainConfig(compile=True, epochs=5)
-    argv = jobs.job_argv_for_training(TrainConfig(compile=False, epochs=8), "/r/x", resume=True, base=run_cfg)
-    assert argv[4:] == ["--resume", "/r/x", "--no-progress", "--epochs=8", "--no-compile"]
+    run_cfg = TrainConfig(compile="on", epochs=5)
+    argv = jobs.job_argv_for_training(TrainConfig(compile="off", epochs=8), "/r/x", resume=True, base=run_cfg)
+    assert argv[4:] == ["--resume", "/r/x", "--no-progress", "--epochs=8", "--compile=off"]
     argv = jobs.job_argv_for_training(TrainConfig(batch_size=64), "/r/y", nproc=2)
     assert argv[:8] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                         "-m", "animegan", "train"]
@@ -235,7 +235,7 @@ def test_real_training_job_runs_and_stops_gracefully(tmp_path):
     from animegan.checkpoint import load_generator
     from animegan.synth import write_synthetic
     faces = write_synthetic(tmp_path / "faces", n=48)
-    cfg = preset_config("seed-dcgan", data=str(faces), ngf=8, ndf=8, batch_size=8, epochs=10_000, val_size=4,
+    cfg = preset_config("seed-dcgan", data=str(faces), ngf=8, ndf=8, batch_size=8, epochs=10_000, compile="off", val_size=4,
                         test_size=4, log_every=1, latest_every=2)
     job = jobs.start_training(cfg, "tiny")
     run = Run(job.run_dir)

@@ -121,6 +121,7 @@ def test_train_page_starts_watches_stops_and_resumes_a_job(faces):
     for key, v in dict(tr_ngf=8, tr_ndf=8, tr_batch_size=8, tr_epochs=10_000, tr_log_every=1, tr_latest_every=2,
                        tr_val_size=4, tr_test_size=4, tr_max_steps=100_000).items():
         at.number_input(key=key).set_value(v)
+    at.selectbox(key="tr_compile").set_value("off")  # a long CPU run would compile (~40 s) before its first step
     at.text_input(key="tr_name").input("ui run!")
     at.button(key="tr_start").click().run()
     assert not at.exception, at.exception
