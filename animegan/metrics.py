@@ -638,3 +638,34 @@ def evaluate(
     fake = torch.cat(list(image_batches(G, n, seed, batch_size=max(batch_size, 250), device=device, truncation=truncation)))
     real = torch.from_numpy(np.ascontiguousarray(real_images[:n]))
     return swd(fake, real, seed=seed, reference=reference)
+
+
+def random_inception_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """A state dict with exactly the keys and shapes of pt_inception-2015-12-05-6726825d.pth and
+    random values, built the way pytorch_fid.inception.fid_inception_v3 builds the network.
+    For tests and benchmarks where the real weights cannot be had: same network, same compute,
+    meaningless FID values."""
+    import pytorch_fid.inception as pfi
+    import torchvision
+    net = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, init_weights=False, weights=None)
+    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
+    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
+    sd = net.state_dict()
+    g = torch.Generator().manual_seed(seed)
+    for k, v in sd.items():  # He-scaled convs, BN near identity: activations stay O(1)
+        if not v.dtype.is_floating_point:
+            continue
+        if k.endswith("conv.weight"):
+            v.copy_(torch.randn(v.shape, generator=g) * (2.0 / v[0].numel()) ** 0.5)
+        elif k.endswith(("bn.weight", "running_var")):
+            v.copy_(1 + 0.1 * torch.rand(v.shape, generator=g))
+        else:
+            v.copy_(0.1 * torch.randn(v.shape, generator=g))
+    return sd

@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from animegan import paths  # noqa: E402
+from animegan import metrics, paths  # noqa: E402
 from animegan.augment import SeedAugment  # noqa: E402
 from animegan.config import TrainConfig, preset_config  # noqa: E402
 from animegan.data import iter_source_files, prepare, to_float  # noqa: E402
@@ -452,43 +452,13 @@ def bench_generation(args, device) -> dict[str, Any]:
 
 # -- 6: FID features ----------------------------------------------------------------------------------
 
-def random_fid_inception_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """The keys and shapes of pt_inception-2015-12-05-6726825d.pth with random values, built as
-    pytorch_fid.inception.fid_inception_v3 builds the network (as tests/test_metrics.py does)."""
-    import pytorch_fid.inception as pfi
-    import torchvision
-    net = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, init_weights=False, weights=None)
-    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
-    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
-    sd = net.state_dict()
-    g = torch.Generator().manual_seed(seed)
-    for k, v in sd.items():  # He-scaled convs, BatchNorm near identity: activations stay O(1), no denormals
-        if not v.dtype.is_floating_point:
-            continue
-        if k.endswith("conv.weight"):
-            v.copy_(torch.randn(v.shape, generator=g) * (2.0 / v[0].numel()) ** 0.5)
-        elif k.endswith(("bn.weight", "running_var")):
-            v.copy_(1 + 0.1 * torch.rand(v.shape, generator=g))
-        else:
-            v.copy_(0.1 * torch.randn(v.shape, generator=g))
-    return sd
-
-
 def bench_fid_features(args, device, data, work: Path) -> dict[str, Any]:
-    from animegan import metrics
     found = metrics.find_inception_weights()
     if found is not None:
         path, weights = found, f"real weights ({found.name})"
     else:
         path = work / "random_fid_inception.pth"
-        torch.save(random_fid_inception_state_dict(), path)
+        torch.save(metrics.random_inception_state_dict(), path)
         weights = "random weights (real ones absent; same network, same compute)"
     log(f"FID features: pytorch-fid InceptionV3, {weights}, {args.fid_n} images")
     model = metrics.load_inception(path, device=device)
