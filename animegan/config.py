@@ -109,10 +109,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                          momentum=0.9, batch_size=128, lr_g=2e-4, lr_d=2e-4, epochs=80),
     # The project's recipe: DCGAN's fast-converging networks, a minibatch-stddev feature in D
     # (it sees sample diversity, fights collapse), hinge loss, translation DiffAugment on both
-    # real and fake, flips, and an EMA generator with its own BatchNorm statistics.
+    # real and fake, flips, and an EMA generator with its own BatchNorm statistics. It evaluates
+    # SWD every epoch so best.pt is the best by metric, not the last.
     "anime64": dict(model="anime64", loss="hinge", batch_size=64, lr_g=2e-4, lr_d=2e-4,
                     beta1=0.5, beta2=0.999, ema_kimg=10.0, diffaug="translation",
-                    aug_flip=0.5, epochs=60),
+                    aug_flip=0.5, epochs=60, eval_every=1, eval_n=1000),
 }
 
 
