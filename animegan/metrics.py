@@ -209,7 +209,10 @@ def load_inception(
 
 
 def _as_tensor(images: Any) -> torch.Tensor:
-    t = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
+    if not isinstance(images, torch.Tensor):
+        a = np.ascontiguousarray(images)
+        images = a if a.flags.writeable else a.copy()  # read-only memory maps: torch wants writable memory
+    t = images
     if t.dtype != torch.uint8:
         raise TypeError(f"expected uint8 images, got {t.dtype}")
     if t.dim() != 4 or t.shape[1] != 3:
