@@ -211,7 +211,7 @@ def load_inception(
 def _as_tensor(images: Any) -> torch.Tensor:
     if not isinstance(images, torch.Tensor):
         a = np.ascontiguousarray(images)
-        images = a if a.flags.writeable else a.copy()  # read-only memory maps: torch wants writable memory
+        images = torch.from_numpy(a if a.flags.writeable else a.copy())  # read-only memory maps: torch wants writable
     t = images
     if t.dtype != torch.uint8:
         raise TypeError(f"expected uint8 images, got {t.dtype}")
