@@ -214,3 +214,10 @@ def test_compile_is_automatic_only_for_long_cpu_runs():
     assert not train_mod.compile_enabled(cfg.replace(compile="off"), cpu, 10_000)
     a = build_parser().parse_args(["train", "--compile"])
     assert config_from_args(a).compile == "on"
+
+
+def test_tensorboard_scalars_and_images_are_written(faces, tmp_path):
+    cfg = tiny("seed-dcgan", faces, epochs=1, max_steps=4, tensorboard=True)
+    assert train(cfg, tmp_path / "run", progress=False) == "finished"
+    events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
