@@ -33,7 +33,7 @@ from torch import nn
 from . import checkpoint as ckpt
 from .augment import SeedAugment, diff_augment, parse_policy
 from .config import TrainConfig
-from .losses import d_loss, g_loss, gradient_penalty, LOSSES
+from .losses import LOSSES, d_loss, g_loss, gradient_penalty
 from .models import build_models, count_params
 from .rundir import append_jsonl, drop_rows_after, read_json, write_json_atomic
 
@@ -158,9 +158,9 @@ def ema_decay(cfg: TrainConfig, step: int) -> float:
 
 @torch.no_grad()
 def ema_update(ema: nn.Module, live: nn.Module, decay: float) -> None:
-    for pe, pl in zip(ema.parameters(), live.parameters()):
+    for pe, pl in zip(ema.parameters(), live.parameters(), strict=True):
         pe.lerp_(pl.detach(), 1 - decay)
-    for be, bl in zip(ema.buffers(), live.buffers()):
+    for be, bl in zip(ema.buffers(), live.buffers(), strict=True):
         be.copy_(bl)
 
 
@@ -182,7 +182,7 @@ def recalibrate_bn(G: nn.Module, device: torch.device, batches: int = 2, batch_s
     g = torch.Generator(device=device).manual_seed(seed)
     for _ in range(batches):
         G(torch.randn(batch_size, G.z_dim, device=device, generator=g))
-    for m, mom in zip(bns, saved):
+    for m, mom in zip(bns, saved, strict=True):
         m.momentum = mom
     G.eval()
 

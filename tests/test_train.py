@@ -65,7 +65,7 @@ def _assert_same(a, b, where=""):
     elif isinstance(a, torch.Tensor):
         assert torch.equal(a, b), where
     elif isinstance(a, (list, tuple)):
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _assert_same(x, y, f"{where}[{i}]")
     else:
         assert a == b, where
