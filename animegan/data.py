@@ -67,6 +67,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from . import paths
+from .rundir import write_json_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -696,18 +697,6 @@ def _sampled_checksum(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _open_cache(npy: Path, meta_path: Path, fp: str, size: int) -> tuple[dict | None, np.ndarray | None, str | None]:
     """-> (meta, images, None) when valid, else (None, None, why) (why None: no cache yet)."""
     if not meta_path.exists() and not npy.exists():
@@ -840,7 +829,7 @@ def prepare(source: str | Path, size: int = 64, *, val: int = 2000, test: int = 
             splits = make_splits(names, val, test, split_seed)
             meta["splits"] = _splits_meta(splits, val, test, split_seed)
             try:
-                _write_json_atomic(meta_path, meta)
+                write_json_atomic(meta_path, meta)
             except OSError:
                 pass  # a read-only cache still works; the split is recomputed next time
         return PreparedData(str(source), size, images, names, splits,
@@ -905,7 +894,7 @@ def prepare(source: str | Path, size: int = 64, *, val: int = 2000, test: int = 
         "report": report.to_dict(),
         "splits": _splits_meta(splits, val, test, split_seed),
     }
-    _write_json_atomic(meta_path, meta)
+    write_json_atomic(meta_path, meta)
     images = np.load(npy, mmap_mode="r", allow_pickle=False)
     return PreparedData(str(source), size, images, names, splits, report, fp, npy, False, decoded,
                         rebuilt_because=why)

@@ -35,6 +35,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .data import to_uint8
+
 MIX_MULTIPLIER = 1_000_003
 MIX_MODULUS = 2**63
 
@@ -66,11 +68,6 @@ def latents(seed: int, indices: Sequence[int] | range, z_dim: int, truncation: f
     if psi != 1.0:
         out.mul_(psi)
     return out
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] floats → uint8 [0, 255] on the CPU (round to nearest)."""
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8).cpu()
 
 
 @contextmanager
@@ -150,7 +147,7 @@ def generate(
             x = _run(G, latents(seed, idx, G.z_dim, psi), device)
             if do_rank:
                 scores.append(D(x).reshape(-1).float().cpu())
-            images.append(to_uint8(x))
+            images.append(to_uint8(x).cpu())
     if images:
         imgs = torch.cat(images)
     else:
@@ -187,7 +184,7 @@ def image_batches(
         idx = range(b, min(b + batch_size, int(n)))
         with _eval_mode(G), torch.inference_mode():
             x = _run(G, latents(seed, idx, G.z_dim, psi), device)
-            out = to_uint8(x)
+            out = to_uint8(x).cpu()
         yield out
 
 
@@ -249,7 +246,7 @@ def interpolate(
     frames: list[torch.Tensor] = []
     with _eval_mode(G), torch.inference_mode():
         for b in range(0, len(z), batch_size):
-            frames.append(to_uint8(_run(G, z[b : b + batch_size], device)))
+            frames.append(to_uint8(_run(G, z[b : b + batch_size], device)).cpu())
     return torch.cat(frames)
 
 

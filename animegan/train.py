@@ -13,6 +13,7 @@ statistics), and only rank 0 writes files.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import math
 import os
@@ -35,7 +36,7 @@ from .augment import SeedAugment, diff_augment, parse_policy
 from .config import TrainConfig
 from .losses import LOSSES, d_loss, g_loss, gradient_penalty
 from .models import build_models, count_params
-from .rundir import append_jsonl, drop_rows_after, read_json, write_json_atomic
+from .rundir import append_jsonl, drop_rows_after, read_json, read_jsonl, write_json_atomic
 
 log = logging.getLogger("animegan.train")
 MAX_ROLLBACKS = 3  # then the run stops as collapsed
@@ -300,6 +301,12 @@ class Nets:
     autocast: Any = nullcontext
 
 
+@functools.lru_cache(maxsize=2)
+def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The data order of an epoch: a function of (seed, epoch) alone, so resume needs no RNG state."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(_mix(seed, epoch))).numpy()
+
+
 def real_batch(images: np.ndarray, train_idx: np.ndarray, cfg: TrainConfig, step: int, steps_per_epoch: int,
                dist: Dist, device: torch.device, seed_aug: SeedAugment, g: torch.Generator,
                memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
@@ -307,7 +314,7 @@ def real_batch(images: np.ndarray, train_idx: np.ndarray, cfg: TrainConfig, step
     from the uint8 memory map, [-1, 1] floats and the seed augmentation on the device."""
     from .data import to_float
     epoch, i = divmod(step, steps_per_epoch)
-    perm = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(_mix(cfg.seed, epoch))).numpy()
+    perm = epoch_permutation(len(train_idx), cfg.seed, epoch)
     global_batch = train_idx[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]]
     mine = np.sort(global_batch[dist.rank::dist.world])  # sorted reads are kinder to the memory map
     real = torch.from_numpy(np.asarray(images[mine])).to(device, non_blocking=True)
@@ -551,7 +558,7 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
         }, path)
 
     def best_summary() -> dict[str, Any]:
-        ev = [e for e in _read_evals(run) if e.get("metric") == cfg.eval_metric] if dist.main else []
+        ev = [e for e in read_jsonl(run / "evals.jsonl") if e.get("metric") == cfg.eval_metric] if dist.main else []
         return min(ev, key=lambda e: e["value"]) if ev else {}
 
     def prune_epoch_checkpoints() -> None:
@@ -729,11 +736,6 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
         tb.close()
     write_status(step=step, epoch=step // steps_per_epoch, eta_s=0 if final_state == "finished" else None)
     return final_state
-
-
-def _read_evals(run: Path) -> list[dict[str, Any]]:
-    from .rundir import read_jsonl
-    return read_jsonl(run / "evals.jsonl")
 
 
 def _evaluate(cfg: TrainConfig, run: Path, data, G: nn.Module, device: torch.device, epoch: int, step: int,
