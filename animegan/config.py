@@ -28,6 +28,10 @@ class TrainConfig:
     loss: str = "bce"
     real_label: float = 1.0          # 0.9 / 0.8 = one-sided label smoothing
     gp_lambda: float = 10.0
+    # R1 (Mescheder et al., 2018): gamma/2 · E‖∇D(x_real)‖², lazily every r1_every steps
+    # (scaled by r1_every, as stylegan2 does); 0 = off. Works with any loss.
+    r1_gamma: float = 0.0
+    r1_every: int = 16
     # -- optimisation, per network
     opt_g: str = "adam"              # adam | sgd | rmsprop
     opt_d: str = "adam"
@@ -43,6 +47,7 @@ class TrainConfig:
     batch_size: int = 128
     epochs: int = 20
     max_steps: int = 0               # 0 = no limit (smoke runs use a few)
+    minutes: float = 0.0             # wall-clock budget of this process (0.5 = 30 s); 0 = none
     # -- augmentation of real images as in the seed work (off = probability 0)
     aug_flip: float = 0.0            # probability of a horizontal flip
     aug_brightness: float = 0.0      # probability of a brightness jitter
@@ -74,6 +79,7 @@ class TrainConfig:
     sample_seed: int = 1234          # the fixed noise of every grid
     # -- evaluation during training (animegan.metrics)
     eval_every: int = 0              # epochs; 0 = off
+    eval_kimg: float = 0.0           # also every this many thousand images seen; 0 = off
     eval_n: int = 1000
     eval_metric: str = "swd"         # swd | fid; best.pt follows it
     patience: int = 0                # evaluations without improvement before stopping (0 = never)

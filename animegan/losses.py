@@ -43,3 +43,10 @@ def gradient_penalty(D: Callable[[torch.Tensor], torch.Tensor], real: torch.Tens
     score = D(x)
     (grad,) = torch.autograd.grad(score.sum(), x, create_graph=True)
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(D: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) -> torch.Tensor:
+    """Mescheder et al. (2018): E[‖∇ₓD(x)‖²] on real images (zero-centred, no interpolates)."""
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(dim=1).mean()

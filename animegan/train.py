@@ -34,7 +34,7 @@ from torch import nn
 from . import checkpoint as ckpt
 from .augment import SeedAugment, diff_augment, parse_policy
 from .config import TrainConfig
-from .losses import LOSSES, d_loss, g_loss, gradient_penalty
+from .losses import LOSSES, d_loss, g_loss, gradient_penalty, r1_penalty
 from .models import build_models, count_params
 from .rundir import append_jsonl, drop_rows_after, read_json, read_jsonl, write_json_atomic
 
@@ -282,6 +282,10 @@ def validate_config(cfg: TrainConfig) -> None:
         raise TrainingError("--collapse-action must be stop, rollback or warn")
     if cfg.compile not in ("auto", "on", "off", True, False):
         raise TrainingError("--compile must be auto, on or off")
+    if cfg.r1_gamma < 0 or cfg.r1_every < 1:
+        raise TrainingError("--r1-gamma must be 0 or more and --r1-every at least 1")
+    if cfg.minutes < 0 or cfg.eval_kimg < 0:
+        raise TrainingError("--minutes and --eval-kimg must be 0 (off) or more")
     if cfg.eval_metric not in ("swd", "fid"):
         raise TrainingError("--eval-metric must be swd or fid")
     parse_policy(cfg.diffaug)
@@ -336,8 +340,15 @@ def train_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, z: torch.Tensor
     gp = torch.zeros((), device=real.device)
     if cfg.loss == "wgan-gp":  # eager D: double backward does not go through torch.compile
         gp = gradient_penalty(nets.D, real_in.float(), fake_in.float(), generator=g)
+    # Lazy R1 on the reals D saw, every r1_every steps, scaled up to keep its average weight.
+    r1 = None
+    if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:
+        r1 = r1_penalty(nets.D, real_in.float())
     nets.opt_d.zero_grad(set_to_none=True)
-    (loss_d + cfg.gp_lambda * gp).backward()
+    total_d = loss_d + cfg.gp_lambda * gp
+    if r1 is not None:
+        total_d = total_d + (cfg.r1_gamma / 2 * cfg.r1_every) * r1
+    total_d.backward()
     average_gradients(nets.D, dist)
     nets.opt_d.step()
 
@@ -352,7 +363,10 @@ def train_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, z: torch.Tensor
         nets.opt_g.step()
         loss_gv = loss_g.item()
     sig = (lambda s: torch.sigmoid(s).mean().item()) if cfg.loss == "bce" else (lambda s: s.mean().item())
-    return {"loss_D": loss_d.item(), "loss_G": loss_gv, "D_x": sig(s_real), "D_G_z": sig(s_fake), "gp": gp.item()}
+    row = {"loss_D": loss_d.item(), "loss_G": loss_gv, "D_x": sig(s_real), "D_G_z": sig(s_fake), "gp": gp.item()}
+    if cfg.r1_gamma > 0:
+        row["r1"] = r1.item() if r1 is not None else float("nan")
+    return row
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -456,6 +470,7 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
     step = 0
     best = {"value": None, "epoch": None, "bad_evals": 0}
     t_begin, seconds_before = time.time(), 0.0  # wall time spent training, summed over resumes
+    t_budget = time.time()  # --minutes counts from here, in this process
 
     def load_train_state(path: Path) -> None:
         nonlocal step, seconds_before, t_begin
@@ -637,11 +652,12 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
             bar.update(1)
 
         collapse_reason = "losses" if collapsed_rows >= 3 else None
+        out_of_time = bool(cfg.minutes) and now - t_budget >= cfg.minutes * 60
         epoch_end = step % steps_per_epoch == 0
-        if dist.main and (step % cfg.latest_every == 0 or epoch_end or step == total_steps):
+        if dist.main and (step % cfg.latest_every == 0 or epoch_end or step == total_steps or out_of_time):
             imgs = draw_fixed()
             _save_grid(imgs, samples / "latest.png")
-            if (epoch_end and (step // steps_per_epoch) % cfg.sample_every == 0) or step == total_steps:
+            if (epoch_end and (step // steps_per_epoch) % cfg.sample_every == 0) or step == total_steps or out_of_time:
                 _save_grid(imgs, samples / f"epoch_{int(math.ceil(step / steps_per_epoch)):04d}.png")
                 if tb is not None:
                     tb.add_images("samples", imgs[:16] * 0.5 + 0.5, step)
@@ -650,9 +666,19 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
                 collapse_reason = collapse_reason or f"samples alike (spread {ratio:.3f} of real)"
 
         # Every rank must agree on stopping and collapse (they take part in the same collectives).
-        flags = torch.tensor([float(stop.flag), float(collapse_reason is not None)])
+        flags = torch.tensor([float(stop.flag), float(collapse_reason is not None), float(out_of_time)])
         if dist.world > 1:
             torchdist.all_reduce(flags, op=torchdist.ReduceOp.MAX)
+        if flags[2] > 0 and not flags[1] > 0:  # the wall-clock budget: end as at the last epoch
+            if cfg.eval_kimg and dist.main:
+                improved, _ = _evaluate(cfg, run, data, sampler(), device, step / steps_per_epoch, step, best, log)
+                if improved:
+                    save_train_checkpoint(ckdir / "best.pt")
+            save_train_checkpoint(ckdir / "last.pt")
+            event("time_budget", minutes=cfg.minutes)
+            log.info("time budget of %g min reached at step %d: saved checkpoints/last.pt", cfg.minutes, step)
+            final_state = "finished"
+            break
         if flags[0] > 0:
             save_train_checkpoint(ckdir / "last.pt")
             final_state = "stopped"
@@ -685,6 +711,15 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
                         pg["lr"] *= 0.5 ** rollbacks
                 event("rollback", to_step=step, lr_G=opt_g.param_groups[0]["lr"], lr_D=opt_d.param_groups[0]["lr"])
                 continue
+        kimg_due = bool(cfg.eval_kimg) and dist.main and (
+            (step * cfg.batch_size) // int(cfg.eval_kimg * 1000) > ((step - 1) * cfg.batch_size) // int(cfg.eval_kimg * 1000))
+        if kimg_due:
+            improved, patience_out = _evaluate(cfg, run, data, sampler(), device, step / steps_per_epoch, step, best, log)
+            if improved:
+                save_train_checkpoint(ckdir / "best.pt")
+            if patience_out:
+                event("early_stop", patience=cfg.patience, best_epoch=best["epoch"])
+                stop.flag = True
         if epoch_end:
             ep = step // steps_per_epoch
             for s in (sched_g, sched_d):
@@ -756,10 +791,10 @@ def _evaluate(cfg: TrainConfig, run: Path, data, G: nn.Module, device: torch.dev
         except metrics.InceptionWeightsMissing as e:
             log.warning("FID skipped: %s", e)
             continue
-        row = {"epoch": epoch, "step": step, "time": time.time(), **r.to_dict()}
+        row = {"epoch": epoch, "step": step, "kimg": step * cfg.batch_size / 1000, "time": time.time(), **r.to_dict()}
         append_jsonl(run / "evals.jsonl", row)
         results.append(r)
-        log.info("eval epoch %d: %s = %.3f (n=%d)", epoch, r.metric, r.value, r.n)
+        log.info("eval epoch %g (%.0f kimg): %s = %.3f (n=%d)", round(epoch, 2), row["kimg"], r.metric, r.value, r.n)
     main = next((r for r in results if r.metric == cfg.eval_metric), None)
     if main is None:
         return False, False

@@ -221,3 +221,27 @@ def test_tensorboard_scalars_and_images_are_written(faces, tmp_path):
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_minutes_budget_ends_the_run_finished_with_a_checkpoint(faces, tmp_path):
+    cfg = tiny("anime64", faces, epochs=10_000, minutes=0.05, eval_kimg=0.05, eval_n=4)
+    assert train(cfg, tmp_path / "run", progress=False) == "finished"
+    run = Run(tmp_path / "run")
+    st = run.status()
+    assert st["state"] == "finished"
+    assert 0 < st["step"] < st["total_steps"], "stopped by the clock, not by the epochs"
+    ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert ck["step"] == st["step"]
+    assert any(e["event"] == "time_budget" for e in run.events())
+    evals = run.evals()
+    assert evals and all("kimg" in e for e in evals)
+    assert evals[-1]["step"] == st["step"], "the budget's end is evaluated"
+
+
+def test_r1_penalty_is_applied_lazily(faces, tmp_path):
+    cfg = tiny("anime64", faces, epochs=1, max_steps=5, loss="bce", r1_gamma=1.0, r1_every=2, log_every=1)
+    assert train(cfg, tmp_path / "run", progress=False) == "finished"
+    from animegan.rundir import read_jsonl
+    rows = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "loss_D" in r]
+    r1 = [r.get("r1") for r in rows]
+    assert [v is not None and v > 0 for v in r1] == [True, False, True, False, True], r1

@@ -1,0 +1,114 @@
+"""The recipe ablation: every arm trained for the same wall-clock budget on the same data, one at a
+time, then a table of what each reached.
+
+    python scripts/ablation.py run --data ../shared/data/anime-faces-96.zip --out ~/animegan-runs/ablation
+    python scripts/ablation.py run ... --arms base,sn --minutes 40 --tag long    # the second round
+    python scripts/ablation.py report --out ~/animegan-runs/ablation             # markdown table
+
+Each arm is the `anime64` preset at width 32 with a few fields changed. An arm whose run already
+finished is skipped, so the script can be restarted after an interruption (an unfinished arm is
+started again from scratch: a fair arm has one uninterrupted budget). SWD (n=1000, val split) is
+evaluated every --eval-kimg thousand images, so curves compare by images seen and by wall time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# name -> (what it tests, field overrides on the base)
+BASE = dict(preset="anime64", ngf=32, ndf=32, compile="off", threads=1)
+ARMS: dict[str, tuple[str, dict]] = {
+    "base": ("today's anime64: hinge, BatchNorm D + mbstd, translation, EMA 10 kimg, batch 64, lr 2e-4", {}),
+    "sn": ("spectral-norm D instead of BatchNorm D", dict(model="anime64-sn")),
+    "bce": ("non-saturating loss instead of hinge", dict(loss="bce")),
+    "r1": ("R1 on reals, gamma 0.1, lazy every 16 steps (non-saturating loss)", dict(loss="bce", r1_gamma=0.1)),
+    "ct": ("DiffAugment color,translation", dict(diffaug="color,translation")),
+    "ctc": ("DiffAugment color,translation,cutout", dict(diffaug="color,translation,cutout")),
+    "w48": ("width 48 (ngf = ndf = 48)", dict(ngf=48, ndf=48)),
+    "b32": ("batch 32", dict(batch_size=32)),
+    "ttur": ("faster D (TTUR): lr_D 4e-4, lr_G 1e-4", dict(lr_d=4e-4, lr_g=1e-4)),
+    "beta0": ("Adam betas (0, 0.99) as in SNGAN/StyleGAN", dict(beta1=0.0, beta2=0.99)),
+    "ema1": ("EMA half-life 1 kimg instead of 10", dict(ema_kimg=1.0)),
+    "sn-r1": ("spectral-norm D with R1 and the non-saturating loss", dict(model="anime64-sn", loss="bce", r1_gamma=0.1)),
+}
+
+
+def _flags(fields: dict) -> list[str]:
+    out = []
+    for k, v in fields.items():
+        out += [f"--{k.replace('_', '-')}", str(v)]
+    return out
+
+
+def run_arm(name: str, data: str, out: Path, minutes: float, eval_kimg: float) -> Path:
+    run = out / name
+    status = run / "status.json"
+    if status.exists() and json.loads(status.read_text()).get("state") == "finished":
+        print(f"{name}: finished before, skipped", flush=True)
+        return run
+    fields = {**BASE, **ARMS[name][1], "minutes": minutes, "eval_kimg": eval_kimg, "eval_n": 1000,
+              "eval_every": 0, "epochs": 1000, "data": data}
+    cmd = [sys.executable, "-m", "animegan", "train", *_flags(fields), "--out", str(run), "--overwrite", "--no-progress"]
+    print(f"{name}: {' '.join(cmd)}", flush=True)
+    t = time.time()
+    with open(out / f"{name}.out", "w") as f:
+        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
+    print(f"{name}: exit {rc} after {time.time() - t:.0f} s", flush=True)
+    ck = run / "checkpoints" / "last.pt"
+    if rc == 0 and ck.exists():
+        grid = out / "grids" / f"{name}.png"
+        grid.parent.mkdir(exist_ok=True)
+        subprocess.call([sys.executable, "-m", "animegan", "generate", "--checkpoint", str(ck), "--seed", "0",
+                         "--n", "64", "--out", str(grid)])
+    return run
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def report(out: Path) -> str:
+    lines = ["| arm | what | SWD ×1e3 at end | best SWD | kimg seen | img/s | evals (kimg: SWD) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, (what, _) in ARMS.items():
+        run = out / name
+        if not (run / "status.json").exists():
+            continue
+        st = json.loads((run / "status.json").read_text())
+        evals = [e for e in _rows(run / "evals.jsonl") if e.get("metric") == "swd"]
+        speeds = [m["images_per_s"] for m in _rows(run / "metrics.jsonl") if "images_per_s" in m]
+        kimg = st.get("step", 0) * json.loads((run / "config.json").read_text())["batch_size"] / 1000
+        last = f"{evals[-1]['value']:.1f}" if evals else "–"
+        best = f"{min(e['value'] for e in evals):.1f}" if evals else "–"
+        speed = f"{sorted(speeds)[len(speeds) // 2]:.0f}" if speeds else "–"
+        curve = ", ".join(f"{e.get('kimg', 0):.0f}: {e['value']:.1f}" for e in evals)
+        lines.append(f"| {name} | {what} | {last} | {best} | {kimg:.1f} | {speed} | {curve} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=("run", "report"))
+    ap.add_argument("--data", default="../shared/data/anime-faces-96.zip")
+    ap.add_argument("--out", type=Path, default=Path.home() / "animegan-runs" / "ablation")
+    ap.add_argument("--arms", default=",".join(ARMS), help="comma-separated arm names")
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--eval-kimg", type=float, default=4.0)
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.what == "run":
+        for name in a.arms.split(","):
+            if name not in ARMS:
+                ap.error(f"unknown arm {name!r}; choose from {', '.join(ARMS)}")
+        for name in a.arms.split(","):
+            run_arm(name, str(Path(a.data).resolve()) if a.data != "synthetic" else a.data, a.out, a.minutes, a.eval_kimg)
+    print(report(a.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
