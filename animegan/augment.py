@@ -1,7 +1,7 @@
 """Augmentation on whole batches, on the training device.
 
 Two kinds, for two purposes:
-- `SeedAugment`: the seed work's data augmentation of real images (random horizontal flip,
+- `ClassicAugment`: the classic write-ups' data augmentation of real images (random horizontal flip,
   brightness jitter), each with a probability and a strength. It changes what G learns to draw,
   so it stays mild; samples and FID's real images are never augmented.
 - `diff_augment`: DiffAugment (Zhao et al., 2020), differentiable, applied to BOTH real and fake
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
-class SeedAugment:
+class ClassicAugment:
     flip: float = 0.0                 # probability of a horizontal flip
     brightness: float = 0.0           # probability of a brightness change
     brightness_strength: float = 0.2  # factor drawn uniformly from [1-s, 1+s]
@@ -42,7 +42,7 @@ class SeedAugment:
         return (((x + 1) * 0.5 * f).clamp(0, 1) * 2 - 1)
 
 
-def preview(images: np.ndarray | torch.Tensor, aug: SeedAugment, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def preview(images: np.ndarray | torch.Tensor, aug: ClassicAugment, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Originals and their augmented versions (both uint8, N×3×H×W) for the dashboard."""
     x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
     g = torch.Generator().manual_seed(seed)

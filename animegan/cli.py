@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import paths
-from .config import PRESETS, TrainConfig, preset_config
+from .config import PRESET_ALIASES, PRESETS, TrainConfig, preset_config
 
 
 def _flag(name: str) -> str:
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_synth)
 
     p = sub.add_parser("train", help="train a GAN into a run directory")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="a named recipe; flags override its fields")
+    p.add_argument("--preset", choices=sorted([*PRESETS, *PRESET_ALIASES]), help="a named recipe; flags override its fields")
     p.add_argument("--out", help="run directory (default: <home>/runs/<name>)")
     p.add_argument("--name", help="run name under <home>/runs")
     p.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")

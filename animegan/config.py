@@ -3,12 +3,35 @@
 A preset is a dict of overrides on top of `TrainConfig()`; the CLI and the dashboard override
 any field by name. `config.json` in a run directory is `asdict(cfg)`, so a run can always be
 rebuilt and rerun from it.
+
+This module is also the one home of every list of choices (image sizes, metrics, run states,
+collapse actions...), of `validate()` (the one check the CLI, the job starter, the Train page and
+the trainer all call; it raises `ConfigError`), and of the field <-> command-line flag mapping.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+# -- every choice, in one place ------------------------------------------------------------------
+SYNTHETIC = "synthetic"                    # the data source name of the built-in set
+IMAGE_SIZES = (32, 64, 96, 128)            # sizes the networks draw and the Dataset page offers
+LOSSES = ("bce", "wgan-gp", "hinge")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SCHEDULES = ("none", "step", "cosine")
+METRICS = ("swd", "fid")
+SPLITS = ("train", "val", "test")
+COLLAPSE_ACTIONS = ("stop", "rollback", "warn")
+SWITCHES = ("auto", "on", "off")           # compile, channels_last
+AMP_MODES = ("auto", "bf16", "off")
+STATES = ("starting", "running", "finished", "failed", "stopped", "collapsed", "dead")
+LIVE_STATES = ("starting", "running")      # a process is (or should be) working on the run
+COMPARABLE_N = 10_000                      # FID/SWD at smaller n compare only at the same n and reference
+
+
+class ConfigError(ValueError):
+    """A setting that makes training impossible; the message says what to change."""
 
 
 @dataclass
@@ -48,7 +71,7 @@ class TrainConfig:
     epochs: int = 20
     max_steps: int = 0               # 0 = no limit (smoke runs use a few)
     minutes: float = 0.0             # wall-clock budget of this process (0.5 = 30 s); 0 = none
-    # -- augmentation of real images as in the seed work (off = probability 0)
+    # -- augmentation of real images as in the classic write-ups (off = probability 0)
     aug_flip: float = 0.0            # probability of a horizontal flip
     aug_brightness: float = 0.0      # probability of a brightness jitter
     aug_brightness_strength: float = 0.2   # factor drawn from [1-s, 1+s]
@@ -103,15 +126,15 @@ class TrainConfig:
         return dataclasses.replace(self, **kw)
 
 
-# The seed write-ups' recipes, reproduced by name, and the project's own.
+# The classic write-ups' recipes, reproduced by name, and the project's own.
 PRESETS: dict[str, dict[str, Any]] = {
-    "seed-gan": dict(model="gan-linear", batch_size=64, lr_g=1e-4, lr_d=1e-4, z_dim=100,
+    "classic-gan": dict(model="gan-linear", batch_size=64, lr_g=1e-4, lr_d=1e-4, z_dim=100,
                      loss="bce", opt_g="adam", opt_d="adam", epochs=20),
-    "seed-dcgan": dict(model="dcgan", batch_size=128, lr_g=2e-4, lr_d=2e-4, z_dim=100,
+    "classic-dcgan": dict(model="dcgan", batch_size=128, lr_g=2e-4, lr_d=2e-4, z_dim=100,
                        loss="bce", epochs=80),
-    "seed-wgangp": dict(model="wgan-gp", loss="wgan-gp", opt_g="rmsprop", opt_d="rmsprop",
+    "classic-wgangp": dict(model="wgan-gp", loss="wgan-gp", opt_g="rmsprop", opt_d="rmsprop",
                         batch_size=128, lr_g=2e-4, lr_d=2e-4, n_critic=5, epochs=80),
-    "seed-dcgan96": dict(model="dcgan96", img_size=96, real_label=0.8, opt_g="adam", opt_d="sgd",
+    "classic-dcgan96": dict(model="dcgan96", img_size=96, real_label=0.8, opt_g="adam", opt_d="sgd",
                          momentum=0.9, batch_size=128, lr_g=2e-4, lr_d=2e-4, epochs=80),
     # The project's recipe: DCGAN's fast-converging networks, a minibatch-stddev feature in D
     # (it sees sample diversity, fights collapse), hinge loss, translation DiffAugment on both
@@ -123,8 +146,103 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset_config(name: str = "", **overrides: Any) -> TrainConfig:
+# Names the presets had before "seed" came to mean a random seed only; accepted everywhere a
+# preset is (old run directories and checkpoints record them).
+PRESET_ALIASES: dict[str, str] = {"seed-gan": "classic-gan", "seed-dcgan": "classic-dcgan",
+                                  "seed-wgangp": "classic-wgangp", "seed-dcgan96": "classic-dcgan96"}
+
+
+def canonical_preset(name: str) -> str:
+    """The preset's current name ('' stays ''); ConfigError for a name that is neither."""
+    name = PRESET_ALIASES.get(name, name)
     if name and name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return name
+
+
+def preset_config(name: str = "", **overrides: Any) -> TrainConfig:
+    name = canonical_preset(name)
     cfg = TrainConfig(**PRESETS.get(name, {}), preset=name)
     return cfg.replace(**overrides) if overrides else cfg
+
+
+def preset_base(cfg: TrainConfig) -> TrainConfig:
+    """What `--preset cfg.preset` alone gives (TrainConfig() without a known preset)."""
+    name = PRESET_ALIASES.get(cfg.preset, cfg.preset)
+    return preset_config(name) if name in PRESETS else TrainConfig()
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Every check that needs no data and no files: raises ConfigError saying what to change."""
+    from .augment import parse_policy
+    from .models import MODELS, build_models
+
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            raise ConfigError(msg)
+
+    need(cfg.model in MODELS, f"unknown model {cfg.model!r}; choose one of: {', '.join(MODELS)}")
+    need(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}; choose one of: {', '.join(LOSSES)}")
+    need(cfg.opt_g in OPTIMIZERS and cfg.opt_d in OPTIMIZERS,
+         f"unknown optimizer {cfg.opt_g if cfg.opt_g not in OPTIMIZERS else cfg.opt_d!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    need(cfg.schedule in SCHEDULES, f"unknown schedule {cfg.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    need(cfg.img_size in IMAGE_SIZES, f"image size {cfg.img_size} is not supported; choose one of: "
+         f"{', '.join(map(str, IMAGE_SIZES))}")
+    need(cfg.batch_size >= 2, "--batch-size must be at least 2 (BatchNorm needs a batch)")
+    need(cfg.epochs >= 1, "--epochs must be at least 1")
+    need(cfg.max_steps >= 0, "--max-steps must be 0 (no limit) or more")
+    need(cfg.z_dim >= 1 and cfg.ngf >= 1 and cfg.ndf >= 1, "--z-dim, --ngf and --ndf must be at least 1")
+    need(cfg.lr_g > 0 and cfg.lr_d > 0, "--lr-g and --lr-d must be more than 0")
+    need(cfg.n_critic >= 1, "--n-critic must be at least 1")
+    need(cfg.r1_gamma >= 0 and cfg.r1_every >= 1, "--r1-gamma must be 0 or more and --r1-every at least 1")
+    need(cfg.minutes >= 0 and cfg.eval_kimg >= 0, "--minutes and --eval-kimg must be 0 (off) or more")
+    need(cfg.eval_every >= 0 and cfg.patience >= 0, "--eval-every and --patience must be 0 (off) or more")
+    need(cfg.eval_n >= 2, "--eval-n must be at least 2 images")
+    need(cfg.val_size >= 0 and cfg.test_size >= 0, "--val-size and --test-size must be 0 or more")
+    need(cfg.log_every >= 1 and cfg.latest_every >= 1 and cfg.sample_every >= 1 and cfg.checkpoint_every >= 1,
+         "--log-every, --latest-every, --sample-every and --checkpoint-every must be at least 1")
+    need(cfg.collapse_action in COLLAPSE_ACTIONS, f"--collapse-action must be one of: {', '.join(COLLAPSE_ACTIONS)}")
+    need(cfg.compile in (*SWITCHES, True, False), f"--compile must be one of: {', '.join(SWITCHES)}")
+    need(cfg.channels_last in SWITCHES, f"--channels-last must be one of: {', '.join(SWITCHES)}")
+    need(cfg.amp in AMP_MODES, f"--amp must be one of: {', '.join(AMP_MODES)}")
+    need(cfg.eval_metric in METRICS, f"--eval-metric must be one of: {', '.join(METRICS)}")
+    need(0.0 <= cfg.aug_flip <= 1 and 0.0 <= cfg.aug_brightness <= 1, "augmentation probabilities must be between 0 and 1")
+    try:
+        parse_policy(cfg.diffaug)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    try:
+        build_models(cfg.model, cfg.z_dim, 2, 2, cfg.img_size)  # tiny widths: only shapes are checked
+    except ValueError as e:
+        raise ConfigError(f"model {cfg.model} cannot draw {cfg.img_size}px images: {e}") from None
+
+
+# -- the one field <-> flag mapping (the CLI builds its parser from it, the job starter its argv) --
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def to_flags(cfg: TrainConfig, base: TrainConfig | None = None) -> list[str]:
+    """One flag per field of `cfg` that differs from `base` (default TrainConfig()); booleans as
+    --x/--no-x, lists as several values, everything else as --x=value (safe for values starting
+    with '-', and for empty strings). `train` parses them back to the same config."""
+    base = base if base is not None else TrainConfig()
+    out: list[str] = []
+    for f in fields(TrainConfig):
+        if f.name == "preset":
+            continue
+        v, b = getattr(cfg, f.name), getattr(base, f.name)
+        if v == b and type(v) is type(b):
+            continue
+        if isinstance(v, bool):
+            out.append(flag_name(f.name) if v else "--no-" + f.name.replace("_", "-"))
+        elif isinstance(v, (list, tuple)):
+            out += [flag_name(f.name), *[str(int(x)) for x in v]]
+        elif isinstance(b, float):
+            out.append(f"{flag_name(f.name)}={float(v)!r}")
+        elif isinstance(b, int):
+            out.append(f"{flag_name(f.name)}={int(v)}")
+        else:
+            out.append(f"{flag_name(f.name)}={v}")
+    return out

@@ -7,13 +7,13 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("bce", "wgan-gp", "hinge")
+from .config import LOSSES
 
 
 def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
     """Discriminator loss (without the gradient penalty, see `gradient_penalty`)."""
     if kind == "bce":
-        # One-sided smoothing: only the real target moves (0.9 / 0.8), as in the seed project.
+        # One-sided smoothing: only the real target moves (0.9 / 0.8), as in the classic write-ups.
         return (F.binary_cross_entropy_with_logits(real, torch.full_like(real, real_label))
                 + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
     if kind == "wgan-gp":

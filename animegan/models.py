@@ -2,7 +2,7 @@
 
 Every generator has `z_dim` and `img_size` attributes and maps z (N, z_dim) to images
 (N, 3, S, S) in [-1, 1]. Every discriminator returns one raw score per image, shape (N,):
-higher means "more real". The seed recipes' sigmoid is applied inside the BCE loss
+higher means "more real". The classic recipes' sigmoid is applied inside the BCE loss
 (`binary_cross_entropy_with_logits`), which is the same function, computed stably.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _n_up(img_size: int) -> int:
 class DCGANGenerator(nn.Module):
     """Radford et al.: transposed conv 4×4 stride 2, BatchNorm, ReLU, Tanh.
 
-    `last_kernel=5, last_stride=3` gives the 96×96 variant of the seed projects (32 → 96).
+    `last_kernel=5, last_stride=3` gives the 96×96 variant of the classic write-ups (32 → 96).
     """
 
     def __init__(self, z_dim: int = 100, ngf: int = 64, img_size: int = 64, variant96: bool = False):
@@ -51,7 +51,7 @@ class DCGANGenerator(nn.Module):
 
 
 class LinearGenerator(nn.Module):
-    """The plain GAN of the seed thesis: Linear(z → 4×4×8f) + BN1d + ReLU, then transposed
+    """The plain GAN of the classic thesis: Linear(z → 4×4×8f) + BN1d + ReLU, then transposed
     convs 5×5 stride 2 (BN, ReLU) and Tanh."""
 
     def __init__(self, z_dim: int = 100, ngf: int = 64, img_size: int = 64):
@@ -102,8 +102,8 @@ class ConvDiscriminator(nn.Module):
     """Strided convs and LeakyReLU 0.2 (DCGAN), with a choice of normalisation:
     "bn" (DCGAN), "in" (WGAN-GP critic), "sn" (spectral norm, SNGAN) or "none".
 
-    `first_kernel=5, first_stride=3` reads 96×96 images (96 → 32), as the seed's dcgan96 did.
-    `head="linear"` is the seed thesis's flatten + linear score.
+    `first_kernel=5, first_stride=3` reads 96×96 images (96 → 32), as the classic dcgan96 did.
+    `head="linear"` is the classic thesis's flatten + linear score.
     """
 
     def __init__(self, ndf: int = 64, img_size: int = 64, norm: str = "bn", variant96: bool = False,
@@ -144,7 +144,7 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "gan-linear": ModelSpec(
-        "plain GAN (seed thesis): linear + 5×5 transposed convs; conv D with a linear score",
+        "plain GAN (classic thesis): linear + 5×5 transposed convs; conv D with a linear score",
         lambda z, f, s: LinearGenerator(z, f, s), lambda f, s: ConvDiscriminator(f, s, "bn", head="linear")),
     "dcgan": ModelSpec(
         "DCGAN (Radford et al.) at 64×64",

@@ -32,7 +32,7 @@ import torch.distributed as torchdist
 from torch import nn
 
 from . import checkpoint as ckpt
-from .augment import SeedAugment, diff_augment, parse_policy
+from .augment import ClassicAugment, diff_augment, parse_policy
 from .config import TrainConfig
 from .losses import LOSSES, d_loss, g_loss, gradient_penalty, r1_penalty
 from .models import build_models, count_params
@@ -312,17 +312,17 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def real_batch(images: np.ndarray, train_idx: np.ndarray, cfg: TrainConfig, step: int, steps_per_epoch: int,
-               dist: Dist, device: torch.device, seed_aug: SeedAugment, g: torch.Generator,
+               dist: Dist, device: torch.device, classic_aug: ClassicAugment, g: torch.Generator,
                memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """This rank's share of global batch `step`: a permutation per (seed, epoch), sorted reads
-    from the uint8 memory map, [-1, 1] floats and the seed augmentation on the device."""
+    from the uint8 memory map, [-1, 1] floats and the classic augmentation on the device."""
     from .data import to_float
     epoch, i = divmod(step, steps_per_epoch)
     perm = epoch_permutation(len(train_idx), cfg.seed, epoch)
     global_batch = train_idx[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]]
     mine = np.sort(global_batch[dist.rank::dist.world])  # sorted reads are kinder to the memory map
     real = torch.from_numpy(np.asarray(images[mine])).to(device, non_blocking=True)
-    return seed_aug(to_float(real), g).contiguous(memory_format=memory_format)
+    return classic_aug(to_float(real), g).contiguous(memory_format=memory_format)
 
 
 def train_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, z: torch.Tensor, g: torch.Generator, step: int,
@@ -513,7 +513,7 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
     use_compile = compile_enabled(cfg, device, total_steps)
     G_train = torch.compile(G) if use_compile else G
     D_train = torch.compile(D) if use_compile else D
-    seed_aug = SeedAugment(cfg.aug_flip, cfg.aug_brightness, cfg.aug_brightness_strength)
+    classic_aug = ClassicAugment(cfg.aug_flip, cfg.aug_brightness, cfg.aug_brightness_strength)
     z_fixed = fixed_noise(cfg).to(device)
     real_spread = spread(to_float(torch.from_numpy(np.asarray(data.images[train_idx[:256]]))))
 
@@ -605,7 +605,7 @@ def _train(cfg: TrainConfig, run: Path, resume: bool, dist: Dist, device: torch.
     while step < total_steps:
         epoch = step // steps_per_epoch
         g = torch.Generator(device=device).manual_seed(_mix(cfg.seed, step, dist.rank))
-        real = real_batch(data.images, train_idx, cfg, step, steps_per_epoch, dist, device, seed_aug, g, mem)
+        real = real_batch(data.images, train_idx, cfg, step, steps_per_epoch, dist, device, classic_aug, g, mem)
         z = torch.randn(local_bs, cfg.z_dim, device=device, generator=g)
         row = train_step(nets, cfg, real, z, g, step, dist)
         if G_ema is not None and not math.isnan(row["loss_G"]):

@@ -22,7 +22,7 @@ from pages import shared  # noqa: E402
 
 FULL_N = shared.FULL_N
 CAVEAT = "only comparable at the same n and reference"
-# FIDs the seed projects reported for their own models (64×64). Not measured here.
+# FIDs the classic write-ups reported for their own models (64×64). Not measured here.
 SEED_FIDS = [("plain GAN", 140.9), ("DCGAN", 76.97), ("WGAN-GP", 61.49)]
 REF_STYLES = [("dot", "#9aa0a6"), ("dash", "#f2b134"), ("dashdot", "#4fc3b1")]
 
@@ -135,7 +135,7 @@ def fid_chart(rows: list[dict]) -> go.Figure:
         fig.add_hline(y=v, line_dash=dash, line_color=color, line_width=2)
         # a legend entry for the line (hlines have none)
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(dash=dash, color=color, width=2),
-                                 name=f"{name} {v}: seed write-up, not measured here"))
+                                 name=f"{name} {v}: classic write-up, not measured here"))
     top = max([v for _, v in SEED_FIDS] + [r["value"] for r in rows]) * 1.2
     fig.update_layout(title="FID (lower is better)", yaxis_title="FID", yaxis_range=[0, top], height=460,
                       margin=dict(t=50, b=40, l=50, r=10),
@@ -225,7 +225,7 @@ labels = list(choices)
 if not labels:
     st.info(f"Nothing to compare yet: no checkpoint shipped in `{paths.SHIPPED_CHECKPOINTS}` and no run has saved one. "
             "Train a run on the **Train** page (or open a checkpoint on the **Generate** page); the summary below "
-            "shows the seed projects' reported FIDs meanwhile.")
+            "shows the classic write-ups' reported FIDs meanwhile.")
 else:
     if "cmp_sel" in st.session_state:
         kept = [s for s in st.session_state["cmp_sel"] if s in labels]
@@ -325,7 +325,7 @@ swd_rows = [r for r in rows if r["metric"] == "SWD"]
 g1, g2 = st.columns(2)
 with g1:
     st.plotly_chart(fid_chart(fid_rows), key="cmp_fid_chart")
-    st.caption("Reference lines: FIDs **reported by the seed projects' write-ups** for their plain GAN, DCGAN and WGAN-GP "
+    st.caption("Reference lines: FIDs **reported by the classic write-ups' write-ups** for their plain GAN, DCGAN and WGAN-GP "
                "at 64×64 — not measured here, against their own data and n. "
                + ("" if fid_rows else "No FID measured here yet."))
 with g2:

@@ -295,7 +295,7 @@ with d2:
 
 # --------------------------------------------------------------------------- augmentation
 st.subheader("Augmentation preview")
-st.caption("The seed work's augmentation of real images (random horizontal flip, brightness jitter), as set on the "
+st.caption("The classic write-ups' augmentation of real images (random horizontal flip, brightness jitter), as set on the "
            "Train page (`aug_flip`, `aug_brightness`, `aug_brightness_strength`). Samples and FID's real images are "
            "never augmented.")
 a = st.columns(4)
@@ -307,7 +307,7 @@ aug_seed = int(a[3].number_input("Augmentation seed", 0, 2**31 - 1, 0, key="ds_a
 try:
     from animegan import augment
     sample = batch[:16]
-    before, after = augment.preview(sample, augment.SeedAugment(flip=flip, brightness=bright,
+    before, after = augment.preview(sample, augment.ClassicAugment(flip=flip, brightness=bright,
                                                                  brightness_strength=strength), seed=aug_seed)
     g1, g2 = st.columns(2)
     g1.image(grid_png(before.numpy()), caption="before (the first 16 images of this page)")

@@ -107,7 +107,7 @@ with st.expander("Open your own checkpoint", expanded=not labels):
 
 if not labels:
     st.info(f"No checkpoint yet: none shipped in `{paths.SHIPPED_CHECKPOINTS}` and no run has saved one. "
-            "Train a run on the **Train** page (a few epochs of `seed-dcgan` on the synthetic set run on a CPU), "
+            "Train a run on the **Train** page (a few epochs of `classic-dcgan` on the synthetic set run on a CPU), "
             "or open a checkpoint above.")
     st.stop()
 

@@ -102,7 +102,7 @@ else:
 st.subheader("Latest runs")
 runs = list_runs()
 if not runs:
-    st.info(f"No runs yet (looked in `{paths.runs_dir()}`). Start one on the **Train** page — the `seed-dcgan` "
+    st.info(f"No runs yet (looked in `{paths.runs_dir()}`). Start one on the **Train** page — the `classic-dcgan` "
             "preset on the built-in synthetic set, with a few epochs, runs on a CPU.")
 else:
     rows = []

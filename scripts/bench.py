@@ -4,11 +4,11 @@
 
 One run, one machine, one model (`dcgan` at 64×64) and one batch size. It measures:
 
-1. training images/s with the seed projects' input pipeline: torchvision ImageFolder over a folder of
+1. training images/s with the classic write-ups' input pipeline: torchvision ImageFolder over a folder of
    JPEGs (q95, 96×96), PIL decode and Python transforms per item, a DataLoader with two workers;
 2. training images/s with the project's pipeline, as `animegan/train.py` does it: the
    memory-mapped uint8 cache of `animegan.data.prepare`, sorted batch indices, `to_float`, and
-   `SeedAugment` on the whole batch on the device;
+   `ClassicAugment` on the whole batch on the device;
 3. the ceiling: the batch already on the device, no augmentation; and the ratios 2/1 and 2/3;
 4. training-step options (eager, channels_last, torch.compile), with a loss check against eager;
 5. generation latency (shipped checkpoints, or freshly built generators when none are shipped);
@@ -48,7 +48,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from animegan import metrics, paths  # noqa: E402
-from animegan.augment import SeedAugment  # noqa: E402
+from animegan.augment import ClassicAugment  # noqa: E402
 from animegan.config import TrainConfig, preset_config  # noqa: E402
 from animegan.data import iter_source_files, prepare, to_float  # noqa: E402
 from animegan.models import build_models, count_params  # noqa: E402
@@ -159,10 +159,10 @@ def default_variant(device: torch.device) -> Variant:
 
 
 class Trainer:
-    """dcgan G and D, Adam as in the seed-dcgan preset, and one training step."""
+    """dcgan G and D, Adam as in the classic-dcgan preset, and one training step."""
 
     def __init__(self, args: argparse.Namespace, device: torch.device, variant: Variant):
-        self.cfg = preset_config("seed-dcgan", model="dcgan", ngf=args.width, ndf=args.width,
+        self.cfg = preset_config("classic-dcgan", model="dcgan", ngf=args.width, ndf=args.width,
                                  batch_size=args.batch, img_size=IMG_SIZE, seed=SEED)
         self.device, self.variant = device, variant
         self.mem = torch.channels_last if variant.channels_last else torch.contiguous_format
@@ -193,7 +193,7 @@ class Trainer:
 class Contender:
     """One way of training (a step option, or an input pipeline feeding the default step).
 
-    Each round: `start()` (the seed pipeline starts a fresh DataLoader iterator there, as each of its epochs
+    Each round: `start()` (the classic pipeline starts a fresh DataLoader iterator there, as each of its epochs
     did), warm-up steps (untimed), one timed window of `steps` steps, `stop()`. The rounds visit every
     contender in turn, so a change in the machine's load hits them all alike; a figure is the median window.
     Losses of every step are kept for the comparison with eager."""
@@ -284,7 +284,7 @@ def export_jpeg_folder(args: argparse.Namespace, n: int, work: Path) -> Path:
 
 
 def images_needed(args: argparse.Namespace) -> int:
-    """Enough for one round of the seed loader (warm-up + window) inside one epoch, plus two batches."""
+    """Enough for one round of the classic loader (warm-up + window) inside one epoch, plus two batches."""
     return (args.warmup + args.steps + 2) * args.batch
 
 
@@ -301,7 +301,7 @@ def measure_cache_build(source: str, label: str, cache_root: Path):
 # -- 1-3: the three pipelines ---------------------------------------------------------------------
 
 def seed_loader(folder: Path, batch: int):
-    """The seed work's pipeline, as it was written."""
+    """The classic write-ups' pipeline, as it was written."""
     import torchvision.transforms as T
     from torch.utils.data import DataLoader
     from torchvision.datasets import ImageFolder
@@ -322,19 +322,19 @@ def seed_contender(args, device, folder: Path) -> Contender:
     def stop() -> None:
         state.pop("it", None)  # its workers shut down with the iterator
 
-    return Contender("seed pipeline", Trainer(args, device, default_variant(device)),
+    return Contender("classic pipeline", Trainer(args, device, default_variant(device)),
                      lambda step, g: next(state["it"])[0].to(device, non_blocking=True), start, stop)
 
 
 def project_contender(args, device, data) -> Contender:
     """2: train.py's batches: a per-epoch permutation of the train split, sorted indices into the memmap,
-    to_float and SeedAugment on the device; the default step."""
+    to_float and ClassicAugment on the device; the default step."""
     train_idx = data.splits["train"]
     per_epoch = len(train_idx) // args.batch
     if per_epoch == 0:
         raise SystemExit(f"the train split has {len(train_idx)} images, fewer than one batch of {args.batch}")
-    aug = SeedAugment(flip=0.5, brightness=0.5)
-    cfg = preset_config("seed-dcgan", batch_size=args.batch, seed=SEED)
+    aug = ClassicAugment(flip=0.5, brightness=0.5)
+    cfg = preset_config("classic-dcgan", batch_size=args.batch, seed=SEED)
 
     def next_batch(step: int, g: torch.Generator) -> torch.Tensor:
         return real_batch(data.images, train_idx, cfg, step, per_epoch, Dist(), device, aug, g)
@@ -528,9 +528,9 @@ def fmt(x: Any, digits: int = 3) -> str:
 def table_rows(r: dict[str, Any]) -> list[tuple[str, str, Any, str, Any, str]]:
     """(section, measure, value, unit, ratio, note) for every figure in the results."""
     tr, so, rows = r["training"], r["step_options"], []
-    rows += [("training", "1 seed pipeline: JPEG folder, 2 workers", tr["seed_pipeline"]["images_per_s"], "img/s", None,
+    rows += [("training", "1 seed pipeline: JPEG folder, 2 workers", tr["classic_pipeline"]["images_per_s"], "img/s", None,
               f"{r['settings']['seed_folder_images']} JPEGs q95 96px"),
-             ("training", "2 project pipeline: memmap + SeedAugment", tr["project_pipeline"]["images_per_s"], "img/s", None,
+             ("training", "2 project pipeline: memmap + ClassicAugment", tr["project_pipeline"]["images_per_s"], "img/s", None,
               tr["project_pipeline"]["cache"]),
              ("training", "3 ceiling: batch on device, no aug", tr["ceiling"]["images_per_s"], "img/s", None,
               f"= step option '{tr['ceiling']['variant']}'"),
@@ -614,7 +614,7 @@ def bench_training(args, device: torch.device, folder: Path, data, work: Path) -
     ceil_name = ceiling_name(device)
     ceil, seed_fig, proj_fig = summary["variants"][ceil_name], seed.figures(args.batch), project.figures(args.batch)
 
-    training = {"seed_pipeline": seed_fig, "project_pipeline": proj_fig,
+    training = {"classic_pipeline": seed_fig, "project_pipeline": proj_fig,
                 "ceiling": {"variant": ceil_name, **{k: ceil[k] for k in ("images_per_s", "windows_images_per_s", "step_s")}},
                 "ratio": {"project_vs_seed": ratio(proj_fig, seed_fig), "project_vs_ceiling": ratio(proj_fig, ceil),
                           "how": "median of per-round ratios",
@@ -633,7 +633,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(tmp)
         home = work / "home"  # a fresh ANIMEGAN_HOME for the cache and the memory subprocess
         n_seed = images_needed(args)
-        log(f"exporting {n_seed} images as JPEG q{EXPORT_QUALITY} {EXPORT_SIDE}x{EXPORT_SIDE} for the seed pipeline")
+        log(f"exporting {n_seed} images as JPEG q{EXPORT_QUALITY} {EXPORT_SIDE}x{EXPORT_SIDE} for the classic pipeline")
         folder = export_jpeg_folder(args, n_seed, work)
         full_zip = args.mode == "full" and Path(args.data).is_file()
         full_folder = args.mode == "full" and Path(args.data).is_dir()
@@ -653,7 +653,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 "batch": args.batch, "repeats": args.repeats, "steps": args.steps, "warmup": args.warmup,
                 "seed_folder_images": n_seed, "seed_transforms": "Resize(64), ToTensor, Normalize(0.5,0.5), "
                 "RandomHorizontalFlip, ColorJitter(brightness=0.2); DataLoader(num_workers=2, shuffle, drop_last)",
-                "project_augment": "SeedAugment(flip=0.5, brightness=0.5)", "project_default_step": vars(default_variant(device)),
+                "project_augment": "ClassicAugment(flip=0.5, brightness=0.5)", "project_default_step": vars(default_variant(device)),
                 "fid_n": args.fid_n, "generation_faces": args.gen_n}
     return {"benchmark": "scripts/bench.py", "time": dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
             "wall_s": time.time() - started, "device": info, "load_average": {"start": load0, "end": load_average()},

@@ -51,12 +51,12 @@ def test_json_has_every_section(result):
 
 def test_training_figures_and_ratios(result):
     tr = result["training"]
-    for k in ("seed_pipeline", "project_pipeline", "ceiling"):
+    for k in ("classic_pipeline", "project_pipeline", "ceiling"):
         assert positive(tr[k]["images_per_s"]), k
         assert all(positive(w) for w in tr[k]["windows_images_per_s"])
     assert positive(tr["ratio"]["project_vs_seed"]) and positive(tr["ratio"]["project_vs_ceiling"])
     assert tr["ratio"]["of_medians"]["project_vs_seed"] == pytest.approx(
-        tr["project_pipeline"]["images_per_s"] / tr["seed_pipeline"]["images_per_s"])
+        tr["project_pipeline"]["images_per_s"] / tr["classic_pipeline"]["images_per_s"])
     losses = tr["project_pipeline"]["losses"]
     assert losses and all(math.isfinite(v) for row in losses for v in row)
 
@@ -89,7 +89,7 @@ def test_table_prints_every_row(bench, result, capsys):
     out = capsys.readouterr().out
     header = out.splitlines()[2]
     assert header.split()[:6] == ["section", "measure", "value", "unit", "ratio", "note"]
-    for word in ("seed pipeline", "project pipeline", "ceiling", "ratio 2/1", "ratio 2/3", "channels_last",
+    for word in ("classic pipeline", "project pipeline", "ceiling", "ratio 2/1", "ratio 2/3", "channels_last",
                  "torch.compile", "verdict", "warm median", "cache build", "FID features", "memory"):
         assert word in out, word
 

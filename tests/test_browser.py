@@ -52,7 +52,7 @@ def browser_home(sync_api, tmp_path_factory):
         mp.setenv("ANIMEGAN_HOME", str(home))
         write_synthetic(paths.synthetic_dir(), n=48, workers=1)
         prepare("synthetic", 64, synthetic_n=48)
-        cfg = preset_config("seed-dcgan", data=str(paths.synthetic_dir() / "images"), ngf=8, ndf=8, batch_size=8,
+        cfg = preset_config("classic-dcgan", data=str(paths.synthetic_dir() / "images"), ngf=8, ndf=8, batch_size=8,
                             epochs=1, max_steps=2, val_size=4, test_size=4, latest_every=1, log_every=1)
         assert train(cfg, paths.runs_dir() / "tiny", progress=False) == "finished"
     return home

@@ -235,7 +235,7 @@ def test_real_training_job_runs_and_stops_gracefully(tmp_path):
     from animegan.checkpoint import load_generator
     from animegan.synth import write_synthetic
     faces = write_synthetic(tmp_path / "faces", n=48)
-    cfg = preset_config("seed-dcgan", data=str(faces), ngf=8, ndf=8, batch_size=8, epochs=10_000, compile="off", val_size=4,
+    cfg = preset_config("classic-dcgan", data=str(faces), ngf=8, ndf=8, batch_size=8, epochs=10_000, compile="off", val_size=4,
                         test_size=4, log_every=1, latest_every=2)
     job = jobs.start_training(cfg, "tiny")
     run = Run(job.run_dir)

@@ -39,7 +39,7 @@ def tiny_run(tmp_path_factory, faces):
     home = tmp_path_factory.mktemp("tiny-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ANIMEGAN_HOME", str(home))
-        cfg = preset_config("seed-dcgan", data=str(faces), ngf=8, ndf=8, batch_size=8, epochs=2, val_size=4,
+        cfg = preset_config("classic-dcgan", data=str(faces), ngf=8, ndf=8, batch_size=8, epochs=2, val_size=4,
                             test_size=4, latest_every=2, log_every=1)
         out = home / "runs" / "tiny"
         assert train(cfg, out, progress=False) == "finished"
@@ -84,10 +84,10 @@ def test_train_page_renders_on_a_fresh_home():
     assert at.selectbox(key="tr_preset").value == "anime64"
     assert at.number_input(key="tr_batch_size").value == 64
     assert not at.button(key="tr_start").disabled
-    at.selectbox(key="tr_preset").set_value("seed-dcgan").run()  # a preset fills the form
+    at.selectbox(key="tr_preset").set_value("classic-dcgan").run()  # a preset fills the form
     assert at.number_input(key="tr_batch_size").value == 128
     assert at.selectbox(key="tr_loss").value == "bce"
-    assert at.text_input(key="tr_name").value.startswith("seed-dcgan-")
+    assert at.text_input(key="tr_name").value.startswith("classic-dcgan-")
 
 
 def test_train_page_refuses_bad_input_without_traceback(tmp_path):
@@ -115,7 +115,7 @@ def test_train_page_refuses_bad_input_without_traceback(tmp_path):
 
 def test_train_page_starts_watches_stops_and_resumes_a_job(faces):
     at = app(TRAIN).run()
-    at.selectbox(key="tr_preset").set_value("seed-dcgan").run()
+    at.selectbox(key="tr_preset").set_value("classic-dcgan").run()
     # Form values are sent with the submit, as in a browser.
     at.text_input(key="tr_data").input(str(faces))
     for key, v in dict(tr_ngf=8, tr_ndf=8, tr_batch_size=8, tr_epochs=10_000, tr_log_every=1, tr_latest_every=2,

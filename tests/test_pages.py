@@ -39,7 +39,7 @@ def tiny(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ANIMEGAN_HOME", str(base / "home"))
         faces = write_synthetic(base / "faces", n=48)
-        cfg = preset_config("seed-dcgan", data=str(faces), ngf=8, ndf=8, batch_size=8, epochs=1, max_steps=4,
+        cfg = preset_config("classic-dcgan", data=str(faces), ngf=8, ndf=8, batch_size=8, epochs=1, max_steps=4,
                             val_size=4, test_size=4, latest_every=2, log_every=2)
         run = base / "run" / "tiny"
         assert train(cfg, run, progress=False) == "finished"

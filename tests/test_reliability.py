@@ -49,7 +49,7 @@ def trained(faces, tmp_path_factory):
     """3 epochs (5 steps each), an evaluation every epoch, keep_last=2."""
     threads = torch.get_num_threads()
     run = tmp_path_factory.mktemp("trained") / "run"
-    cfg = preset_config("seed-dcgan", data=str(faces), epochs=3, keep_last=2, checkpoint_every=1, eval_every=1,
+    cfg = preset_config("classic-dcgan", data=str(faces), epochs=3, keep_last=2, checkpoint_every=1, eval_every=1,
                         eval_n=4, **TINY)
     try:
         assert train(cfg, run, progress=False) == "finished"
@@ -303,7 +303,7 @@ def test_sigkill_at_any_moment_loses_nothing_before_last_pt(faces, tmp_path, ani
         logf.flush()
         return subprocess.Popen(_train_cmd(*args), cwd=tmp_path, env=env, stdout=logf, stderr=subprocess.STDOUT)
 
-    proc = start("--preset", "seed-dcgan", "--data", str(faces), "--out", str(run), "--ngf", "8", "--ndf", "8",
+    proc = start("--preset", "classic-dcgan", "--data", str(faces), "--out", str(run), "--ngf", "8", "--ndf", "8",
                  "--batch-size", "8", "--val-size", "4", "--test-size", "4", "--epochs", "1000", "--compile", "off",
                  "--checkpoint-every", "1", "--checkpoint-minutes", "0.001", "--keep-last", "2",
                  "--log-every", "5", "--latest-every", "1000", "--n-samples", "16", "--collapse-action", "warn")

@@ -48,7 +48,7 @@ def test_every_preset_writes_a_full_run_directory(preset, faces, tmp_path):
     lg = load_generator(run.last_checkpoint())
     size = cfg.img_size
     assert lg.G(torch.randn(2, cfg.z_dim)).shape == (2, 3, size, size)
-    if preset == "seed-wgangp":
+    if preset == "classic-wgangp":
         assert any(v > 0 for v in m["gp"]), "the gradient penalty is computed"
 
 
@@ -71,7 +71,7 @@ def _assert_same(a, b, where=""):
         assert a == b, where
 
 
-@pytest.mark.parametrize("preset", ["anime64", "seed-wgangp"])
+@pytest.mark.parametrize("preset", ["anime64", "classic-wgangp"])
 def test_resume_gives_the_same_weights_as_one_go(preset, faces, tmp_path):
     cfg = tiny(preset, faces, epochs=2, aug_flip=0.5, aug_brightness=0.5)
     assert train(cfg, tmp_path / "one", progress=False) == "finished"
@@ -91,7 +91,7 @@ def _cli(*args, env_home, **kw):
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(faces, tmp_path, animegan_home):
     out = tmp_path / "run"
-    p = _cli("train", "--preset", "seed-dcgan", "--data", str(faces), "--out", str(out), "--ngf", "8", "--ndf", "8",
+    p = _cli("train", "--preset", "classic-dcgan", "--data", str(faces), "--out", str(out), "--ngf", "8", "--ndf", "8",
              "--batch-size", "8", "--val-size", "4", "--test-size", "4", "--epochs", "1000", "--compile", "off", "--threads", "1",
              "--no-progress", env_home=animegan_home)
     deadline = time.time() + 120
@@ -120,7 +120,7 @@ _real_build = train_mod.build_models
 @pytest.mark.parametrize("action", ["stop", "rollback"])
 def test_forced_collapse_is_detected(action, faces, tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "build_models", _collapsing_models)
-    cfg = tiny("seed-dcgan", faces, epochs=10, max_steps=30, lr_g=0.0, latest_every=5, collapse_action=action)
+    cfg = tiny("classic-dcgan", faces, epochs=10, max_steps=30, lr_g=0.0, latest_every=5, collapse_action=action)
     state = train(cfg, tmp_path / "run", progress=False)
     run = Run(tmp_path / "run")
     events = [e["event"] for e in run.events()]
@@ -148,7 +148,7 @@ def test_two_process_gloo_training_keeps_ranks_identical(faces, tmp_path, animeg
     out = tmp_path / "ddp"
     env = dict(os.environ, ANIMEGAN_HOME=str(animegan_home), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "animegan", "train",
-           "--preset", "seed-wgangp", "--data", str(faces), "--out", str(out), "--device", "cpu", "--ngf", "8", "--ndf", "8",
+           "--preset", "classic-wgangp", "--data", str(faces), "--out", str(out), "--device", "cpu", "--ngf", "8", "--ndf", "8",
            "--batch-size", "8", "--val-size", "4", "--test-size", "4", "--epochs", "1", "--max-steps", "4", "--no-progress"]
     r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -160,14 +160,14 @@ def test_two_process_gloo_training_keeps_ranks_identical(faces, tmp_path, animeg
 
 def test_bad_settings_are_clear_errors(faces, tmp_path):
     with pytest.raises(train_mod.TrainingError, match="fewer than one batch"):
-        train(tiny("seed-dcgan", faces, batch_size=512), tmp_path / "r1", progress=False)
+        train(tiny("classic-dcgan", faces, batch_size=512), tmp_path / "r1", progress=False)
     assert Run(tmp_path / "r1").status()["state"] == "failed"
     with pytest.raises(train_mod.TrainingError, match="unknown loss"):
-        train(tiny("seed-dcgan", faces, loss="nope"), tmp_path / "r2", progress=False)
+        train(tiny("classic-dcgan", faces, loss="nope"), tmp_path / "r2", progress=False)
 
 
 def test_resume_forgets_rows_logged_after_the_checkpoint(faces, tmp_path):
-    cfg = tiny("seed-dcgan", faces, epochs=1, log_every=1)
+    cfg = tiny("classic-dcgan", faces, epochs=1, log_every=1)
     out = tmp_path / "run"
     assert train(cfg, out, progress=False) == "finished"
     # Rows a killed trainer logged after its last checkpoint...
@@ -179,7 +179,7 @@ def test_resume_forgets_rows_logged_after_the_checkpoint(faces, tmp_path):
 
 
 def test_evaluation_during_training_keeps_the_best_and_stops_early(faces, tmp_path):
-    cfg = tiny("seed-dcgan", faces, epochs=6, eval_every=1, eval_n=4, eval_metric="swd", patience=1)
+    cfg = tiny("classic-dcgan", faces, epochs=6, eval_every=1, eval_n=4, eval_metric="swd", patience=1)
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     run = Run(tmp_path / "run")
     evals = run.evals()
@@ -196,7 +196,7 @@ def test_evaluation_during_training_keeps_the_best_and_stops_early(faces, tmp_pa
 def test_fid_without_inception_weights_is_skipped_with_a_clear_log_line(faces, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no weights there, and no network in tests
     monkeypatch.setattr("animegan.metrics.find_inception_weights", lambda path=None: None)
-    cfg = tiny("seed-dcgan", faces, epochs=1, eval_every=1, eval_n=4, eval_metric="fid")
+    cfg = tiny("classic-dcgan", faces, epochs=1, eval_every=1, eval_n=4, eval_metric="fid")
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     log = (tmp_path / "run" / "train.log").read_text()
     assert "FID skipped" in log and "pt_inception-2015-12-05-6726825d.pth" in log
@@ -217,7 +217,7 @@ def test_compile_is_automatic_only_for_long_cpu_runs():
 
 
 def test_tensorboard_scalars_and_images_are_written(faces, tmp_path):
-    cfg = tiny("seed-dcgan", faces, epochs=1, max_steps=4, tensorboard=True)
+    cfg = tiny("classic-dcgan", faces, epochs=1, max_steps=4, tensorboard=True)
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
