@@ -27,6 +27,7 @@ SWITCHES = ("auto", "on", "off")           # compile, channels_last
 AMP_MODES = ("auto", "bf16", "off")
 STATES = ("starting", "running", "finished", "failed", "stopped", "collapsed", "dead")
 LIVE_STATES = ("starting", "running")      # a process is (or should be) working on the run
+ARCHITECTURE_FIELDS = ("model", "img_size", "z_dim", "ngf", "ndf")  # a checkpoint's weights fit only these
 COMPARABLE_N = 10_000                      # FID/SWD at smaller n compare only at the same n and reference
 
 

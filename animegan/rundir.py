@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
+from .config import LIVE_STATES, STATES  # noqa: F401  (STATES: re-exported for readers of run directories)
 
-STATES = ("starting", "running", "finished", "failed", "stopped", "collapsed", "dead")
 _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -114,6 +114,22 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+class ResumeError(ValueError):
+    """A run that cannot be resumed; the message says why and what to do."""
+
+
+def tail_lines(path: str | Path, n: int = 40) -> str:
+    """The last n lines of a text file (a log), read from its end; "" when it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 400 * n))
+            lines = f.read().decode(errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
 class Run:
     """Read side of one run directory."""
 
@@ -139,7 +155,7 @@ class Run:
         st = read_json(self.path / "status.json")
         if not st:
             return {"state": "unknown"}
-        if st.get("state") in ("starting", "running") and not pid_alive(st.get("pid")):
+        if st.get("state") in LIVE_STATES and not pid_alive(st.get("pid")):
             st = dict(st, state="dead", last_error=st.get("last_error") or "the training process is gone (killed or crashed)")
         return st
 
@@ -193,20 +209,29 @@ class Run:
         return min(same, key=lambda e: e.get("value", float("inf")))
 
     def log_tail(self, n: int = 40) -> str:
-        try:
-            with open(self.path / "train.log", "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 200 * n))
-                lines = f.read().decode(errors="replace").splitlines()
-        except FileNotFoundError:
-            return ""
-        return "\n".join(lines[-n:])
+        return tail_lines(self.path / "train.log", n)
+
+    def check_resumable(self, own_pids: tuple[int, ...] = ()) -> None:
+        """The one decision whether this run may be resumed; ResumeError says why not.
+
+        `own_pids`: processes that are this resume itself (the trainer passes its own pid and its
+        parent's), since the job starter marks the run "starting" under the new process's pid
+        before the trainer reads the status."""
+        if not self.exists:
+            raise ResumeError(f"there is no run to resume at {self.path} (no config.json there)")
+        st = read_json(self.path / "status.json")
+        pid = st.get("pid")
+        if st.get("state") in LIVE_STATES and pid_alive(pid) and int(pid) not in own_pids:
+            raise ResumeError(f"run {self.name} is still training (pid {pid}); stop it before resuming")
+        if self.last_checkpoint() is None:
+            raise ResumeError(f"run {self.name} has no checkpoints/last.pt to resume from (it stopped before its "
+                              f"first save); start a new run instead")
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
     def delete(self) -> None:
-        if self.status().get("state") in ("running", "starting"):
+        if self.status().get("state") in LIVE_STATES:
             raise RuntimeError(f"run {self.name} is still training; stop it before deleting")
         shutil.rmtree(self.path)
 
