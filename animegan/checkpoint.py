@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import TrainConfig
-from .models import build_models, count_params
+from .config import ARCHITECTURE_FIELDS, TrainConfig
+from .models import build_models, count_params, recalibrate_bn
 
 FORMAT = "animegan-checkpoint"
 VERSION = 1
@@ -157,7 +157,6 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", with_di
     _load_state(G, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, "generator", path)
     if kind == "train":
         # Exports carry statistics for their own weights; training checkpoints get them here.
-        from .train import recalibrate_bn
         recalibrate_bn(G, torch.device("cpu"))
     has_d = with_discriminator and ck.get("D") is not None
     if has_d:
@@ -204,10 +203,9 @@ def _eval_of(src: Path, ck: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_compatible(ck: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    """For fine-tuning: refuse a checkpoint of another architecture or size, naming what differs."""
+    """For fine-tuning and resuming: refuse a checkpoint of another architecture or size, naming what differs."""
     other = TrainConfig.from_dict(ck.get("config", {}))
-    keys = ("model", "img_size", "z_dim", "ngf", "ndf")
-    diff = [f"{k}: checkpoint {getattr(other, k)} vs this run {getattr(cfg, k)}" for k in keys
+    diff = [f"{k}: checkpoint {getattr(other, k)} vs this run {getattr(cfg, k)}" for k in ARCHITECTURE_FIELDS
             if getattr(other, k) != getattr(cfg, k)]
     if diff:
         raise CheckpointError(f"{path.name} cannot start this run; settings differ: " + "; ".join(diff)

@@ -1,6 +1,6 @@
 """The verbs: prepare, synth, train, generate, interpolate, export, fid, swd, runs, clean, info.
 
-    python -m animegan train --preset anime64 --data PATH|ZIP|synthetic --epochs N --out runs/NAME
+    python -m animegan train --preset anime64 --data PATH|ZIP|synthetic --epochs N --name NAME
     torchrun --nproc_per_node=2 -m animegan train ...
 
 `train` has one flag per TrainConfig field (`--lr-g`, `--n-critic`, ...), generated from the
@@ -18,27 +18,39 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import paths
-from .config import PRESET_ALIASES, PRESETS, TrainConfig, preset_config
+from .config import (
+    COMPARABLE_N,
+    LIVE_STATES,
+    METRICS,
+    PRESET_ALIASES,
+    PRESETS,
+    SPLITS,
+    SWITCHES,
+    SYNTHETIC,
+    TrainConfig,
+    flag_name,
+    preset_config,
+)
 
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+DATA_HELP = f"folder of images, .zip, or '{SYNTHETIC}' (the built-in set)"
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, named by `config.flag_name` (the job starter builds its
+    argv with `config.to_flags`, the same mapping)."""
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("preset",):
+        if f.name == "preset":
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         kw: dict[str, Any] = dict(dest=f"cfg_{f.name}", default=None, help=f"(default {default!r})")
         if f.name == "compile":  # `--compile` alone means on
-            p.add_argument(_flag(f.name), nargs="?", const="on", choices=("auto", "on", "off"), **kw)
+            p.add_argument(flag_name(f.name), nargs="?", const="on", choices=SWITCHES, **kw)
         elif isinstance(default, bool):
-            p.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, **kw)
+            p.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(default, list):
-            p.add_argument(_flag(f.name), type=int, nargs="*", **kw)
+            p.add_argument(flag_name(f.name), type=int, nargs="*", **kw)
         else:
-            p.add_argument(_flag(f.name), type=type(default), **kw)
+            p.add_argument(flag_name(f.name), type=type(default), **kw)
 
 
 def config_from_args(a: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
@@ -85,11 +97,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     from .train import train
     if a.resume:
         run = resolve_run(a.resume)
-        if not run.exists:
-            raise UserError(f"no run to resume at {a.resume} (no config.json there)")
-        st = run.status().get("state")
-        if st in ("running", "starting"):
-            raise UserError(f"run {run.name} is still training (pid {run.status().get('pid')}); stop it first")
+        # A job started from the dashboard marks the run "starting" under its own pid before this
+        # process reads the status: that pid is this process (or, under torchrun, its parent).
+        # Under torchrun only rank 0 checks: the others may already see rank 0's own status.
+        if os.environ.get("RANK", "0") == "0":
+            run.check_resumable(own_pids=(os.getpid(), os.getppid()))
         cfg = config_from_args(a, TrainConfig.from_dict(run.config()))
         out = run.path
     else:
@@ -100,7 +112,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                             f"or pick another --out / --name")
         if a.overwrite and out.exists():
             import shutil
-            if Run(out).state in ("running", "starting"):
+            if Run(out).state in LIVE_STATES:
                 raise UserError(f"{out} is still training; stop it before overwriting")
             shutil.rmtree(out)
     state = train(cfg, out, resume=bool(a.resume), progress=None if not a.no_progress else False)
@@ -157,18 +169,18 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def _metric(a: argparse.Namespace, metric: str) -> int:
-    from . import metrics
     from .data import prepare
+    from .evaluation import evaluate_on_split
+    from .metrics import load_inception
+    weights = getattr(a, "inception_weights", None)
+    if metric == "fid":
+        load_inception(weights, a.device)  # no weights: say so before preparing any data (cached for below)
     lg = _load(a)
     data = prepare(a.data, lg.config.img_size, progress=True)
-    real = data.split_images(a.split)
-    n = min(a.n, len(real))
-    if n < a.n:
-        print(f"note: the {a.split} split has {len(real)} images; using n={n}", file=sys.stderr)
-    ref = f"{a.split} split of {data.source} ({data.fingerprint[:8]}) @{data.size}px"
-    r = metrics.evaluate(lg.G, real[:n], metric=metric, n=n, seed=a.seed, device=a.device, reference=ref,
-                         stats_key=f"{data.fingerprint}_{data.size}_{a.split}",
-                         inception_weights=getattr(a, "inception_weights", None))
+    r = evaluate_on_split(lg.G, data, a.split, metric=metric, n=a.n, seed=a.seed, device=a.device,
+                          inception_weights=weights)
+    if r.n < a.n:
+        print(f"note: the {a.split} split has {r.n} images; used n={r.n}", file=sys.stderr)
     if a.record:
         from .rundir import record_eval
         record_eval(a.checkpoint, r.to_dict())
@@ -176,7 +188,7 @@ def _metric(a: argparse.Namespace, metric: str) -> int:
         print(json.dumps(r.to_dict()))
     else:
         extra = "" if not r.levels else "  levels " + " ".join(f"{v:.2f}" for v in r.levels)
-        caveat = "  (only comparable at the same n and reference)" if n < 10_000 else ""
+        caveat = "  (only comparable at the same n and reference)" if r.n < COMPARABLE_N else ""
         print(f"{metric.upper()} {r.value:.3f}  n={r.n} seed={r.seed} vs {r.reference}{extra}{caveat}")
     return 0
 
@@ -212,7 +224,7 @@ def cmd_clean(a: argparse.Namespace) -> int:
 
 
 def cmd_info(a: argparse.Namespace) -> int:
-    from .train import device_summary
+    from .devices import device_summary
     info = device_summary()
     info["home"] = str(paths.home())
     print(json.dumps(info, indent=1))
@@ -229,18 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("prepare", help="validate a data source, build its cache, print the report")
-    p.add_argument("--data", required=True, help="folder, .zip or 'synthetic'")
-    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--size", type=int, default=64, help="image side in pixels")
     p.set_defaults(fn=cmd_prepare)
 
     p = sub.add_parser("synth", help="write the built-in synthetic anime faces as a folder")
-    p.add_argument("--n", type=int, default=10_000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int, default=10_000, help="number of faces")
+    p.add_argument("--seed", type=int, default=0, help="random seed: face i is a function of (seed, i)")
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_synth)
 
     p = sub.add_parser("train", help="train a GAN into a run directory")
-    p.add_argument("--preset", choices=sorted([*PRESETS, *PRESET_ALIASES]), help="a named recipe; flags override its fields")
+    p.add_argument("--preset", choices=[*PRESETS, *PRESET_ALIASES], metavar="PRESET",
+                   help=f"a named recipe, one of: {', '.join(PRESETS)} (old names {', '.join(PRESET_ALIASES)} "
+                        f"still work); flags override its fields")
     p.add_argument("--out", help="run directory (default: <home>/runs/<name>)")
     p.add_argument("--name", help="run name under <home>/runs")
     p.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
@@ -255,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="faces from a checkpoint, reproducible by seed")
     ckpt_args(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed: image i is a function of (seed, i)")
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--start", type=int, default=0, help="first index (image i is (seed, i))")
     p.add_argument("--truncation", type=float, default=1.0, help="1 = off; lower = closer to the average face")
@@ -267,10 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("interpolate", help="frames (or a GIF) between two seeds")
     ckpt_args(p)
-    p.add_argument("--seed-a", type=int, required=True)
-    p.add_argument("--seed-b", type=int, required=True)
-    p.add_argument("--index-a", type=int, default=0)
-    p.add_argument("--index-b", type=int, default=0)
+    p.add_argument("--seed-a", type=int, required=True, help="random seed of the first face")
+    p.add_argument("--seed-b", type=int, required=True, help="random seed of the last face")
+    p.add_argument("--index-a", type=int, default=0, help="index of the first face under --seed-a")
+    p.add_argument("--index-b", type=int, default=0, help="index of the last face under --seed-b")
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--fps", type=int, default=12)
     p.add_argument("--upscale", type=int, default=2)
@@ -282,13 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_export)
 
-    for name in ("fid", "swd"):
+    for name in METRICS:
         p = sub.add_parser(name, help=f"{name.upper()} of a checkpoint against a data split")
         ckpt_args(p)
-        p.add_argument("--data", required=True, help="folder, .zip or 'synthetic'")
-        p.add_argument("--split", default="val", choices=("val", "test", "train"))
-        p.add_argument("--n", type=int, default=2000)
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--data", required=True, help=DATA_HELP)
+        p.add_argument("--split", default="val", choices=SPLITS)
+        p.add_argument("--n", type=int, default=2000, help=f"images per side, capped at the split's size (below "
+                                                            f"{COMPARABLE_N}, numbers compare only at the same n)")
+        p.add_argument("--seed", type=int, default=0, help="random seed of the generated images (and of SWD's projections)")
         p.add_argument("--json", action="store_true")
         p.add_argument("--record", action="store_true", help="keep the result with the checkpoint (dashboard reads it)")
         if name == "fid":
@@ -312,13 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[paths.ENV_HOME] = str(Path(a.home).expanduser().resolve())
     from .checkpoint import CheckpointError
     from .data import DataError
+    from .metrics import InceptionWeightsMissing
     from .train import TrainingError
-    user_errors: tuple[type[BaseException], ...] = (UserError, CheckpointError, DataError, TrainingError, ValueError)
-    try:
-        from .metrics import InceptionWeightsMissing
-        user_errors += (InceptionWeightsMissing,)
-    except ImportError:
-        pass
+    # ValueError covers config.ConfigError and rundir.ResumeError
+    user_errors = (UserError, CheckpointError, DataError, TrainingError, InceptionWeightsMissing, ValueError)
     try:
         return a.fn(a)
     except user_errors as e:

@@ -144,6 +144,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "anime64": dict(model="anime64", loss="hinge", batch_size=64, lr_g=2e-4, lr_d=2e-4,
                     beta1=0.5, beta2=0.999, ema_kimg=10.0, diffaug="translation",
                     aug_flip=0.5, epochs=60, eval_every=1, eval_n=1000),
+    # The GPU recipe: the same networks twice as wide, batch 256 with a faster D (TTUR), colour and
+    # translation DiffAugment, and bookkeeping spaced for ~100 steps a second (an epoch of 26k faces
+    # passes in about a second on an H100): grids every 10 epochs, checkpoints every 50, SWD every
+    # 500k images. Meant to be run with a wall-clock budget (`--minutes`).
+    "anime64-gpu": dict(model="anime64", ngf=64, ndf=64, loss="hinge", batch_size=256, lr_g=2e-4, lr_d=4e-4,
+                        beta1=0.5, beta2=0.999, ema_kimg=20.0, diffaug="color,translation", aug_flip=0.5,
+                        epochs=10_000, eval_kimg=500.0, eval_n=1000, log_every=50, latest_every=500,
+                        sample_every=10, checkpoint_every=50),
 }
 
 
@@ -198,6 +206,7 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.r1_gamma >= 0 and cfg.r1_every >= 1, "--r1-gamma must be 0 or more and --r1-every at least 1")
     need(cfg.minutes >= 0 and cfg.eval_kimg >= 0, "--minutes and --eval-kimg must be 0 (off) or more")
     need(cfg.eval_every >= 0 and cfg.patience >= 0, "--eval-every and --patience must be 0 (off) or more")
+    need(cfg.ema_kimg >= 0 and cfg.ema_rampup >= 0, "--ema-kimg and --ema-rampup must be 0 (off) or more")
     need(cfg.eval_n >= 2, "--eval-n must be at least 2 images")
     need(cfg.val_size >= 0 and cfg.test_size >= 0, "--val-size and --test-size must be 0 or more")
     need(cfg.log_every >= 1 and cfg.latest_every >= 1 and cfg.sample_every >= 1 and cfg.checkpoint_every >= 1,

@@ -312,17 +312,56 @@ def png_name(seed: int, index: int) -> str:
     return f"seed{int(seed)}_{int(index):05d}.png"
 
 
+def grid_name(seed: int, ext: str = "png") -> str:
+    """The file name of seed's grid ("seed7_grid.png"); ext "zip" names the zip of its faces."""
+    return f"seed{int(seed)}_{'faces' if ext == 'zip' else 'grid'}.{ext}"
+
+
+def interpolation_name(seed_a: int, seed_b: int, ext: str = "gif") -> str:
+    return f"seed{int(seed_a)}_to_{int(seed_b)}.{ext}"
+
+
+def checkpoint_upload_name(name: str) -> str:
+    """A checkpoint a person brought (an upload's file name, possibly with a path) as one safe
+    file name ending in .pt: the uploads' one sanitiser (`uploads.safe_name`) plus the suffix.
+    "../evil name.pt" -> "evil-name.pt"; "weights" -> "weights.pt"."""
+    from .uploads import safe_name
+
+    safe = safe_name(name)
+    return safe if safe.lower().endswith(".pt") else safe + ".pt"
+
+
+def save_checkpoint_upload(name: str, data: bytes, folder: str | Path | None = None) -> Path:
+    """Write an uploaded checkpoint's bytes to `folder` (default: the home folder's uploads/) under
+    `checkpoint_upload_name(name)`; returns the path. Nothing is loaded: `checkpoint.load_generator`
+    validates it (weights only) afterwards."""
+    from . import paths
+
+    dest = paths.ensure(Path(folder) if folder is not None else paths.home() / "uploads") / checkpoint_upload_name(name)
+    dest.write_bytes(data)
+    return dest
+
+
+def png_bytes(image: Image.Image | torch.Tensor) -> bytes:
+    """A PIL image or one uint8 (3, H, W) tensor as PNG bytes (for display and downloads)."""
+    img = image if isinstance(image, Image.Image) else to_pil(image)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def grid_png(G: nn.Module, seed: int, n: int, cols: int = 8, *, scale: int = 1, padding: int = 2,
+             truncation: float = 1.0, device: str | torch.device = "cpu") -> bytes:
+    """Images 0..n-1 of `seed` as one PNG grid, `cols` per row, enlarged `scale` times."""
+    res = generate(G, seed, n, truncation=truncation, device=device)
+    return png_bytes(upscale(to_grid(res.images, cols=cols, padding=padding), scale))
+
+
 def _check_indices(images: torch.Tensor, indices: Sequence[int]) -> list[int]:
     indices = [int(i) for i in indices]
     if len(indices) != len(images):
         raise ValueError(f"{len(images)} images but {len(indices)} indices")
     return indices
-
-
-def _png_bytes(image: torch.Tensor) -> bytes:
-    buf = io.BytesIO()
-    to_pil(image).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def save_pngs(images: torch.Tensor, out_dir: str | Path, seed: int, indices: Sequence[int]) -> list[Path]:
@@ -334,7 +373,7 @@ def save_pngs(images: torch.Tensor, out_dir: str | Path, seed: int, indices: Seq
     paths = []
     for img, i in zip(images, indices, strict=True):
         p = out / png_name(seed, i)
-        p.write_bytes(_png_bytes(img))
+        p.write_bytes(png_bytes(img))
         paths.append(p)
     return paths
 
@@ -347,7 +386,7 @@ def to_zip(images: torch.Tensor, seed: int, indices: Sequence[int]) -> bytes:
     # PNG is already compressed: store, don't deflate again
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         for img, i in zip(images, indices, strict=True):
-            zf.writestr(png_name(seed, i), _png_bytes(img))
+            zf.writestr(png_name(seed, i), png_bytes(img))
     return buf.getvalue()
 
 

@@ -33,14 +33,22 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import paths
-from .config import PRESETS, TrainConfig, preset_config
-from .rundir import Run, pid_alive, read_json, run_of_checkpoint, safe_run_name, write_json_atomic
+from .config import LIVE_STATES, METRICS, SPLITS, ConfigError, TrainConfig, preset_base, to_flags, validate
+from .rundir import (
+    ResumeError,
+    Run,
+    pid_alive,
+    read_json,
+    run_of_checkpoint,
+    safe_run_name,
+    tail_lines,
+    write_json_atomic,
+)
 
 LOCK_NAME = ".job.lock"
 GUARD_NAME = ".job.guard"
 LAST_NAME = ".job.last"          # the most recently ended job, with its exit code when known
 RESERVATION_TTL = 300.0          # seconds a reservation (lock without pid) may wait for its spawn
-METRICS = ("swd", "fid")
 
 # Popen objects of the jobs this process started, by pid: polled to reap them (no zombies) and
 # to learn their exit code. Module-level, so it lives as long as the Streamlit server process.
@@ -71,12 +79,16 @@ def proc_start_time(pid: int | None) -> int | None:
         return None
 
 
-def _reap(pid: int) -> int | None:
-    """Collect an exited child of ours (no zombie left behind); its exit code, or None."""
+def _reap(pid: int, wait: float = 0.0) -> int | None:
+    """Collect an exited child of ours (no zombie left behind); its exit code, or None.
+    `wait`: seconds to wait for one of ours that is exiting."""
     with _POPENS_LOCK:
         p = _POPENS.get(pid)
         if p is not None:
-            rc = p.poll()
+            try:
+                rc = p.wait(timeout=wait) if wait > 0 else p.poll()
+            except subprocess.TimeoutExpired:
+                rc = None
             if rc is not None:
                 _EXIT_CODES[pid] = rc
                 del _POPENS[pid]
@@ -102,6 +114,9 @@ def _same_process(pid: int, start_time: int | None) -> bool:
         return False
     _reap(pid)
     if not pid_alive(pid):
+        # A multithreaded process (torch) shows as a zombie once its main thread exits, before
+        # its other threads are gone and it can be reaped: collect our child's exit code now.
+        _reap(pid, wait=5.0)
         return False
     if start_time is None:
         return True
@@ -138,13 +153,9 @@ class Job:
 
     def log_tail(self, n: int = 40) -> str:
         try:
-            with open(self.log, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 240 * n))
-                lines = f.read().decode(errors="replace").splitlines()
+            return tail_lines(self.log, n)
         except OSError:
             return ""
-        return "\n".join(lines[-n:])
 
     def describe(self) -> str:
         if not self.pid:
@@ -309,46 +320,13 @@ def _spawn(job: Job, root: Path, log_mode: str = "a") -> Job:
 
 # -- training ------------------------------------------------------------------------------------
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def config_base(cfg: TrainConfig) -> TrainConfig:
-    """What `--preset cfg.preset` alone gives: flags are only needed for what differs from it."""
-    return preset_config(cfg.preset) if cfg.preset in PRESETS else TrainConfig()
-
-
-def config_flags(cfg: TrainConfig, base: TrainConfig | None = None) -> list[str]:
-    """One flag per field of `cfg` that differs from `base` (default: TrainConfig()); booleans
-    as --x/--no-x, lists as several values, everything else as --x=value (safe for values
-    starting with '-', and for empty strings)."""
-    base = base if base is not None else TrainConfig()
-    out: list[str] = []
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "preset":
-            continue
-        v, b = getattr(cfg, f.name), getattr(base, f.name)
-        if v == b and type(v) is type(b):
-            continue
-        if isinstance(v, bool):
-            out.append(_flag(f.name) if v else "--no-" + f.name.replace("_", "-"))
-        elif isinstance(v, (list, tuple)):
-            out += [_flag(f.name), *[str(int(x)) for x in v]]
-        elif isinstance(b, float):
-            out.append(f"{_flag(f.name)}={float(v)!r}")
-        elif isinstance(b, int):
-            out.append(f"{_flag(f.name)}={int(v)}")
-        else:
-            out.append(f"{_flag(f.name)}={v}")
-    return out
-
-
 def job_argv_for_training(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, nproc: int = 1,
                           base: TrainConfig | None = None) -> list[str]:
     """The argv (a list, never a shell string) that trains `cfg` into `out_dir`.
 
-    New run: ``--out DIR`` plus ``--preset P`` when cfg names a preset, and a flag for every field
-    that differs from that preset (from `TrainConfig()` without one). Resume: ``--resume DIR``
+    New run: ``--out DIR`` plus ``--preset P`` when cfg names a preset (an old alias is passed
+    as the current name), and a flag for every field that differs from that preset (from
+    `TrainConfig()` without one; `config.to_flags`). Resume: ``--resume DIR``
     plus a flag for every field that differs from `base` (pass the run's own config; default
     `TrainConfig()`). With nproc > 1 the same command runs under torch.distributed.run.
     """
@@ -360,39 +338,37 @@ def job_argv_for_training(cfg: TrainConfig, out_dir: str | Path, resume: bool = 
         head += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     head += ["-m", "animegan", "train"]
     if resume:
-        return head + ["--resume", str(out_dir), "--no-progress", *config_flags(cfg, base)]
-    pre = ["--preset", cfg.preset] if cfg.preset in PRESETS else []
-    return head + ["--out", str(out_dir), "--no-progress", *pre, *config_flags(cfg, config_base(cfg))]
+        return head + ["--resume", str(out_dir), "--no-progress", *to_flags(cfg, base)]
+    base = preset_base(cfg)  # its .preset: the preset's current name ("" without a known one)
+    pre = ["--preset", base.preset] if base.preset else []
+    return head + ["--out", str(out_dir), "--no-progress", *pre, *to_flags(cfg, base)]
 
 
-def _check_config(cfg: TrainConfig) -> None:
-    """Settings errors the child would die of, reported here instead, in one line."""
-    from .train import TrainingError, validate_config
+def _data_source(data: str) -> str:
+    """The data source as the child gets it (`data.check_source`: the built-in set's name, or the
+    absolute path of a folder or .zip holding images; the child runs in the repository folder).
+    JobError with its message otherwise."""
+    from .data import DataError, check_source
     try:
-        validate_config(cfg)
-    except (TrainingError, ValueError) as e:
+        return check_source(data)
+    except DataError as e:
         raise JobError(str(e)) from None
-    if cfg.img_size not in (16, 32, 64, 96, 128):
-        raise JobError(f"image size {cfg.img_size} is not supported; use 64 or 96")
+
+
+def _check_config(cfg: TrainConfig) -> TrainConfig:
+    """Settings errors the child would die of, reported here instead, in one line (the message
+    of `config.validate`); returns `cfg` with its paths made absolute."""
     try:
-        from .models import build_models
-        build_models(cfg.model, cfg.z_dim, 2, 2, cfg.img_size)  # tiny widths: only shapes are checked
-    except ValueError as e:
-        raise JobError(f"model {cfg.model} cannot draw {cfg.img_size}px images: {e}") from None
-    if cfg.data.strip() != "synthetic" and not Path(cfg.data).expanduser().exists():
-        raise JobError(f"data source not found: {cfg.data}. Use a folder of images, a .zip, or 'synthetic'.")
-    if cfg.init_from and not Path(cfg.init_from).expanduser().is_file():
-        raise JobError(f"the checkpoint to start from does not exist: {cfg.init_from}")
-
-
-def _absolute(cfg: TrainConfig) -> TrainConfig:
-    """Paths made absolute (the child runs in the repository folder)."""
-    kw: dict[str, Any] = {}
-    if cfg.data.strip() and cfg.data.strip() != "synthetic":
-        kw["data"] = str(Path(cfg.data.strip()).expanduser().resolve())
+        validate(cfg)
+    except ConfigError as e:
+        raise JobError(str(e)) from None
+    kw: dict[str, Any] = {"data": _data_source(cfg.data)}
     if cfg.init_from:
-        kw["init_from"] = str(Path(cfg.init_from).expanduser().resolve())
-    return cfg.replace(**kw) if kw else cfg
+        p = Path(cfg.init_from).expanduser()
+        if not p.is_file():
+            raise JobError(f"the checkpoint to start from does not exist: {cfg.init_from}")
+        kw["init_from"] = str(p.resolve())
+    return cfg.replace(**kw)
 
 
 def start_training(cfg: TrainConfig, name: str, *, resume: bool = False, nproc: int = 1,
@@ -410,20 +386,16 @@ def start_training(cfg: TrainConfig, name: str, *, resume: bool = False, nproc: 
     run_dir = r / name
     run = Run(run_dir)
     if resume:
-        if not run.exists:
-            raise JobError(f"there is no run named {name} to resume")
-        if run.status().get("state") in ("running", "starting"):
-            raise JobError(f"run {name} is still training; stop it before resuming")
-        if run.last_checkpoint() is None:
-            raise JobError(f"run {name} has no checkpoints/last.pt to resume from (it stopped before its first save); "
-                           f"start a new run instead")
+        try:
+            run.check_resumable()
+        except ResumeError as e:
+            raise JobError(str(e)) from None
         base = TrainConfig.from_dict(run.config())
     else:
         if run.exists:
             raise JobError(f"a run named {name} already exists; pick another name, or resume that run")
         base = None
-    cfg = _absolute(cfg)
-    _check_config(cfg)
+    cfg = _check_config(cfg)
     if int(nproc) > 1 and cfg.batch_size % int(nproc):
         raise JobError(f"batch size {cfg.batch_size} must be divisible by the number of processes ({nproc})")
     argv = job_argv_for_training(cfg, run_dir, resume=resume, nproc=nproc, base=base)
@@ -433,9 +405,10 @@ def start_training(cfg: TrainConfig, name: str, *, resume: bool = False, nproc: 
               label=label, extra={"run": name, "resume": resume, "nproc": int(nproc)})
     job = _spawn(job, r)
     # Until the trainer writes its own status (after importing torch: seconds), say "starting"
-    # with the job's pid, so readers of the run directory see a live run at once.
+    # with the job's pid, so readers of the run directory see a live run at once. The resumed
+    # trainer knows that pid as its own (or its parent's, under torchrun): Run.check_resumable.
     st = read_json(run_dir / "status.json")
-    if st.get("state") not in ("starting", "running") or not pid_alive(st.get("pid")):
+    if st.get("state") not in LIVE_STATES or not pid_alive(st.get("pid")):
         st.update(state="starting", pid=job.pid, updated=time.time(), epochs=cfg.epochs, last_error=None)
         st.setdefault("started", time.time())
         st.setdefault("step", 0)
@@ -458,24 +431,20 @@ def start_eval(checkpoint: str | Path, metric: str, data: str, n: int, split: st
     with the checkpoint (`rundir.evals_for_checkpoint`) and prints it as the log's last line."""
     metric = str(metric).lower()
     if metric not in METRICS:
-        raise JobError(f"unknown metric {metric!r}; choose swd or fid")
+        raise JobError(f"unknown metric {metric!r}; choose one of: {', '.join(METRICS)}")
     p = Path(checkpoint).expanduser()
     if not p.is_file():
         raise JobError(f"checkpoint not found: {checkpoint}")
     p = p.resolve()
-    if split not in ("val", "test", "train"):
-        raise JobError(f"unknown split {split!r}; choose val, test or train")
+    if split not in SPLITS:
+        raise JobError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     if int(n) < 2:
         raise JobError("n must be at least 2 images")
-    data = str(data).strip()
-    if data != "synthetic":
-        if not Path(data).expanduser().exists():
-            raise JobError(f"data source not found: {data}. Use a folder of images, a .zip, or 'synthetic'.")
-        data = str(Path(data).expanduser().resolve())
+    data = _data_source(data)
     argv = job_argv_for_eval(p, metric, data, n, split, seed)
     run = run_of_checkpoint(p)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    log = paths.home() / "logs" / f"{metric}-{safe_run_name(p.stem)}-{stamp}.log"
+    log = paths.logs_dir() / f"{metric}-{safe_run_name(p.stem)}-{stamp}.log"
     job = Job(kind="eval", pid=0, argv=argv, log=log, run_dir=run.path if run else None, started=time.time(),
               label=f"{metric.upper()} of {p.name}" + (f" (run {run.name})" if run else ""),
               extra={"checkpoint": str(p), "metric": metric, "data": data, "n": int(n), "split": split, "seed": int(seed)})

@@ -1,11 +1,12 @@
 """Image-quality metrics: FID (pytorch-fid's network and formula) and multi-scale SWD.
 
 FID
-    The network is pytorch-fid's own `InceptionV3` (the TF-FID variant, 2048-d pool3
-    features) and the distance is pytorch-fid's `calculate_frechet_distance`; neither is
-    reimplemented here. pytorch-fid fetches its weights from the internet on first use;
-    this module never does unless asked (`allow_download=True`): it loads a local state dict
-    (see `find_inception_weights`) and raises `InceptionWeightsMissing`, with one message
+    The network is pytorch-fid's FID InceptionV3 (the TF-FID variant, 2048-d pool3 features):
+    torchvision's Inception with pytorch-fid's `FIDInceptionA/C/E` blocks, arranged and run
+    as pytorch-fid's `InceptionV3` does (`FIDInceptionV3`); the distance is pytorch-fid's
+    `calculate_frechet_distance`. pytorch-fid fetches its weights from the internet on first
+    use; this module never does unless asked (`allow_download=True`): it loads a local state
+    dict (see `find_inception_weights`) and raises `InceptionWeightsMissing`, with one message
     saying what to download and where to put it, when there is none.
     Images go in as pytorch-fid expects (float in [0, 1], (N, 3, H, W)); the network
     resizes to 299×299 and rescales to [-1, 1] itself. Feature statistics are accumulated
@@ -14,31 +15,30 @@ FID
     number is biased upwards; compare FIDs only at equal n.
 
 SWD
-    Multi-scale sliced Wasserstein distance (Karras et al. 2018, "Progressive growing of
-    GANs", appendix D and their `sliced_wasserstein.py`), computed without any pretrained
-    network, so it always works offline. See `swd` for the recipe and the two deliberate
-    differences from the original code.
+    Multi-scale sliced Wasserstein distance (Karras et al. 2018), computed without any
+    pretrained network, so it always works offline; the algorithm is in
+    `animegan.sliced_wasserstein`, `swd` here checks inputs and returns a `MetricResult`.
 
+`evaluate` measures a generator against real images with either; `animegan.evaluation`
+(`evaluate_on_split`) is how the trainer, the CLI and jobs call it on a data split.
 Results are `MetricResult`s, plain dataclasses with `to_dict()`/`from_dict()`.
 """
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import sliced_wasserstein as sw
+from .config import METRICS
 from .paths import ensure, stats_dir
 
 # ----------------------------------------------------------------------------- results
@@ -64,13 +64,6 @@ class MetricResult:
         return cls(**{k: d[k] for k in ("metric", "value", "n", "reference", "seed") if k in d},
                    levels=d.get("levels"))
 
-
-FIDResult = MetricResult  # the same shape serves both metrics
-
-
-def reference_label(source: str, fingerprint: str, size: int, split: str = "val") -> str:
-    """`"val split of <source> (<fingerprint[:8]>) @64px"` — what a metric was measured against."""
-    return f"{split} split of {source} ({fingerprint[:8]}) @{int(size)}px"
 
 
 # ----------------------------------------------------------------------------- FID: weights
@@ -134,32 +127,55 @@ def missing_weights_message(path: str | os.PathLike | None = None, reason: str =
     return msg
 
 
-_PATCH_LOCK = threading.Lock()
 _MODEL_CACHE: dict[tuple, nn.Module] = {}
 
 
-def _build_inception(state_dict: dict[str, torch.Tensor] | None) -> nn.Module:
-    """pytorch-fid's `InceptionV3([pool3], resize_input=True, normalize_input=True,
-    use_fid_inception=True)`. pytorch-fid builds the FID network in `fid_inception_v3()`
-    and fills it with `load_state_dict_from_url(FID_WEIGHTS_URL)`; with a local state dict we
-    hand that one over instead of the download, so the structure, the strict key check and
-    the forward pass are all pytorch-fid's. `None` lets pytorch-fid download (torch.hub cache).
-    """
+def _fid_inception_v3() -> nn.Module:
+    """torchvision's InceptionV3 with pytorch-fid's FID blocks swapped in, exactly as
+    `pytorch_fid.inception.fid_inception_v3` builds it, minus its weights download."""
     import pytorch_fid.inception as pfi
+    import torchvision
 
-    def build() -> nn.Module:
-        return pfi.InceptionV3(
-            [pfi.InceptionV3.BLOCK_INDEX_BY_DIM[FID_DIMS]],
-            resize_input=True,
-            normalize_input=True,
-            requires_grad=False,
-            use_fid_inception=True,
-        )
+    net = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, init_weights=False, weights=None)
+    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
+    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
+    return net
 
-    if state_dict is None:
-        return build()
-    with _PATCH_LOCK, mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: state_dict):
-        return build()
+
+class FIDInceptionV3(nn.Module):
+    """pytorch-fid's `InceptionV3([3], resize_input=True, normalize_input=True,
+    use_fid_inception=True)` filled from a state dict we already hold: the same four blocks of
+    the same modules (so the same state-dict keys), the state dict checked strictly against
+    the network as pytorch-fid does, and the same forward: bilinear resize to 299×299, [0, 1]
+    -> [-1, 1], the blocks, `[pool3 (N, 2048, 1, 1)]`. tests/test_metrics.py checks it equals
+    pytorch-fid's own module, weights and outputs."""
+
+    def __init__(self, state_dict: dict[str, torch.Tensor]):
+        super().__init__()
+        net = _fid_inception_v3()
+        net.load_state_dict(state_dict)  # strict: the file must be exactly the FID network
+        self.blocks = nn.ModuleList([
+            nn.Sequential(net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, nn.MaxPool2d(kernel_size=3, stride=2)),
+            nn.Sequential(net.Conv2d_3b_1x1, net.Conv2d_4a_3x3, nn.MaxPool2d(kernel_size=3, stride=2)),
+            nn.Sequential(net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a,
+                          net.Mixed_6b, net.Mixed_6c, net.Mixed_6d, net.Mixed_6e),
+            nn.Sequential(net.Mixed_7a, net.Mixed_7b, net.Mixed_7c, nn.AdaptiveAvgPool2d(output_size=(1, 1))),
+        ])
+        self.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        x = 2 * x - 1
+        for block in self.blocks:
+            x = block(x)
+        return [x]
 
 
 def load_inception(
@@ -169,17 +185,18 @@ def load_inception(
 
     Raises `InceptionWeightsMissing` (one message: file name, URL, where to put it) when the
     file is not found and `allow_download` is False or the download fails, and
-    `InceptionWeightsInvalid` when the file is not a matching state dict.
+    `InceptionWeightsInvalid` when the file is not a matching state dict. `allow_download`
+    fetches the file into the torch hub cache (`default_inception_path()`), as pytorch-fid does.
     """
     found = find_inception_weights(path)
     if found is None:
         if not allow_download:
             raise InceptionWeightsMissing(missing_weights_message(path))
         try:
-            model = _build_inception(None)  # pytorch-fid downloads into the torch hub cache
+            torch.hub.load_state_dict_from_url(fid_weights_url(), progress=True, weights_only=True)
         except Exception as e:  # network errors come in many types
             raise InceptionWeightsMissing(missing_weights_message(path, f"{type(e).__name__}: {e}")) from None
-        return model.to(device).eval()
+        found = default_inception_path()
     st = found.stat()
     key = (str(found.resolve()), st.st_mtime_ns, st.st_size, str(torch.device(device)))
     model = _MODEL_CACHE.get(key)
@@ -193,7 +210,7 @@ def load_inception(
             f"expected {INCEPTION_FILENAME} from {fid_weights_url()}"
         ) from None
     try:
-        model = _build_inception(state)
+        model = FIDInceptionV3(state)
     except Exception as e:
         raise InceptionWeightsInvalid(
             f"{found} is not the FID Inception state dict ({type(e).__name__}: {str(e)[:300]}); "
@@ -357,142 +374,6 @@ def fid(
 
 # ----------------------------------------------------------------------------- SWD
 
-SWD_MIN_SIDE = 16
-PATCH = 7
-_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0  # ⊗ itself = the 5×5 /256 kernel
-
-
-def swd_level_sizes(size: int) -> list[int]:
-    """Pyramid level sides used by SWD: halve (rounding up, as pyrDown) while side ≥ 16.
-    64 → [64, 32, 16]; 96 → [96, 48, 24]; 128 → [128, 64, 32, 16]."""
-    sizes = []
-    s = int(size)
-    while s >= SWD_MIN_SIDE:
-        sizes.append(s)
-        s = (s + 1) // 2
-    return sizes
-
-
-def _reflect(i: int, n: int) -> int:
-    """Border reflect-101 (cv2's default, scipy.ndimage 'mirror'): … 2 1 | 0 1 2 … n-1 | n-2 …"""
-    while i < 0 or i > n - 1:
-        i = -i if i < 0 else 2 * (n - 1) - i
-    return i
-
-
-@lru_cache(maxsize=64)
-def _down_matrix(n: int) -> torch.Tensor:
-    """(ceil(n/2), n): 5-tap binomial filter along one axis, then keep even samples (pyrDown)."""
-    w = _BINOMIAL.double().tolist()
-    m = (n + 1) // 2
-    a = torch.zeros(m, n, dtype=torch.float64)
-    for i in range(m):
-        for k in range(5):
-            a[i, _reflect(2 * i + k - 2, n)] += w[k]
-    return a.float()
-
-
-@lru_cache(maxsize=64)
-def _up_matrix(n: int, m: int) -> torch.Tensor:
-    """(n, m): insert zeros between samples (length 2m), 5-tap filter ×2, crop to n (pyrUp)."""
-    w = _BINOMIAL.double().tolist()
-    a = torch.zeros(n, m, dtype=torch.float64)
-    for j in range(n):
-        for k in range(5):
-            t = _reflect(j + k - 2, 2 * m)
-            if t % 2 == 0:
-                a[j, t // 2] += 2 * w[k]
-    return a.float()
-
-
-def _pyr_down(x: torch.Tensor) -> torch.Tensor:
-    """cv2.pyrDown: 5×5 binomial blur (separable, as two small matrix products), keep
-    every second row and column."""
-    h, w = x.shape[-2:]
-    return _down_matrix(h) @ (x @ _down_matrix(w).T)
-
-
-def _pyr_up(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """cv2.pyrUp to `shape` (the finer level's size)."""
-    h, w = x.shape[-2:]
-    return _up_matrix(shape[0], h) @ (x @ _up_matrix(shape[1], w).T)
-
-
-def laplacian_pyramid(images: torch.Tensor, levels: int) -> list[torch.Tensor]:
-    """Band-pass levels (finest first) and the low-pass residual as the last level."""
-    pyr = [images.float()]
-    for _ in range(1, levels):
-        pyr.append(_pyr_down(pyr[-1]))
-        pyr[-2] = pyr[-2] - _pyr_up(pyr[-1], pyr[-2].shape[2:])
-    return pyr
-
-
-def _patch_offsets(h: int, w: int) -> torch.Tensor:
-    """Flat offsets (3·7·7,) of a 7×7×3 patch relative to its top-left corner in channel 0."""
-    c = torch.arange(3).view(3, 1, 1) * (h * w)
-    dy = torch.arange(PATCH).view(1, PATCH, 1) * w
-    dx = torch.arange(PATCH).view(1, 1, PATCH)
-    return (c + dy + dx).reshape(-1)
-
-
-def _pyramids(images: torch.Tensor, n_levels: int, chunk: int = 250) -> list[torch.Tensor]:
-    """Laplacian pyramids of a whole set (float32, level by level), built chunk by chunk."""
-    out: list[torch.Tensor] = []
-    for b in range(0, len(images), chunk):
-        pyr = laplacian_pyramid(images[b : b + chunk], n_levels)
-        if not out:
-            out = [torch.empty((len(images), *lev.shape[1:]), dtype=torch.float32) for lev in pyr]
-        for dst, lev in zip(out, pyr, strict=True):
-            dst[b : b + len(lev)] = lev
-    return out
-
-
-def _descriptors(level: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, chunk: int = 250) -> torch.Tensor:
-    """(N·P, 147) descriptors of one pyramid level (N, 3, h, w): P patches per image with
-    top-left corners ys, xs (N, P)."""
-    n, p = ys.shape
-    _, _, h, w = level.shape
-    flat = level.reshape(-1)
-    offsets = _patch_offsets(h, w).view(1, -1)
-    out = torch.empty(n * p, 3 * PATCH * PATCH, dtype=torch.float32)
-    for b in range(0, n, chunk):
-        e = min(b + chunk, n)
-        base = (torch.arange(b, e).view(-1, 1) * (3 * h * w) + ys[b:e] * w + xs[b:e]).reshape(-1, 1)
-        out[b * p : e * p] = flat[base + offsets]
-    return out
-
-
-def _sort_rows(a: np.ndarray, pool: ThreadPoolExecutor | None, threads: int) -> None:
-    """In-place row sort (NumPy's SIMD sort is ~2-3× faster than torch.sort on CPU; it
-    releases the GIL, so row blocks sort in parallel threads)."""
-    if pool is None or len(a) < 2:
-        a.sort(axis=1)
-        return
-    bounds = np.linspace(0, len(a), min(threads, len(a)) + 1).astype(int)
-    list(pool.map(lambda lo_hi: a[lo_hi[0] : lo_hi[1]].sort(axis=1), zip(bounds[:-1], bounds[1:], strict=True)))
-
-
-def _sliced_wasserstein(
-    a: torch.Tensor, b: torch.Tensor, gen: torch.Generator, n_proj: int, n_repeats: int,
-    pool: ThreadPoolExecutor | None, threads: int = 1, dir_chunk: int = 64,
-) -> float:
-    """Mean over n_repeats·n_proj random unit directions of the mean |sorted(a·d) − sorted(b·d)|."""
-    dim = a.shape[1]
-    total = 0.0
-    for _ in range(n_repeats):
-        dirs = torch.randn(dim, n_proj, generator=gen)
-        dirs /= dirs.norm(dim=0, keepdim=True)
-        for c in range(0, n_proj, dir_chunk):
-            d = dirs[:, c : c + dir_chunk]
-            pa = (a @ d).T.contiguous().numpy()
-            pb = (b @ d).T.contiguous().numpy()
-            _sort_rows(pa, pool, threads)
-            _sort_rows(pb, pool, threads)
-            np.subtract(pa, pb, out=pa)
-            np.abs(pa, out=pa)
-            total += float(pa.sum(dtype=np.float64))
-    return total / (n_repeats * n_proj * a.shape[0])
-
 
 def swd(
     fake: Any,
@@ -506,91 +387,29 @@ def swd(
     reference: str = "",
     threads: int | None = None,
 ) -> MetricResult:
-    """Multi-scale sliced Wasserstein distance between two equal-size uint8 sets (N, 3, S, S).
-
-    Recipe (Karras et al. 2018): a Laplacian pyramid of every image (5×5 binomial filter,
-    levels while the side is ≥ 16: 64 px → 64, 32, 16; 96 px → 96, 48, 24; the last level is
-    the low-pass residual); from each level `patches_per_image` random 7×7 patches
-    (147-d descriptors); descriptors standardised per colour channel; then per level the
-    sliced Wasserstein distance over `n_repeats` × `n_proj` random unit directions
-    (sort both sets' projections, average the absolute differences). Reported ×1e3 per
-    level (finest first), `value` = their mean. All randomness comes from one
-    `torch.Generator` seeded with `seed`; float32 on the CPU.
-
-    Deliberate differences from the original code (numbers are not comparable with the
-    paper's, only with each other):
-      * `normalize="pooled"` (default) standardises each level with mean/std over real and
-        fake descriptors together; the original standardises each set by its own statistics
-        (`normalize="separate"`), which makes SWD blind to global per-channel colour shifts
-        and contrast changes of the coarsest level.
-      * patch positions are drawn once per (seed, image index) and shared by both sets
-        (common random numbers): swd(x, x) is exactly 0 and run-to-run noise when comparing
-        checkpoints is lower. The images of the two sets are unrelated, so this does not
-        bias the estimate.
-    Defaults match the original's budget (128 patches per image, 4 × 128 directions).
-    Cost is dominated by sorting N·patches values per direction, linear in each parameter.
-    """
+    """Multi-scale sliced Wasserstein distance between two equal-size uint8 sets (N, 3, S, S):
+    `levels` ×1e3 per pyramid level (finest first), `value` their mean. The recipe, and its
+    two deliberate differences from Karras et al.'s code: `animegan.sliced_wasserstein`."""
     fake_t, real_t = _as_tensor(fake), _as_tensor(real)
     if fake_t.shape[1:] != real_t.shape[1:]:
         raise ValueError(f"SWD needs images of the same shape: fake {tuple(fake_t.shape[1:])}, real {tuple(real_t.shape[1:])}")
     if len(fake_t) != len(real_t):
         raise ValueError(f"SWD compares equal-size sets: {len(fake_t)} fake vs {len(real_t)} real")
-    if normalize not in ("pooled", "separate"):
-        raise ValueError("normalize must be 'pooled' or 'separate'")
+    if normalize not in sw.NORMALIZE:
+        raise ValueError(f"normalize must be one of: {', '.join(sw.NORMALIZE)}")
     n, _, h, w = fake_t.shape
     if n < 1:
         raise ValueError("SWD needs at least one image per set")
-    sizes = swd_level_sizes(min(h, w))
-    if not sizes:
-        raise ValueError(f"SWD needs images of at least {SWD_MIN_SIDE}px, got {h}×{w}")
-    gen = torch.Generator().manual_seed(int(seed))
-    threads = threads or min(4, os.cpu_count() or 1)
-    pool = ThreadPoolExecutor(threads) if threads > 1 else None
-    levels: list[float] = []
-    try:
-        pyr_real = _pyramids(real_t, len(sizes))
-        pyr_fake = _pyramids(fake_t, len(sizes))
-        for lv in range(len(sizes)):
-            lh, lw = pyr_real[lv].shape[2:]
-            ys = torch.randint(0, lh - PATCH + 1, (n, patches_per_image), generator=gen)
-            xs = torch.randint(0, lw - PATCH + 1, (n, patches_per_image), generator=gen)
-            a = _descriptors(pyr_real[lv], ys, xs)
-            b = _descriptors(pyr_fake[lv], ys, xs)
-            _standardise(a, b, normalize)
-            levels.append(1e3 * _sliced_wasserstein(a, b, gen, n_proj, n_repeats, pool, threads))
-            del a, b
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    if not sw.swd_level_sizes(min(h, w)):
+        raise ValueError(f"SWD needs images of at least {sw.SWD_MIN_SIDE}px, got {h}×{w}")
+    levels = sw.swd_levels(fake_t, real_t, seed=seed, patches_per_image=patches_per_image, n_proj=n_proj,
+                           n_repeats=n_repeats, normalize=normalize, threads=threads)
     return MetricResult(
         metric="swd", value=float(np.mean(levels)), n=int(n), reference=reference, seed=int(seed), levels=levels
     )
 
 
-def _standardise(a: torch.Tensor, b: torch.Tensor, normalize: str) -> None:
-    """In place, per colour channel over patches and pixels (std as np.std, ddof=0)."""
-    def stats(*xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # per-channel sums in float64 (exact enough for ~10^8 values), one pass
-        s1 = sum(x.view(x.shape[0], 3, -1).sum(dim=(0, 2), dtype=torch.float64) for x in xs)
-        s2 = sum((x.view(x.shape[0], 3, -1).double() ** 2).sum(dim=(0, 2)) for x in xs)
-        cnt = sum(x.shape[0] * (x.shape[1] // 3) for x in xs)
-        mean = s1 / cnt
-        std = (s2 / cnt - mean**2).clamp_min(0).sqrt()
-        return mean.float().view(1, 3, 1), std.clamp_min(1e-8).float().view(1, 3, 1)
-
-    if normalize == "pooled":
-        m, s = stats(a, b)
-        for x in (a, b):
-            x.view(x.shape[0], 3, -1).sub_(m).div_(s)
-    else:
-        for x in (a, b):
-            m, s = stats(x)
-            x.view(x.shape[0], 3, -1).sub_(m).div_(s)
-
-
 # ----------------------------------------------------------------------------- evaluate
-
-METRICS = ("swd", "fid")
 
 
 def evaluate(
@@ -641,34 +460,3 @@ def evaluate(
     fake = torch.cat(list(image_batches(G, n, seed, batch_size=max(batch_size, 250), device=device, truncation=truncation)))
     real = torch.from_numpy(np.ascontiguousarray(real_images[:n]))
     return swd(fake, real, seed=seed, reference=reference)
-
-
-def random_inception_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A state dict with exactly the keys and shapes of pt_inception-2015-12-05-6726825d.pth and
-    random values, built the way pytorch_fid.inception.fid_inception_v3 builds the network.
-    For tests and benchmarks where the real weights cannot be had: same network, same compute,
-    meaningless FID values."""
-    import pytorch_fid.inception as pfi
-    import torchvision
-    net = torchvision.models.inception_v3(num_classes=1008, aux_logits=False, init_weights=False, weights=None)
-    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
-    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
-    sd = net.state_dict()
-    g = torch.Generator().manual_seed(seed)
-    for k, v in sd.items():  # He-scaled convs, BN near identity: activations stay O(1)
-        if not v.dtype.is_floating_point:
-            continue
-        if k.endswith("conv.weight"):
-            v.copy_(torch.randn(v.shape, generator=g) * (2.0 / v[0].numel()) ** 0.5)
-        elif k.endswith(("bn.weight", "running_var")):
-            v.copy_(1 + 0.1 * torch.rand(v.shape, generator=g))
-        else:
-            v.copy_(0.1 * torch.randn(v.shape, generator=g))
-    return sd

@@ -1,4 +1,4 @@
-"""Generators and discriminators, chosen by name.
+"""Generators and discriminators, chosen by name, and `recalibrate_bn` for averaged weights.
 
 Every generator has `z_dim` and `img_size` attributes and maps z (N, z_dim) to images
 (N, 3, S, S) in [-1, 1]. Every discriminator returns one raw score per image, shape (N,):
@@ -202,3 +202,27 @@ def build_models(model: str, z_dim: int, ngf: int, ndf: int, img_size: int, seed
 
 def count_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
+
+
+@torch.no_grad()
+def recalibrate_bn(G: nn.Module, device: torch.device, batches: int = 2, batch_size: int = 128, seed: int = 99) -> None:
+    """Recompute BatchNorm statistics for averaged weights.
+
+    The live G's running statistics belong to the live weights; with EMA weights they are off
+    and colours wash out. A few forward passes with fixed noise give the EMA weights their own.
+    Leaves G in eval mode.
+    """
+    bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the passes
+    G.train()
+    g = torch.Generator(device=device).manual_seed(seed)
+    for _ in range(batches):
+        G(torch.randn(batch_size, G.z_dim, device=device, generator=g))
+    for m, mom in zip(bns, saved, strict=True):
+        m.momentum = mom
+    G.eval()

@@ -1,4 +1,5 @@
-"""Where the tool writes: one home folder for caches, runs, statistics and the synthetic set.
+"""Where the tool writes: one home folder for caches, runs, statistics, the synthetic set,
+evaluation results, uploads and job logs, each named by one function here.
 
 Default `~/.animegan`; `ANIMEGAN_HOME` (or the CLI's `--home`, which sets it) overrides.
 Nothing is written inside the installed package or the current directory by surprise.
@@ -35,6 +36,21 @@ def stats_dir() -> Path:
 def synthetic_dir() -> Path:
     """The built-in synthetic set, rendered on first use."""
     return home() / "synthetic"
+
+
+def evals_dir() -> Path:
+    """Metric results of checkpoints that belong to no run (a run keeps its own evals.jsonl)."""
+    return home() / "evals"
+
+
+def uploads_dir() -> Path:
+    """Data sets and checkpoints uploaded through the dashboard."""
+    return home() / "uploads"
+
+
+def logs_dir() -> Path:
+    """Console logs of background evaluation jobs (a training job logs into its run directory)."""
+    return home() / "logs"
 
 
 def ensure(p: Path) -> Path:

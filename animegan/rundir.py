@@ -1,4 +1,4 @@
-"""The run directory: written by the trainer, read by everyone else.
+"""The run directory: written by the trainer (`RunWriter`), read by everyone else (`Run`).
 
     runs/<name>/
       config.json         everything needed to rebuild the models and rerun
@@ -16,6 +16,7 @@ Readers ignore a truncated last line of a .jsonl file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -234,6 +235,116 @@ class Run:
         if self.status().get("state") in LIVE_STATES:
             raise RuntimeError(f"run {self.name} is still training; stop it before deleting")
         shutil.rmtree(self.path)
+
+
+class RunWriter:
+    """Write side of one run directory: the trainer's only way of writing into it.
+
+    Only one process of a run writes: under torchrun, ranks other than 0 hold a writer with
+    `enabled=False`, whose every method does nothing (and reads nothing).
+    """
+
+    def __init__(self, path: str | Path, enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+        self.checkpoints = self.path / "checkpoints"
+        self.samples = self.path / "samples"
+        self.status: dict[str, Any] = {}
+        self._tb: Any = None
+
+    def __repr__(self) -> str:
+        return f"RunWriter({str(self.path)!r})"
+
+    def open(self, config: dict[str, Any], status: dict[str, Any], resume: bool = False) -> None:
+        """Folders made, partial files of a writer killed mid-save removed, config.json written and
+        status.json started with `status` (keeping `first_started` when resuming)."""
+        if not self.enabled:
+            return
+        prev = read_json(self.path / "status.json") if resume else {}
+        for d in (self.path, self.checkpoints, self.samples):
+            d.mkdir(parents=True, exist_ok=True)
+        # Left by `save_checkpoint` / `write_json_atomic` killed mid-write: never read by anyone, as
+        # large as a checkpoint; one trainer per run directory, so none of them is being written.
+        for d in (self.path, self.checkpoints):
+            for p in d.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
+        self.status = dict(status)
+        if prev.get("started"):
+            self.status["first_started"] = prev.get("first_started", prev["started"])
+        write_json_atomic(self.path / "config.json", config)
+        self.update_status()
+
+    def update_status(self, **kw: Any) -> None:
+        """status.json with these fields changed (and `updated` now)."""
+        if not self.enabled:
+            return
+        self.status.update(kw, updated=time.time())
+        write_json_atomic(self.path / "status.json", self.status)
+
+    def drop_rows_after(self, step: int) -> None:
+        """On resume: metrics, evaluations and events logged after `step` are forgotten."""
+        if self.enabled:
+            for name in ("metrics.jsonl", "evals.jsonl", "events.jsonl"):
+                drop_rows_after(self.path / name, step)
+
+    def metrics(self, row: dict[str, Any], tensorboard: bool = True) -> None:
+        """A metrics.jsonl row, and its numbers as TensorBoard scalars when that is open."""
+        if not self.enabled:
+            return
+        append_jsonl(self.path / "metrics.jsonl", row)
+        if tensorboard and self._tb is not None:
+            for k, v in row.items():
+                if k not in ("step", "time", "collapse"):
+                    self._tb.add_scalar(k, v, row["step"])
+
+    def eval(self, row: dict[str, Any]) -> None:
+        if self.enabled:
+            append_jsonl(self.path / "evals.jsonl", row)
+
+    def event(self, kind: str, step: int, epoch: int, **kw: Any) -> None:
+        if self.enabled:
+            append_jsonl(self.path / "events.jsonl", {"time": time.time(), "step": step, "epoch": epoch, "event": kind, **kw})
+
+    def best_eval(self, metric: str) -> dict[str, Any]:
+        """The lowest evaluation of `metric` so far ({} when there is none)."""
+        ev = [e for e in read_jsonl(self.path / "evals.jsonl") if e.get("metric") == metric] if self.enabled else []
+        return min(ev, key=lambda e: e["value"]) if ev else {}
+
+    def grid(self, images: Any, name: str, tensorboard_step: int | None = None) -> None:
+        """samples/<name>: images in [-1, 1] as one grid, written atomically; also a TensorBoard
+        image of the first 16 at `tensorboard_step` when given and TensorBoard is open."""
+        if not self.enabled:
+            return
+        from torchvision.utils import save_image
+        path = self.samples / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        save_image(images.float() * 0.5 + 0.5, tmp, nrow=int(math.ceil(math.sqrt(images.shape[0]))), padding=2)
+        os.replace(tmp, path)
+        if tensorboard_step is not None and self._tb is not None:
+            self._tb.add_images("samples", images[:16] * 0.5 + 0.5, tensorboard_step)
+
+    def prune_epoch_checkpoints(self, keep: int) -> None:
+        """Only the last `keep` checkpoints/epoch_NNNN.pt stay (all of them when keep <= 0)."""
+        if self.enabled and keep > 0:
+            for p in sorted(self.checkpoints.glob("epoch_*.pt"))[:-keep]:
+                p.unlink(missing_ok=True)
+
+    def open_tensorboard(self) -> bool:
+        """TensorBoard event files under tensorboard/; False when the package is missing."""
+        if not self.enabled:
+            return True
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return False
+        self._tb = SummaryWriter(str(self.path / "tensorboard"))
+        return True
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
 
 
 def rows_to_columns(rows: list[dict[str, Any]]) -> dict[str, list]:

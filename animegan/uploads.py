@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .data import IMAGE_EXTS
+from .data.sources import IMAGE_EXTS, is_hidden, is_image_name
 
 __all__ = ["MAX_MEMBERS", "MAX_RATIO", "MAX_TOTAL_BYTES", "NESTED_EXTS", "REPORT_NAME", "ExtractReport",
            "UploadError", "extract_zip", "read_report", "safe_name"]
@@ -162,10 +162,6 @@ def _member_parts(name: str) -> tuple[list[str] | None, bool]:
     if not parts or any(p == ".." for p in parts):
         return None, rewritten
     return parts, rewritten
-
-
-def _is_hidden(parts: list[str]) -> bool:
-    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
 
 
 def _declared_size(info: zipfile.ZipInfo) -> int:
@@ -284,14 +280,14 @@ def _plan(zf: zipfile.ZipFile, label: str, max_members: int, max_total: int,
         if parts is None:
             rep.skip(UNSAFE, name)
             continue
-        if _is_hidden(parts):
+        if is_hidden(parts):  # the names prepare never looks at
             rep.hidden += 1
             continue
         low = parts[-1].lower()
         if low.endswith(NESTED_EXTS):
             rep.skip(NESTED, name)
             continue
-        if not low.endswith(IMAGE_EXTS):
+        if not is_image_name(low):
             rep.ignored_other += 1
             continue
         if info.flag_bits & 0x1:

@@ -2,28 +2,21 @@
 quality, and an FID/SWD summary of every run and shipped checkpoint."""
 from __future__ import annotations
 
-import io
-import os
-import sys
 import time
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
 
-import pandas as pd  # noqa: E402
-import plotly.graph_objects as go  # noqa: E402
-import streamlit as st  # noqa: E402
+from animegan import jobs, paths, rundir
+from animegan.checkpoint import CheckpointError, LoadedGenerator
+from animegan.config import COMPARABLE_N, METRICS, SYNTHETIC
+from pages import shared
 
-from animegan import paths, rundir  # noqa: E402
-from animegan.checkpoint import CheckpointError, LoadedGenerator  # noqa: E402
-from pages import shared  # noqa: E402
-
-FULL_N = shared.FULL_N
 CAVEAT = "only comparable at the same n and reference"
 # FIDs the classic write-ups reported for their own models (64×64). Not measured here.
-SEED_FIDS = [("plain GAN", 140.9), ("DCGAN", 76.97), ("WGAN-GP", 61.49)]
+CLASSIC_FIDS = [("plain GAN", 140.9), ("DCGAN", 76.97), ("WGAN-GP", 61.49)]
 REF_STYLES = [("dot", "#9aa0a6"), ("dash", "#f2b134"), ("dashdot", "#4fc3b1")]
 
 
@@ -56,16 +49,6 @@ def checkpoint_evals(path: Path, lg: LoadedGenerator) -> list[dict]:
 
 
 
-def fmt_duration(s: float | None) -> str:
-    if s is None or s < 0:
-        return "unknown"
-    if s < 90:
-        return f"{s:.0f} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
-
-
 def training_time(path: Path, lg: LoadedGenerator) -> tuple[float | None, str]:
     """Wall-clock training time of the run behind a checkpoint, and where it came from."""
     for k in ("train_seconds", "training_seconds", "train_time_s", "elapsed_s", "wall_s"):
@@ -81,17 +64,6 @@ def training_time(path: Path, lg: LoadedGenerator) -> tuple[float | None, str]:
         if start and end:
             return float(end) - float(start), f"run {run.name}, wall clock"
     return None, ""
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def grid_png(path: str, mtime: float, seed: int, n: int, cols: int) -> bytes:
-    from animegan import generate
-    lg = shared.get_generator(path)
-    res = generate.generate(lg.G, seed, n)
-    img = generate.upscale(generate.to_grid(res.images, cols=cols), 2)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def summary_rows(choices: dict[str, Path]) -> list[dict]:
@@ -120,7 +92,7 @@ def summary_rows(choices: dict[str, Path]) -> list[dict]:
                          "value": float(e["value"]), "n": int(e.get("n") or 0), "reference": e.get("reference", ""),
                          "epoch": lg.epoch})
     for r in rows:
-        r["note"] = CAVEAT if r["n"] < FULL_N else ""
+        r["note"] = "" if shared.comparable(r["n"]) else CAVEAT
     return rows
 
 
@@ -131,12 +103,12 @@ def fid_chart(rows: list[dict]) -> go.Figure:
                              text=[f"{r['value']:.1f}<br>n={r['n']:,}" for r in rows], textposition="outside",
                              marker_color="#ff6fa8", name="measured here", width=0.5 if len(rows) < 3 else None,
                              hovertext=[f"vs {r['reference']}" for r in rows], showlegend=False))
-    for (name, v), (dash, color) in zip(SEED_FIDS, REF_STYLES, strict=True):
+    for (name, v), (dash, color) in zip(CLASSIC_FIDS, REF_STYLES, strict=True):
         fig.add_hline(y=v, line_dash=dash, line_color=color, line_width=2)
         # a legend entry for the line (hlines have none)
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(dash=dash, color=color, width=2),
                                  name=f"{name} {v}: classic write-up, not measured here"))
-    top = max([v for _, v in SEED_FIDS] + [r["value"] for r in rows]) * 1.2
+    top = max([v for _, v in CLASSIC_FIDS] + [r["value"] for r in rows]) * 1.2
     fig.update_layout(title="FID (lower is better)", yaxis_title="FID", yaxis_range=[0, top], height=460,
                       margin=dict(t=50, b=40, l=50, r=10),
                       legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0))
@@ -167,26 +139,23 @@ def last_error_lines(log_text: str) -> str:
 # --------------------------------------------------------------------------- background evaluation
 def start_eval() -> None:
     """The compute button's callback: reads the form's current values (not the ones of the previous run)."""
-    from animegan import jobs
     ss = st.session_state
     label = ss.get("cmp_eval_ckpt")
     path = shared.checkpoint_choices().get(label)
     if path is None:
-        ss["cmp_msg"] = ("error", f"{label} is no longer available; pick another checkpoint")
+        shared.flash("cmp", "error", f"{label} is no longer available; pick another checkpoint")
         return
     try:
-        job = jobs.start_eval(path, ss.get("cmp_eval_metric", "swd"), str(ss.get(f"cmp_eval_data_{label}") or "synthetic"),
+        job = jobs.start_eval(path, ss.get("cmp_eval_metric", METRICS[0]), str(ss.get(f"cmp_eval_data_{label}") or SYNTHETIC),
                               int(ss.get("cmp_eval_n", 1000)))
     except (jobs.JobError, ValueError, OSError) as e:
-        ss["cmp_msg"] = ("error", str(e))
+        shared.flash("cmp", "error", str(e))
         return
     ss["cmp_job"] = job
-    ss.pop("cmp_msg", None)
 
 
 @st.fragment(run_every=2)
 def watch_job() -> None:
-    from animegan import jobs
     job = st.session_state.get("cmp_job")
     if job is None:
         cur = jobs.current_job()
@@ -203,22 +172,21 @@ def watch_job() -> None:
         return
     result = jobs.eval_result(job)
     if result is not None:
-        st.session_state["cmp_msg"] = ("success", f"{job.label}: {shared.fmt_eval(result)} vs {result.get('reference', '?')} — "
-                                                  "recorded with the checkpoint.")
+        shared.flash("cmp", "success", f"{job.label}: {shared.fmt_eval(result)} vs {result.get('reference', '?')} — "
+                                       "recorded with the checkpoint.")
     else:
         try:
             text = Path(job.log).read_text(errors="replace")
         except OSError:
             text = ""
-        st.session_state["cmp_msg"] = ("error", f"{job.label} failed: {last_error_lines(text)}")
+        shared.flash("cmp", "error", f"{job.label} failed: {last_error_lines(text)}")
     st.session_state.pop("cmp_job", None)
     st.rerun(scope="app")
 
 
 # =========================================================================== page
 st.title("Compare")
-st.caption("The same seeds drawn by each checkpoint, with what was measured about each. † n < 10,000: FID and SWD "
-           f"are {CAVEAT}.")
+st.caption(f"The same seeds drawn by each checkpoint, with what was measured about each. {shared.DAGGER_NOTE}.")
 
 choices = shared.checkpoint_choices()
 labels = list(choices)
@@ -238,7 +206,7 @@ else:
         default_kw = {"default": default}
     sel = st.multiselect("Checkpoints to compare (two to four)", labels, max_selections=4, key="cmp_sel", **default_kw)
     c1, c2, c3, _ = st.columns([1, 1, 1, 3])
-    seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key="cmp_seed"))
+    seed = int(c1.number_input("Seed", 0, shared.MAX_SEED, 0, key="cmp_seed"))
     n = int(c2.number_input("Faces each", 1, 64, 16, key="cmp_n"))
     ncols = int(c3.number_input("Columns", 1, 16, 4, key="cmp_cols"))
     if len(sel) == 1:
@@ -251,65 +219,58 @@ else:
                 st.markdown(f"**{label}**")
                 try:
                     lg = shared.get_generator(p)
-                    png = grid_png(str(p.resolve()), os.path.getmtime(p), seed, n, ncols)
-                except (CheckpointError, OSError, ValueError) as e:
+                except (CheckpointError, OSError) as e:
                     shared.show_error(e)
                     continue
+                if not shared.sample_grid(p, seed, n, ncols):
+                    continue
                 loaded[label] = (p, lg)
-                st.image(png, caption=f"seed {seed}, faces 0…{n - 1}")
                 secs, where = training_time(p, lg)
                 evs = checkpoint_evals(p, lg)
                 cfg = lg.config
                 st.markdown(f"{cfg.model}, {cfg.loss}, {cfg.img_size}px · **{lg.params:,}** generator parameters  \n"
                             f"epoch {lg.epoch}, step {lg.step:,}" + (" · EMA" if lg.ema else "") + "  \n"
-                            f"training time: {fmt_duration(secs)}" + (f" ({where})" if where else ""))
+                            f"training time: {shared.fmt_duration(secs)}" + (f" ({where})" if where else ""))
                 if evs:
                     st.dataframe(pd.DataFrame([{"metric": str(e["metric"]).upper(), "value": round(float(e["value"]), 3),
                                                 "n": int(e.get("n") or 0), "reference": e.get("reference", ""),
                                                 "from": e.get("source", "")} for e in evs]), hide_index=True)
-                    if any(int(e.get("n") or 0) < FULL_N for e in evs):
-                        st.caption(f"† n < 10,000: {CAVEAT}.")
+                    if not all(shared.comparable(e.get("n")) for e in evs):
+                        st.caption(f"{shared.DAGGER_NOTE}.")
                 else:
                     st.caption("No FID/SWD measured for this checkpoint yet — compute one below.")
 
     # ----------------------------------------------------------------------- compute
     st.subheader("Compute SWD / FID")
     try:
-        from animegan import jobs
         cur = jobs.current_job()
-    except Exception as e:  # noqa: BLE001  # jobs missing or a broken lock file: say so, keep the page
-        jobs, cur = None, None
-        st.caption(f"(background jobs unavailable: {e})")
-    msg = st.session_state.get("cmp_msg")
-    if msg:
-        if msg[0] == "success":
-            st.success(msg[1], icon=":material/check_circle:")
-        else:
-            st.error(msg[1], icon=":material/error:")
+    except Exception as e:  # noqa: BLE001  # a broken lock file: say so, keep the page
+        cur = None
+        st.caption(f"(could not read the job lock: {e})")
+    shared.show_flash("cmp")
     if st.session_state.get("cmp_job") is not None or (cur is not None and cur.kind == "eval"):
         watch_job()
     elif cur is not None:
         st.info(f"{cur.describe()} is running; one job at a time — compute a metric when it has finished.")
-    if jobs is not None:
-        pool = sel if sel else labels
-        without = [lb for lb in pool if lb in loaded and not checkpoint_evals(*loaded[lb])]
-        e1, e2, e3, e4 = st.columns([2, 1, 2, 1])
-        target = e1.selectbox("Checkpoint", pool, index=pool.index(without[0]) if without else 0, key="cmp_eval_ckpt")
-        e2.radio("Metric", ["swd", "fid"], format_func=str.upper, horizontal=True, key="cmp_eval_metric",
-                 help="SWD needs nothing extra. FID needs the Inception weights (pytorch-fid) on this machine.")
-        try:
-            cfg_data = shared.get_generator(Path(choices[target])).config.data
-        except (CheckpointError, OSError):
-            cfg_data = "synthetic"
-        default_data = cfg_data if cfg_data == "synthetic" or Path(cfg_data).expanduser().exists() else "synthetic"
-        e3.text_input("Reference data (its val split)", value=default_data, key=f"cmp_eval_data_{target}",
-                      help="The checkpoint's training data by default: a folder, a .zip or 'synthetic'.")
-        e4.number_input("n", 2, 50_000, 1000, step=500, key="cmp_eval_n",
-                        help="Images compared (capped by the split's size). 10,000 for numbers comparable with "
-                             "published ones; fewer is faster but only comparable at the same n.")
-        busy = st.session_state.get("cmp_job") is not None or cur is not None
-        st.button("Compute in the background", icon=":material/play_arrow:", type="primary", disabled=busy,
-                  key="cmp_eval_go", on_click=start_eval)
+    pool = sel if sel else labels
+    without = [lb for lb in pool if lb in loaded and not checkpoint_evals(*loaded[lb])]
+    e1, e2, e3, e4 = st.columns([2, 1, 2, 1])
+    target = e1.selectbox("Checkpoint", pool, index=pool.index(without[0]) if without else 0, key="cmp_eval_ckpt")
+    e2.radio("Metric", list(METRICS), format_func=str.upper, horizontal=True, key="cmp_eval_metric",
+             help="SWD needs nothing extra. FID needs the Inception weights (pytorch-fid) on this machine.")
+    try:
+        cfg_data = shared.get_generator(Path(choices[target])).config.data
+    except (CheckpointError, OSError):
+        cfg_data = SYNTHETIC
+    default_data = cfg_data if cfg_data == SYNTHETIC or Path(cfg_data).expanduser().exists() else SYNTHETIC
+    e3.text_input("Reference data (its val split)", value=default_data, key=f"cmp_eval_data_{target}",
+                  help="The checkpoint's training data by default: a folder, a .zip or 'synthetic'.")
+    e4.number_input("n", 2, 50_000, 1000, step=500, key="cmp_eval_n",
+                    help=f"Images compared (capped by the split's size). {COMPARABLE_N:,} for numbers comparable "
+                         "with published ones; fewer is faster but only comparable at the same n.")
+    busy = st.session_state.get("cmp_job") is not None or cur is not None
+    st.button("Compute in the background", icon=":material/play_arrow:", type="primary", disabled=busy,
+              key="cmp_eval_go", on_click=start_eval)
 
 # --------------------------------------------------------------------------- summary
 st.subheader("Summary: every run and shipped checkpoint")
@@ -325,7 +286,7 @@ swd_rows = [r for r in rows if r["metric"] == "SWD"]
 g1, g2 = st.columns(2)
 with g1:
     st.plotly_chart(fid_chart(fid_rows), key="cmp_fid_chart")
-    st.caption("Reference lines: FIDs **reported by the classic write-ups' write-ups** for their plain GAN, DCGAN and WGAN-GP "
+    st.caption("Reference lines: FIDs **reported by the classic write-ups** for their plain GAN, DCGAN and WGAN-GP "
                "at 64×64 — not measured here, against their own data and n. "
                + ("" if fid_rows else "No FID measured here yet."))
 with g2:
@@ -334,5 +295,5 @@ with g2:
         st.caption("SWD is on its own scale (×10³, averaged over pyramid levels): not comparable with FID.")
     else:
         st.info("No SWD measured yet. SWD needs no extra download: compute it above for any checkpoint.")
-if any(r["n"] < FULL_N for r in rows):
-    st.caption(f"Values with n < 10,000 are {CAVEAT}.")
+if not all(shared.comparable(r["n"]) for r in rows):
+    st.caption(f"Values with n < {COMPARABLE_N:,} are {CAVEAT}.")

@@ -3,63 +3,26 @@ read its validation report, browse it, and preview the augmentation and the norm
 from __future__ import annotations
 
 import io
-import json
-import sys
-import zipfile
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import plotly.graph_objects as go  # noqa: E402
-import streamlit as st  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from animegan import data, paths  # noqa: E402
-from pages import shared  # noqa: E402
+from animegan import data, paths, synth, uploads
+from animegan.config import IMAGE_SIZES, SYNTHETIC, TrainConfig
+from pages import shared
 
 PAGE_SIZE = 48
-SIZES = [32, 64, 96, 128]
-SOURCES = {"synthetic": "Built-in synthetic set", "folder": "A folder (or .zip) on this machine",
+SOURCES = {SYNTHETIC: "Built-in synthetic set", "folder": "A folder (or .zip) on this machine",
            "upload": "Upload a zip"}
 
 
 def synthetic_n() -> int | None:
     """The size of the synthetic set already on disk (so preparing it renders nothing), or None
-    (the default 10,000 faces are rendered on first use)."""
-    from animegan import synth
-    root = paths.synthetic_dir()
-    try:
-        n = int(json.loads((root / "meta.json").read_text())["n"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return n if n > 0 and synth.is_complete(root, n) else None
-
-
-def source_path(source: str) -> Path | None:
-    if source == "synthetic":
-        root = paths.synthetic_dir()
-        return (root / "images") if (root / "images").is_dir() else root
-    p = Path(source).expanduser()
-    return p.resolve() if p.exists() else None
-
-
-def has_cache(source: str, size: int) -> bool:
-    """A complete cache of this source and size exists: preparing is then quick (no decoding)."""
-    target = source_path(source)
-    if target is None:
-        return False
-    for c in data.cache_usage():
-        if c.get("complete") and c.get("size") == size and c.get("source_path"):
-            try:
-                if Path(c["source_path"]).resolve() == target:
-                    return True
-            except OSError:
-                continue
-    return False
+    (the default number of faces is rendered on first use)."""
+    return synth.rendered_n(paths.synthetic_dir())
 
 
 def run_prepare(source: str, size: int) -> data.PreparedData | None:
@@ -70,7 +33,7 @@ def run_prepare(source: str, size: int) -> data.PreparedData | None:
 
     try:
         pdata = data.prepare(source, size, progress=progress,
-                             synthetic_n=synthetic_n() if source == "synthetic" else None)
+                             synthetic_n=synthetic_n() if source == SYNTHETIC else None)
     except (data.DataError, ValueError, OSError) as e:
         bar.empty()
         shared.show_error(e)
@@ -95,19 +58,6 @@ def grid_png(images: np.ndarray, cols: int = 8, scale: int = 2) -> bytes:
     buf = io.BytesIO()
     g.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def read_original(source: str, name: str) -> bytes | None:
-    p = source_path(source)
-    if p is None:
-        return None
-    try:
-        if p.is_dir():
-            return (p / name).read_bytes()
-        with zipfile.ZipFile(p) as zf:
-            return zf.read(name)
-    except (OSError, KeyError, zipfile.BadZipFile):
-        return None
 
 
 def show_report(pdata: data.PreparedData) -> None:
@@ -173,13 +123,13 @@ st.caption("A source is prepared once: every image is read, checked, converted t
 
 top = st.columns([3, 1])
 kind = top[0].radio("Source", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="ds_kind")
-size = top[1].selectbox("Image size (px)", SIZES, index=1, key="ds_size")
+size = top[1].selectbox("Image size (px)", IMAGE_SIZES, index=IMAGE_SIZES.index(TrainConfig.img_size), key="ds_size")
 
 source: str | None = None
-if kind == "synthetic":
-    source = "synthetic"
+if kind == SYNTHETIC:
+    source = SYNTHETIC
     try:
-        st.caption(f"Source: {data.describe_source('synthetic')}. Procedurally drawn anime faces, so the whole tool "
+        st.caption(f"Source: {data.describe_source(SYNTHETIC)}. Procedurally drawn anime faces, so the whole tool "
                    "works with no data and no network.")
     except data.DataError as e:
         shared.show_error(e)
@@ -196,40 +146,33 @@ elif kind == "folder":
     else:
         st.info(f"Type the path of a folder that holds images ({', '.join(data.IMAGE_EXTS)}), or of a .zip of them.")
 else:
-    try:
-        from animegan import uploads
-    except ImportError:
-        uploads = None
-    if uploads is None:
-        st.warning("Upload not available in this version. Unpack the zip and use **A folder on this machine** instead.")
-    else:
-        up = st.file_uploader("A .zip of images", type=["zip"], key="ds_upload")
-        up_root = paths.home() / "uploads"
-        if up is not None and st.session_state.get("ds_upload_id") != up.file_id:
-            dest = up_root / uploads.safe_name(up.name).removesuffix(".zip")
-            try:
-                with st.spinner(f"Extracting {up.name}..."):
-                    uploads.extract_zip(up, dest)
-            except uploads.UploadError as e:
-                shared.show_error(e)
-            except OSError as e:
-                shared.show_error(f"Could not extract {up.name}: {e}")
-            else:
-                st.session_state["ds_upload_id"] = up.file_id
-                st.session_state["ds_upload_dest"] = str(dest)
-        previous = sorted(p for p in up_root.glob("*") if p.is_dir()) if up_root.is_dir() else []
-        if previous:
-            names = [str(p) for p in previous]
-            current = st.session_state.get("ds_upload_dest")
-            source = st.selectbox("Extracted upload to use", names, format_func=lambda s: Path(s).name,
-                                  index=names.index(current) if current in names else 0, key="ds_upload_pick")
-            rep = uploads.read_report(source)
-            if rep is not None:
-                with st.expander("What the upload contained"):
-                    st.text(rep.summary())
-        elif up is None:
-            st.info(f"Upload a .zip of images; it is extracted (safely: size caps, no paths outside) into "
-                    f"`{up_root}` and then used like a folder.")
+    up = st.file_uploader("A .zip of images", type=["zip"], key="ds_upload")
+    up_root = paths.uploads_dir()
+    if up is not None and st.session_state.get("ds_upload_id") != up.file_id:
+        dest = up_root / uploads.safe_name(up.name).removesuffix(".zip")
+        try:
+            with st.spinner(f"Extracting {up.name}..."):
+                uploads.extract_zip(up, dest)
+        except uploads.UploadError as e:
+            shared.show_error(e)
+        except OSError as e:
+            shared.show_error(f"Could not extract {up.name}: {e}")
+        else:
+            st.session_state["ds_upload_id"] = up.file_id
+            st.session_state["ds_upload_dest"] = str(dest)
+    previous = sorted(p for p in up_root.glob("*") if p.is_dir()) if up_root.is_dir() else []
+    if previous:
+        names = [str(p) for p in previous]
+        current = st.session_state.get("ds_upload_dest")
+        source = st.selectbox("Extracted upload to use", names, format_func=lambda s: Path(s).name,
+                              index=names.index(current) if current in names else 0, key="ds_upload_pick")
+        rep = uploads.read_report(source)
+        if rep is not None:
+            with st.expander("What the upload contained"):
+                st.text(rep.summary())
+    elif up is None:
+        st.info(f"Upload a .zip of images; it is extracted (safely: size caps, no paths outside) into "
+                f"`{up_root}` and then used like a folder.")
 
 if source is None:
     st.stop()
@@ -238,12 +181,12 @@ key = f"{source}|{size}"
 prepared: dict = st.session_state.setdefault("ds_prepared", {})
 pdata = prepared.get(key)
 if pdata is None:
-    if has_cache(source, size):
+    if data.find_cache(source, size) is not None:  # prepared before: loading it decodes nothing
         pdata = run_prepare(source, size)
     else:
         note = ""
-        if source == "synthetic" and synthetic_n() is None:
-            note = " The synthetic set is rendered first (10,000 faces: about 30–60 s on a CPU)."
+        if source == SYNTHETIC and synthetic_n() is None:
+            note = f" The synthetic set is rendered first ({synth.DEFAULT_N:,} faces: about 30–60 s on a CPU)."
         st.info("This source has not been prepared at this size yet: every image will be read and checked once, "
                 "then cached (a large folder takes a while)." + note)
         if st.button("Prepare", type="primary", key="ds_prepare"):
@@ -282,15 +225,11 @@ with d1:
                         format_func=lambda i: f"#{i}  {pdata.names[i]}", key="ds_pick")
     st.image(to_hwc(pdata.images[pick], 4), caption=f"#{pick} as trained on ({pdata.size}×{pdata.size}, ×4)")
 with d2:
-    raw = read_original(pdata.source, pdata.names[pick])
     info = {"index": pick, "name": f"`{pdata.names[pick]}`", "split": split_of.get(pick, "?"),
             "prepared size": f"{pdata.size}×{pdata.size} px"}
-    if raw is not None:
-        try:
-            with Image.open(io.BytesIO(raw)) as im:
-                info["original"] = f"{im.width}×{im.height} px, {im.mode}, {im.format}, {len(raw):,} bytes"
-        except Exception:  # noqa: BLE001  # the prepared copy is what matters; the original may have changed
-            info["original"] = f"{len(raw):,} bytes (not readable now)"
+    original = data.describe_member(pdata.source, pdata.names[pick])
+    if original is not None:  # the prepared copy is what matters; the original may have changed
+        info["original"] = original
     st.markdown("  \n".join(f"**{k}:** {v}" for k, v in info.items()))
 
 # --------------------------------------------------------------------------- augmentation

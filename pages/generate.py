@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import secrets
-import sys
 import time
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import streamlit as st
+import torch
 
-import streamlit as st  # noqa: E402
-import torch  # noqa: E402
+from animegan import generate, paths
+from animegan.checkpoint import CheckpointError
+from pages import shared
 
-from animegan import generate, paths  # noqa: E402
-from animegan.checkpoint import CheckpointError  # noqa: E402
-from pages import shared  # noqa: E402
-
-MAX_SEED = 2**31 - 1
-
-
-def png_bytes(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+MAX_SEED = shared.MAX_SEED
 
 
 def _label_of(path: Path) -> str | None:
@@ -66,12 +54,8 @@ def _open_uploaded() -> None:
     up = st.session_state.get("gen_upload")
     if up is None:
         return
-    name = re.sub(r"[^\w.-]+", "-", Path(up.name).name).lstrip(".") or "upload.pt"
-    if not name.endswith(".pt"):
-        name += ".pt"
-    dest = paths.ensure(paths.home() / "uploads") / name
     try:
-        dest.write_bytes(up.getvalue())
+        dest = generate.save_checkpoint_upload(up.name, up.getvalue())
     except OSError as e:
         st.session_state["gen_open_error"] = f"could not save the upload: {e}"
         return
@@ -115,18 +99,12 @@ label = st.selectbox("Checkpoint", labels, key="gen_ckpt",
                      help="Shipped checkpoints first, then every run's checkpoints (newest run first), then opened ones.")
 path = Path(choices[label])
 try:
-    lg = shared.get_generator(path)
+    lg = shared.get_generator(path)  # one load: a training checkpoint's discriminator comes with it
     mtime = os.path.getmtime(path)
 except (CheckpointError, OSError) as e:
     shared.show_error(e)
     st.stop()
-lgd = None
-if lg.kind == "train":
-    try:
-        lgd = shared.get_generator(path, with_d=True)
-    except CheckpointError:
-        lgd = None
-has_d = lgd is not None and lgd.D is not None
+has_d = lg.D is not None
 cfg = lg.config
 st.caption(f"{'exported generator' if lg.kind == 'generator' else 'training checkpoint'} · {cfg.model}, "
            f"{cfg.img_size}px, {lg.params:,} parameters · epoch {lg.epoch}, step {lg.step:,}"
@@ -149,8 +127,8 @@ with left:
         k = 1
         st.caption("Discriminator re-ranking needs a training checkpoint (exports carry no discriminator).")
 
-G = lgd.G if (has_d and k > 1) else lg.G
-D = lgd.D if (has_d and k > 1) else None
+G = lg.G
+D = lg.D if k > 1 else None
 mkey = (str(path), mtime, seed, n, psi, k)
 memo = st.session_state.get("gen_memo")
 if memo is None or memo.get("key") != mkey:
@@ -165,21 +143,21 @@ if memo is None or memo.get("key") != mkey:
     st.session_state["gen_memo"] = memo
 res, dt = memo["res"], memo["dt"]
 grid = generate.to_grid(res.images, cols=cols)
-grid_png = png_bytes(grid)
+grid_png = generate.png_bytes(grid)
 st.session_state["gen_grid_png"] = grid_png
 st.session_state["gen_render_s"] = dt
 
 with right:
     scale = max(1, min(6, round(900 / max(1, grid.width))))
     drawn = f" (drawn {n * k}, kept the {n} D rated highest)" if k > 1 else ""
-    st.image(png_bytes(generate.upscale(grid, scale)) if scale > 1 else grid_png,
+    st.image(generate.png_bytes(generate.upscale(grid, scale)) if scale > 1 else grid_png,
              caption=f"seed {seed}, indices {res.indices[0]}…{res.indices[-1]}{drawn}, ψ = {psi:g}")
     st.caption(f":material/timer: {n} faces in {dt:.2f} s on the CPU{' (with re-ranking)' if k > 1 else ''}.")
     with st.container(horizontal=True):
-        st.download_button("Grid (PNG)", grid_png, file_name=f"seed{seed}_grid.png", mime="image/png",
+        st.download_button("Grid (PNG)", grid_png, file_name=generate.grid_name(seed), mime="image/png",
                            icon=":material/download:", key="gen_dl_grid")
         st.download_button("Every face (zip of PNGs)", generate.to_zip(res.images, seed, res.indices),
-                           file_name=f"seed{seed}_faces.zip", mime="application/zip", icon=":material/download:",
+                           file_name=generate.grid_name(seed, "zip"), mime="application/zip", icon=":material/download:",
                            key="gen_dl_zip")
 
 # --------------------------------------------------------------------------- one face
@@ -199,8 +177,8 @@ with f1:
 face = res.images[pos]
 alone = generate.generate(G, seed, 1, start=idx, truncation=psi).images[0]
 same = bool(torch.equal(face, alone))
-f2.image(png_bytes(generate.upscale(generate.to_pil(face), 4)), caption=f"from the grid: (seed {seed}, index {idx})")
-f3.image(png_bytes(generate.upscale(generate.to_pil(alone), 4)),
+f2.image(generate.png_bytes(generate.upscale(generate.to_pil(face), 4)), caption=f"from the grid: (seed {seed}, index {idx})")
+f3.image(generate.png_bytes(generate.upscale(generate.to_pil(alone), 4)),
          caption=f"regenerated alone: generate(G, {seed}, 1, start={idx})")
 f3.markdown(":green[:material/check_circle: identical pixels]" if same
             else ":orange[:material/warning: differs (floating-point rounding on this device)]")
@@ -227,9 +205,9 @@ with j1:
     if int(st.session_state.get("gen_frame", 0)) > steps - 1:
         st.session_state["gen_frame"] = steps - 1
     fr = int(st.slider("Frame", 0, steps - 1, key="gen_frame"))
-    st.image(png_bytes(generate.upscale(generate.to_pil(frames[min(fr, len(frames) - 1)]), 4)),
+    st.image(generate.png_bytes(generate.upscale(generate.to_pil(frames[min(fr, len(frames) - 1)]), 4)),
              caption=f"frame {fr} of {steps - 1}: image (seed {seed_a}, 0) → (seed {seed_b}, 0)")
 with j2:
     st.image(imemo["gif"], caption=f"{steps} steps there and back ({mode})")
-    st.download_button("GIF", imemo["gif"], file_name=f"seed{seed_a}_to_{seed_b}.gif", mime="image/gif",
+    st.download_button("GIF", imemo["gif"], file_name=generate.interpolation_name(seed_a, seed_b), mime="image/gif",
                        icon=":material/download:", key="gen_dl_gif")

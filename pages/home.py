@@ -2,55 +2,22 @@
 the shipped checkpoints (with a few faces from each)."""
 from __future__ import annotations
 
-import io
-import os
-import sys
 import time
-from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+import pandas as pd
+import streamlit as st
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from animegan import data, paths  # noqa: E402
-from animegan.checkpoint import CheckpointError  # noqa: E402
-from animegan.rundir import list_runs  # noqa: E402
-from pages import shared  # noqa: E402
-
-
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "?"
-    n = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} TB"  # pragma: no cover
-
-
-
-
+from animegan import data, jobs, paths
+from animegan.checkpoint import CheckpointError
+from animegan.devices import device_summary
+from animegan.rundir import Run, list_runs
+from pages import shared
+from pages.shared import fmt_bytes
 
 
 @st.cache_resource(show_spinner=False)
 def _device() -> dict:
-    from animegan.train import device_summary
     return device_summary()
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _sample_png(path: str, mtime: float, n: int = 8, seed: int = 0) -> bytes:
-    from animegan import generate
-    lg = shared.get_generator(path)
-    res = generate.generate(lg.G, seed, n)
-    img = generate.upscale(generate.to_grid(res.images, cols=n, padding=2), 2)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------- intro
@@ -72,7 +39,6 @@ c4.metric("Devices here", len(dev.get("available", [])), help=", ".join(dev.get(
 # --------------------------------------------------------------------------- active job
 st.subheader("Now running")
 try:
-    from animegan import jobs
     job = jobs.current_job()
 except Exception as e:  # noqa: BLE001  # a broken lock file must not take the home page down
     job = None
@@ -84,7 +50,6 @@ else:
     st.markdown(f"**{job.label}** — pid {job.pid or '(starting)'}, started "
                 f"{max(0.0, time.time() - job.started) / 60:.0f} min ago")
     if job.kind == "train" and job.run_dir is not None:
-        from animegan.rundir import Run
         stt = Run(job.run_dir).status()
         total = int(stt.get("total_steps") or 0)
         step = int(stt.get("step") or 0)
@@ -120,8 +85,7 @@ else:
         })
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     more = f" ({len(runs) - 10} more on the Runs page)" if len(runs) > 10 else ""
-    st.caption(f"{len(runs)} run(s) in `{paths.runs_dir()}`{more}. † n < 10,000: only comparable at the same n "
-               "and reference.")
+    st.caption(f"{len(runs)} run(s) in `{paths.runs_dir()}`{more}. {shared.DAGGER_NOTE}.")
 
 # --------------------------------------------------------------------------- shipped checkpoints
 st.subheader("Shipped checkpoints")
@@ -134,7 +98,7 @@ for p in shipped:
     with st.container(border=True):
         try:
             lg = shared.get_generator(p)
-            png = _sample_png(str(p.resolve()), os.path.getmtime(p))
+            size = p.stat().st_size
         except (CheckpointError, OSError) as e:
             st.markdown(f"**{p.stem}**")
             shared.show_error(e)
@@ -145,8 +109,9 @@ for p in shipped:
         left.markdown(f"**{p.stem}**  \n{cfg.model}, {cfg.loss} loss, {cfg.img_size}px  \n"
                       f"generator: {lg.params:,} parameters  \n"
                       f"evaluation: {', '.join(shared.fmt_eval(e) for e in evs) if evs else 'none recorded'}  \n"
-                      f"file: {fmt_bytes(p.stat().st_size)}")
-        right.image(png, caption="8 faces, seed 0 (the same faces every time)")
+                      f"file: {fmt_bytes(size)}")
+        with right:
+            shared.sample_grid(p, seed=0, n=8, cols=8, caption="8 faces, seed 0 (the same faces every time)")
 
 # --------------------------------------------------------------------------- storage
 st.subheader("Storage")

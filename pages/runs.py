@@ -13,22 +13,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from animegan import jobs
-from animegan.config import TrainConfig
+from animegan.config import COMPARABLE_N, LIVE_STATES, TrainConfig
 from animegan.rundir import Run, list_runs
+from pages import shared
 
-LIVE_STATES = ("starting", "running")
-COMPARABLE_N = 10_000
 COLORS = {"loss_D": "#ff6fa8", "loss_G": "#4dabf7", "D_x": "#69db7c", "D_G_z": "#ffa94d", "gp": "#b197fc"}
-
-
-def flash(kind: str, msg: str) -> None:
-    st.session_state["runs_flash"] = (kind, msg)
-
-
-def show_flash() -> None:
-    kind, msg = st.session_state.pop("runs_flash", (None, None))
-    if kind:
-        getattr(st, kind)(msg)
 
 
 def finite(v) -> bool:
@@ -159,7 +148,7 @@ def show_evals(run: Run) -> None:
     refs = sorted({str(e.get("reference", "")) for e in ev if e.get("reference")})
     if refs:
         st.caption("Reference: " + "; ".join(refs))
-    small = sorted({int(e["n"]) for e in ev if finite(e.get("n")) and e["n"] < COMPARABLE_N})
+    small = sorted({int(e["n"]) for e in ev if finite(e.get("n")) and not shared.comparable(e["n"])})
     if small:
         st.caption(f"Measured with n = {', '.join(f'{n:,}' for n in small)} images (< {COMPARABLE_N:,}): these values "
                    f"are only comparable at the same n and reference, not with published numbers.")
@@ -207,7 +196,7 @@ def show_manage(run: Run, live: bool, job: jobs.Job | None, state: str) -> None:
                     st.error(str(e))
                 else:
                     st.session_state["train_watch"] = run.name
-                    flash("success", f"Resumed run {run.name} in the background; watch it on the Train page.")
+                    shared.flash("runs", "success", f"Resumed run {run.name} in the background; watch it on the Train page.")
                     st.rerun()
     with c2:
         st.markdown("**Delete**")
@@ -227,14 +216,14 @@ def show_manage(run: Run, live: bool, job: jobs.Job | None, state: str) -> None:
                 st.error(f"Could not delete {run.name}: {e}")
             else:
                 st.session_state.pop("runs_pick", None)
-                flash("success", f"Deleted run {run.name}.")
+                shared.flash("runs", "success", f"Deleted run {run.name}.")
                 st.rerun()
 
 
 # -- the page ------------------------------------------------------------------------------------
 
 st.title("Runs")
-show_flash()
+shared.show_flash("runs")
 runs = list_runs()
 if not runs:
     st.info("No runs yet. Start one on the **Train** page: pick a preset and a data source (the built-in "

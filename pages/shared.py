@@ -1,6 +1,8 @@
-"""UI helpers shared by the pages: cached loading, checkpoint choices, error display.
+"""UI helpers shared by the pages: cached loading, checkpoint choices, flash messages, formatting,
+error display, and the one sample-grid widget.
 
-Pages stay thin: every action is a call into the `animegan` package.
+Pages stay thin: every action is a call into the `animegan` package; what more than one page
+shows (a grid of faces, an evaluation, a size, a duration) is drawn or formatted here, once.
 """
 from __future__ import annotations
 
@@ -9,20 +11,28 @@ from pathlib import Path
 
 import streamlit as st
 
-from animegan import paths
+from animegan import generate, paths
 from animegan.checkpoint import CheckpointError, LoadedGenerator, load_generator
+from animegan.config import COMPARABLE_N
 from animegan.rundir import list_runs
+
+MAX_SEED = 2**31 - 1  # the largest seed the seed inputs offer (any int works in the package)
+
+# -- loading -------------------------------------------------------------------------------------
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the generator...")
-def _cached_generator(path: str, mtime: float, with_d: bool) -> LoadedGenerator:
-    return load_generator(path, device="cpu", with_discriminator=with_d)
+def _cached_generator(path: str, mtime: float) -> LoadedGenerator:
+    # One load per file version for every page and purpose: the discriminator comes along (it is
+    # None for exports), so re-ranking does not load (and recalibrate BatchNorm) a second time.
+    return load_generator(path, device="cpu", with_discriminator=True)
 
 
-def get_generator(path: str | Path, with_d: bool = False) -> LoadedGenerator:
-    """Loaded once per file version and kept across reruns (the cache key includes mtime)."""
+def get_generator(path: str | Path) -> LoadedGenerator:
+    """Loaded once per file version and kept across reruns and pages (the cache key is the
+    resolved path and its mtime). `.D` is the discriminator of a training checkpoint, else None."""
     p = str(Path(path).resolve())
-    return _cached_generator(p, os.path.getmtime(p), with_d)
+    return _cached_generator(p, os.path.getmtime(p))
 
 
 def shipped_checkpoints() -> list[Path]:
@@ -55,12 +65,51 @@ def add_user_checkpoint(path: str | Path) -> LoadedGenerator:
     return lg
 
 
-def show_error(e: BaseException) -> None:
+# -- the one sample-grid widget ------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _grid_png(path: str, mtime: float, seed: int, n: int, cols: int, scale: int) -> bytes:
+    return generate.grid_png(get_generator(path).G, seed, n, cols, scale=scale)
+
+
+def sample_grid(path: str | Path, seed: int, n: int, cols: int, caption: str | None = None, scale: int = 2) -> bool:
+    """Faces 0..n-1 of `seed` drawn by the checkpoint at `path`, `cols` per row: the same faces for
+    the same (checkpoint, seed) on every page and every visit (cached per file version). Shows a
+    clear error instead of the grid when the checkpoint cannot be used; returns whether it drew."""
+    try:
+        p = Path(path).resolve()
+        png = _grid_png(str(p), os.path.getmtime(p), int(seed), int(n), int(cols), int(scale))
+    except (CheckpointError, OSError, ValueError) as e:
+        show_error(e)
+        return False
+    st.image(png, caption=caption if caption is not None else f"seed {seed}, faces 0…{n - 1}")
+    return True
+
+
+# -- messages ------------------------------------------------------------------------------------
+
+
+def show_error(e: BaseException | str) -> None:
     """A user-caused problem: one clear message, never a traceback."""
     st.error(str(e), icon=":material/error:")
 
 
-FULL_N = 10_000  # FID/SWD values below this n compare only at the same n and reference
+def flash(page: str, kind: str, msg: str) -> None:
+    """A message for the next run of `page` (shown once by `show_flash`, e.g. after st.rerun()).
+    kind: "success", "info", "warning" or "error"."""
+    st.session_state[f"{page}_flash"] = (kind, msg)
+
+
+def show_flash(page: str) -> None:
+    kind, msg = st.session_state.pop(f"{page}_flash", (None, None))
+    if kind:
+        getattr(st, kind)(msg)
+
+
+# -- formatting ----------------------------------------------------------------------------------
+
+DAGGER_NOTE = f"† n < {COMPARABLE_N:,}: only comparable at the same n and reference"
 
 
 def eval_rows(ev: dict | None) -> list[dict]:
@@ -72,10 +121,52 @@ def eval_rows(ev: dict | None) -> list[dict]:
     return [{"metric": v.get("metric", k), **v} for k, v in ev.items() if isinstance(v, dict) and "value" in v]
 
 
+def comparable(n: object) -> bool:
+    """An FID/SWD measured on n images compares with published numbers (n >= COMPARABLE_N)."""
+    try:
+        return int(n or 0) >= COMPARABLE_N
+    except (TypeError, ValueError):
+        return False
+
+
 def fmt_eval(row: dict) -> str:
-    """"SWD 31.20 (n=2,000) †" — the dagger marks n < 10,000 (compare only at the same n)."""
+    """"SWD 31.20 (n=2,000) †" — the dagger marks n < COMPARABLE_N (compare only at the same n)."""
     try:
         n = int(row.get("n") or 0)
-        return f"{str(row['metric']).upper()} {float(row['value']):.2f} (n={n:,})" + (" †" if n < FULL_N else "")
+        return f"{str(row['metric']).upper()} {float(row['value']):.2f} (n={n:,})" + ("" if comparable(n) else " †")
     except (KeyError, TypeError, ValueError):
         return "—"
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "?"
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"  # pragma: no cover
+
+
+def fmt_eta(s: float | None) -> str:
+    """Seconds left as "42s", "3m 05s", "2h 07m"; "–" when unknown."""
+    if s is None:
+        return "–"
+    s = int(s)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+def fmt_duration(s: float | None) -> str:
+    """A length of time as "45 s", "12 min", "2.5 h"; "unknown" when not known."""
+    if s is None or s < 0:
+        return "unknown"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"

@@ -6,7 +6,7 @@ One run, one machine, one model (`dcgan` at 64×64) and one batch size. It measu
 
 1. training images/s with the classic write-ups' input pipeline: torchvision ImageFolder over a folder of
    JPEGs (q95, 96×96), PIL decode and Python transforms per item, a DataLoader with two workers;
-2. training images/s with the project's pipeline, as `animegan/train.py` does it: the
+2. training images/s with the project's pipeline, as the trainer does it (`animegan.step.real_batch`): the
    memory-mapped uint8 cache of `animegan.data.prepare`, sorted batch indices, `to_float`, and
    `ClassicAugment` on the whole batch on the device;
 3. the ceiling: the batch already on the device, no augmentation; and the ratios 2/1 and 2/3;
@@ -51,8 +51,9 @@ from animegan import metrics, paths  # noqa: E402
 from animegan.augment import ClassicAugment  # noqa: E402
 from animegan.config import TrainConfig, preset_config  # noqa: E402
 from animegan.data import iter_source_files, prepare, to_float  # noqa: E402
+from animegan.devices import Dist  # noqa: E402
 from animegan.models import build_models, count_params  # noqa: E402
-from animegan.train import Dist, Nets, make_optimizer, real_batch, train_step  # noqa: E402
+from animegan.step import StepOptions, build_nets, real_batch, step_generator, step_options, train_step  # noqa: E402
 
 SHARED_ZIP = ROOT.parent / "shared" / "data" / "anime-faces-96.zip"
 IMG_SIZE = 64
@@ -140,7 +141,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-# -- the training step (the body of animegan/train.py's loop, bce loss, one D step per G step) ------
+# -- the training step: the trainer's own (animegan.step), dcgan, bce loss, one D step per G step -------
 
 @dataclass
 class Variant:
@@ -149,41 +150,38 @@ class Variant:
     compile: bool
     amp: bool
 
+    @property
+    def options(self) -> StepOptions:
+        return StepOptions(compile=self.compile, channels_last=self.channels_last, amp=self.amp)
+
 
 def default_variant(device: torch.device) -> Variant:
-    """What train.py does by default here: channels_last and bf16 autocast on CUDA, plain on CPU."""
-    cfg = TrainConfig()
-    cuda = device.type == "cuda"
-    return Variant("project default", cfg.channels_last == "on" or (cfg.channels_last == "auto" and cuda),
-                   cfg.compile, cfg.amp == "bf16" or (cfg.amp == "auto" and cuda))
+    """The step the trainer runs here by default (`step.step_options`: channels_last and bf16 autocast on
+    CUDA, plain on the CPU) without torch.compile: the pipelines (1, 2) are timed on the same eager step as
+    the ceiling (3), so they differ by the input pipeline alone; compiling is a step option (4)."""
+    o = step_options(TrainConfig(compile="off"), device, total_steps=0)
+    return Variant("project default", o.channels_last, o.compile, o.amp)
 
 
 class Trainer:
-    """dcgan G and D, Adam as in the classic-dcgan preset, and one training step."""
+    """dcgan G and D, Adam as in the classic-dcgan preset, built and stepped by the trainer's own code."""
 
     def __init__(self, args: argparse.Namespace, device: torch.device, variant: Variant):
         self.cfg = preset_config("classic-dcgan", model="dcgan", ngf=args.width, ndf=args.width,
                                  batch_size=args.batch, img_size=IMG_SIZE, seed=SEED)
         self.device, self.variant = device, variant
-        self.mem = torch.channels_last if variant.channels_last else torch.contiguous_format
-        G, D = build_models("dcgan", self.cfg.z_dim, args.width, args.width, IMG_SIZE, seed=SEED)
-        self.G, self.D = G.to(device, memory_format=self.mem).train(), D.to(device, memory_format=self.mem).train()
-        self.opt_g = make_optimizer(self.cfg.opt_g, self.G.parameters(), self.cfg.lr_g, self.cfg)
-        self.opt_d = make_optimizer(self.cfg.opt_d, self.D.parameters(), self.cfg.lr_d, self.cfg)
-        self.G_run = torch.compile(self.G) if variant.compile else self.G
-        self.D_run = torch.compile(self.D) if variant.compile else self.D
-        self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if variant.amp else nullcontext
-        self.nets = Nets(self.G, self.D, self.G_run, self.D_run, self.opt_g, self.opt_d, self.autocast)
+        self.nets = build_nets(self.cfg, device, Dist(), variant.options)
         self.n_steps = 0
 
     def noise(self, step: int) -> torch.Generator:
-        """Per-step randomness (augmentation, then z), as train.py seeds it from (seed, step)."""
-        return torch.Generator(device=self.device).manual_seed(SEED * 1_000_003 + step)
+        """Per-step randomness (augmentation, then z): the trainer's stream of (seed, step, rank 0)."""
+        return step_generator(SEED, step, 0, self.device)
 
     def step(self, real: torch.Tensor, g: torch.Generator) -> tuple[float, float]:
-        """The trainer's own step (animegan.train.train_step), so the benchmark cannot drift from it."""
+        """The trainer's own step (animegan.step.train_step), so the benchmark cannot drift from it."""
         z = torch.randn(real.shape[0], self.cfg.z_dim, device=self.device, generator=g)
-        row = train_step(self.nets, self.cfg, real.contiguous(memory_format=self.mem), z, g, self.n_steps)
+        row = train_step(self.nets, self.cfg, real.contiguous(memory_format=self.variant.options.memory_format), z, g,
+                         self.n_steps)
         self.n_steps += 1
         return row["loss_D"], row["loss_G"]
 
@@ -300,7 +298,7 @@ def measure_cache_build(source: str, label: str, cache_root: Path):
 
 # -- 1-3: the three pipelines ---------------------------------------------------------------------
 
-def seed_loader(folder: Path, batch: int):
+def classic_loader(folder: Path, batch: int):
     """The classic write-ups' pipeline, as it was written."""
     import torchvision.transforms as T
     from torch.utils.data import DataLoader
@@ -312,9 +310,9 @@ def seed_loader(folder: Path, batch: int):
                       generator=torch.Generator().manual_seed(SEED))
 
 
-def seed_contender(args, device, folder: Path) -> Contender:
+def classic_contender(args, device, folder: Path) -> Contender:
     """1: ImageFolder of JPEGs, PIL + torchvision transforms per item, 2 workers; the default step."""
-    loader, state = seed_loader(folder, args.batch), {}
+    loader, state = classic_loader(folder, args.batch), {}
 
     def start() -> None:
         state["it"] = iter(loader)
@@ -327,7 +325,7 @@ def seed_contender(args, device, folder: Path) -> Contender:
 
 
 def project_contender(args, device, data) -> Contender:
-    """2: train.py's batches: a per-epoch permutation of the train split, sorted indices into the memmap,
+    """2: the trainer's batches (`step.real_batch`): a per-epoch permutation of the train split, sorted indices into the memmap,
     to_float and ClassicAugment on the device; the default step."""
     train_idx = data.splits["train"]
     per_epoch = len(train_idx) // args.batch
@@ -457,8 +455,10 @@ def bench_fid_features(args, device, data, work: Path) -> dict[str, Any]:
     if found is not None:
         path, weights = found, f"real weights ({found.name})"
     else:
+        sys.path.insert(0, str(ROOT / "tests"))  # the test stand-in for the weights (tests/fid_fakes.py)
+        from fid_fakes import random_inception_state_dict
         path = work / "random_fid_inception.pth"
-        torch.save(metrics.random_inception_state_dict(), path)
+        torch.save(random_inception_state_dict(), path)
         weights = "random weights (real ones absent; same network, same compute)"
     log(f"FID features: pytorch-fid InceptionV3, {weights}, {args.fid_n} images")
     model = metrics.load_inception(path, device=device)
@@ -528,13 +528,13 @@ def fmt(x: Any, digits: int = 3) -> str:
 def table_rows(r: dict[str, Any]) -> list[tuple[str, str, Any, str, Any, str]]:
     """(section, measure, value, unit, ratio, note) for every figure in the results."""
     tr, so, rows = r["training"], r["step_options"], []
-    rows += [("training", "1 seed pipeline: JPEG folder, 2 workers", tr["classic_pipeline"]["images_per_s"], "img/s", None,
-              f"{r['settings']['seed_folder_images']} JPEGs q95 96px"),
+    rows += [("training", "1 classic pipeline: JPEG folder, 2 workers", tr["classic_pipeline"]["images_per_s"], "img/s", None,
+              f"{r['settings']['classic_folder_images']} JPEGs q95 96px"),
              ("training", "2 project pipeline: memmap + ClassicAugment", tr["project_pipeline"]["images_per_s"], "img/s", None,
               tr["project_pipeline"]["cache"]),
              ("training", "3 ceiling: batch on device, no aug", tr["ceiling"]["images_per_s"], "img/s", None,
               f"= step option '{tr['ceiling']['variant']}'"),
-             ("training", "ratio 2/1 (project vs seed)", None, "", tr["ratio"]["project_vs_seed"], ""),
+             ("training", "ratio 2/1 (project vs classic)", None, "", tr["ratio"]["project_vs_classic"], ""),
              ("training", "ratio 2/3 (project vs ceiling)", None, "", tr["ratio"]["project_vs_ceiling"], "")]
     for name, f in so["variants"].items():
         if "images_per_s" in f and "why" in f:
@@ -607,18 +607,18 @@ def bench_training(args, device: torch.device, folder: Path, data, work: Path) -
     """Figures 1-4 in the same rounds: the step options (eager is the CPU ceiling), then both pipelines."""
     with_compile = args.compile_skip is None
     options = option_contenders(args, device, ceiling_batch(args, device, data), with_compile)
-    seed, project = seed_contender(args, device, folder), project_contender(args, device, data)
+    classic, project = classic_contender(args, device, folder), project_contender(args, device, data)
     with fresh_inductor_cache(work / "inductor-cache") if with_compile else nullcontext():
-        run_rounds(args, options + [seed, project])
+        run_rounds(args, options + [classic, project])
     summary = step_options_summary(options, args, device, args.compile_skip)
     ceil_name = ceiling_name(device)
-    ceil, seed_fig, proj_fig = summary["variants"][ceil_name], seed.figures(args.batch), project.figures(args.batch)
+    ceil, classic_fig, proj_fig = summary["variants"][ceil_name], classic.figures(args.batch), project.figures(args.batch)
 
-    training = {"classic_pipeline": seed_fig, "project_pipeline": proj_fig,
+    training = {"classic_pipeline": classic_fig, "project_pipeline": proj_fig,
                 "ceiling": {"variant": ceil_name, **{k: ceil[k] for k in ("images_per_s", "windows_images_per_s", "step_s")}},
-                "ratio": {"project_vs_seed": ratio(proj_fig, seed_fig), "project_vs_ceiling": ratio(proj_fig, ceil),
+                "ratio": {"project_vs_classic": ratio(proj_fig, classic_fig), "project_vs_ceiling": ratio(proj_fig, ceil),
                           "how": "median of per-round ratios",
-                          "of_medians": {"project_vs_seed": proj_fig["images_per_s"] / seed_fig["images_per_s"],
+                          "of_medians": {"project_vs_classic": proj_fig["images_per_s"] / classic_fig["images_per_s"],
                                          "project_vs_ceiling": proj_fig["images_per_s"] / ceil["images_per_s"]}}}
     return training, summary
 
@@ -632,15 +632,15 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="animegan-bench-") as tmp:
         work = Path(tmp)
         home = work / "home"  # a fresh ANIMEGAN_HOME for the cache and the memory subprocess
-        n_seed = images_needed(args)
-        log(f"exporting {n_seed} images as JPEG q{EXPORT_QUALITY} {EXPORT_SIDE}x{EXPORT_SIDE} for the classic pipeline")
-        folder = export_jpeg_folder(args, n_seed, work)
+        n_classic = images_needed(args)
+        log(f"exporting {n_classic} images as JPEG q{EXPORT_QUALITY} {EXPORT_SIDE}x{EXPORT_SIDE} for the classic pipeline")
+        folder = export_jpeg_folder(args, n_classic, work)
         full_zip = args.mode == "full" and Path(args.data).is_file()
         full_folder = args.mode == "full" and Path(args.data).is_dir()
         if full_zip or full_folder:
             data, cache = measure_cache_build(args.data, Path(args.data).name, home / "cache")
         else:
-            data, cache = measure_cache_build(str(folder), f"{n_seed}-image JPEG subset folder", home / "cache")
+            data, cache = measure_cache_build(str(folder), f"{n_classic}-image JPEG subset folder", home / "cache")
 
         training, options = bench_training(args, device, folder, data, work)
         training["project_pipeline"]["cache"] = (f"cache of {cache['source']}: {len(data):,} images, "
@@ -651,7 +651,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
     settings = {"mode": args.mode, "data": args.data, "model": "dcgan", "img_size": IMG_SIZE, "width": args.width,
                 "batch": args.batch, "repeats": args.repeats, "steps": args.steps, "warmup": args.warmup,
-                "seed_folder_images": n_seed, "seed_transforms": "Resize(64), ToTensor, Normalize(0.5,0.5), "
+                "classic_folder_images": n_classic, "classic_transforms": "Resize(64), ToTensor, Normalize(0.5,0.5), "
                 "RandomHorizontalFlip, ColorJitter(brightness=0.2); DataLoader(num_workers=2, shuffle, drop_last)",
                 "project_augment": "ClassicAugment(flip=0.5, brightness=0.5)", "project_default_step": vars(default_variant(device)),
                 "fid_n": args.fid_n, "generation_faces": args.gen_n}

@@ -1,7 +1,7 @@
 """End to end: `streamlit run app.py` in a subprocess, every page opened in real headless Chromium.
 
-Needs Debian's chromium (/usr/bin/chromium) and the playwright package (its driver only; no browser
-download). Skipped with a reason where either is missing.
+Needs Debian's chromium (/usr/bin/chromium) and the playwright package (in requirements.txt; its
+driver only, no browser download). Skipped with a reason where Chromium is missing.
 """
 from __future__ import annotations
 
@@ -32,10 +32,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def sync_api():
-    """Skip (before anything is trained or started) where the browser or its driver is missing."""
+    """Skip (before anything is trained or started) where the browser is missing; the playwright
+    package (its driver only) is in requirements.txt."""
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    return pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    from playwright import sync_api
+    return sync_api
 
 
 @pytest.fixture(scope="module")

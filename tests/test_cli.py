@@ -1,14 +1,23 @@
 """The verbs, end to end, in process: what a user types in a terminal."""
+import dataclasses
 import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
 import zipfile
 
 import pytest
 import torch
 from PIL import Image
 
+from animegan import config, paths
 from animegan.checkpoint import CheckpointError, load_checkpoint, load_generator
-from animegan.cli import main
-from animegan.rundir import Run
+from animegan.cli import build_parser, config_from_args, main
+from animegan.data import prepare
+from animegan.evaluation import reference_label
+from animegan.rundir import Run, evals_for_checkpoint, read_json, write_json_atomic
 from animegan.synth import write_synthetic
 
 TINY = ["--ngf", "8", "--ndf", "8", "--batch-size", "8", "--val-size", "4", "--test-size", "4", "--threads", "1", "--no-progress"]
@@ -84,7 +93,8 @@ def test_export_is_small_fp16_safe_and_samples_like_the_run(trained, tmp_path):
     assert main(["export", str(out), "--out", str(exp)]) == 0
     raw = torch.load(exp, weights_only=True)
     assert raw["kind"] == "generator" and raw["version"] >= 1 and raw.get("D") is None
-    assert all(v.dtype == torch.float16 for v in raw["G_ema"].values() if v.is_floating_point())
+    floats = [v.dtype for v in raw["G_ema"].values() if v.is_floating_point()]
+    assert len(floats) > 10 and set(floats) == {torch.float16}
     assert raw["config"]["model"] == "anime64"
     a = load_generator(exp)
     b = load_generator(out / "checkpoints" / "last.pt")
@@ -101,7 +111,8 @@ def test_interpolation_gif(trained, tmp_path):
     assert main(["interpolate", "--checkpoint", str(out / "checkpoints" / "last.pt"), "--seed-a", "1", "--seed-b", "2",
                  "--steps", "6", "--out", str(gif)]) == 0
     im = Image.open(gif)
-    assert im.n_frames >= 6
+    assert im.n_frames == 2 * 6 - 2  # there and back: 6 steps, the two ends not repeated
+    assert im.size == (128, 128)  # 64 px, --upscale 2 by default
 
 
 def test_user_errors_are_one_clear_line(tmp_path, capsys):
@@ -140,3 +151,99 @@ def test_checkpoints_record_the_format_version(trained):
     torch.save({**ck, "version": 99}, bad)
     with pytest.raises(CheckpointError, match="newer"):
         load_checkpoint(bad)
+
+
+# -- the flags and the presets ---------------------------------------------------------------------
+
+def _every_field_changed() -> config.TrainConfig:
+    """A config in which every field (but the preset) differs from its default."""
+    d = config.TrainConfig()
+    over = {}
+    for f in dataclasses.fields(d):
+        v = getattr(d, f.name)
+        if f.name == "preset":
+            continue
+        if f.name == "compile":
+            over[f.name] = "on"
+        elif isinstance(v, bool):
+            over[f.name] = not v
+        elif isinstance(v, list):
+            over[f.name] = [3, 7]
+        elif isinstance(v, int):
+            over[f.name] = v + 3
+        elif isinstance(v, float):
+            over[f.name] = v + 0.25
+        else:
+            over[f.name] = f"x-{f.name}"
+    return d.replace(**over)
+
+
+def test_every_config_field_is_a_flag_that_round_trips():
+    cfg = _every_field_changed()
+    flags = config.to_flags(cfg)
+    assert len(flags) == len(dataclasses.fields(cfg)) + 1  # one flag per field but preset; milestones has 2 values
+    assert config_from_args(build_parser().parse_args(["train", *flags])) == cfg
+
+
+def test_presets_by_current_and_old_names():
+    for name in config.PRESETS:
+        assert config_from_args(build_parser().parse_args(["train", "--preset", name])) == config.preset_config(name)
+    for old, new in config.PRESET_ALIASES.items():
+        cfg = config_from_args(build_parser().parse_args(["train", "--preset", old, "--epochs", "3"]))
+        assert cfg.preset == new and cfg == config.preset_config(new, epochs=3)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--preset", "dcgan-ish"])
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+def test_swd_verb_prints_records_and_labels_its_reference(trained, capsys):
+    faces, out = trained
+    ck = out / "checkpoints" / "last.pt"
+    assert main(["swd", "--checkpoint", str(ck), "--data", str(faces), "--n", "50", "--seed", "3", "--json", "--record"]) == 0
+    captured = capsys.readouterr()
+    res = json.loads(captured.out.strip().splitlines()[-1])
+    data = prepare(str(faces), 64)
+    assert res["metric"] == "swd" and res["seed"] == 3 and res["value"] > 0
+    assert res["n"] == len(data.split_images("val")) < 50
+    assert f"used n={res['n']}" in captured.err
+    assert res["reference"] == reference_label(data.source, data.fingerprint, 64, "val")
+    assert [(e["metric"], e["value"]) for e in evals_for_checkpoint(ck) if e.get("seed") == 3] == [("swd", res["value"])]
+    assert main(["swd", "--checkpoint", str(ck), "--data", str(faces), "--n", "4", "--split", "test"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("SWD ") and " n=4 " in line and "test split of" in line
+    assert "only comparable at the same n and reference" in line  # 4 < COMPARABLE_N
+
+
+def test_fid_without_weights_is_one_clear_error(trained, capsys, tmp_path, monkeypatch):
+    faces, out = trained
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("ANIMEGAN_INCEPTION_WEIGHTS", raising=False)
+    assert main(["fid", "--checkpoint", str(out / "checkpoints" / "last.pt"), "--data", str(faces), "--n", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: FID needs the Inception weights") and err.count("\n") == 1
+    assert not paths.cache_dir().exists(), "said so before decoding the data set"
+
+
+# -- resume -----------------------------------------------------------------------------------------
+
+def test_resume_refuses_a_run_another_process_trains_and_accepts_its_own(trained, tmp_path, capsys):
+    _, out = trained
+    run_dir = tmp_path / "copy"
+    shutil.copytree(out, run_dir)
+    first = load_generator(run_dir / "checkpoints" / "last.pt").step
+    status = read_json(run_dir / "status.json")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_json_atomic(run_dir / "status.json", {**status, "state": "running", "pid": other.pid})
+        assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--max-steps", "6", "--no-progress"]) == 2
+        assert f"still training (pid {other.pid})" in capsys.readouterr().err
+    finally:
+        other.kill()
+        other.wait()
+    # What the dashboard's job starter writes just after spawning this very process.
+    write_json_atomic(run_dir / "status.json", {**status, "state": "starting", "pid": os.getpid()})
+    assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--max-steps", "6", "--no-progress"]) == 0
+    st = Run(run_dir).status()
+    assert st["state"] == "finished" and st["step"] == 6 > first
+    assert load_generator(run_dir / "checkpoints" / "last.pt").step == 6

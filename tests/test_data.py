@@ -12,19 +12,23 @@ import pytest
 import torch
 from PIL import Image
 
-from animegan import data
+from animegan import paths
 from animegan.data import (
     DataError,
     DataReport,
     ImageRejected,
     cache_usage,
     clear_caches,
+    decode,
+    describe_member,
     describe_source,
+    find_cache,
     fingerprint,
     iter_source_files,
     load_image_bytes,
     make_splits,
     prepare,
+    read_member,
     split_sizes,
     to_float,
     to_uint8,
@@ -213,7 +217,7 @@ def test_32bit_integer_mode_is_scaled_as_16_bit():
     a = np.array([[0, 257 * 7, 32896, 65535, 70000, -5]] * 2, dtype=np.int32)
     im = Image.fromarray(a)
     assert im.mode == "I"
-    rgb, tags = data._to_rgb(im)
+    rgb, tags = decode._to_rgb(im)
     assert tags == ["16-bit"]
     assert np.asarray(rgb)[0, :, 0].tolist() == [0, 7, 128, 255, 255, 0]
 
@@ -282,7 +286,7 @@ def test_second_prepare_decodes_nothing(tmp_path):
     src = good_folder(tmp_path / "src")
     first = prepare(src, 32)
     assert not first.from_cache and first.decoded == 12 and first.rebuilt_because is None
-    assert first.cache_path.exists() and first.cache_path.parent == data.paths.cache_dir()
+    assert first.cache_path.exists() and first.cache_path.parent == paths.cache_dir()
     second = prepare(src, 32)
     assert second.from_cache and second.decoded == 0
     assert np.array_equal(np.asarray(second.images), np.asarray(first.images))
@@ -327,7 +331,7 @@ def _damage_garbage(npy: Path) -> None:
 
 
 def _damage_shape(npy: Path) -> None:
-    np.save(npy, np.zeros((12, 3, 16, 16), np.uint8))
+    np.save(npy, np.zeros((48, 3, 16, 16), np.uint8))             # same bytes, another shape
 
 
 def _damage_header(npy: Path) -> None:
@@ -339,9 +343,15 @@ def _damage_meta(npy: Path) -> None:
     npy.with_suffix(".json").unlink()
 
 
-@pytest.mark.parametrize("damage", [_damage_truncate, _damage_overwrite, _damage_garbage,
-                                    _damage_shape, _damage_header, _damage_meta])
-def test_damaged_cache_is_rebuilt(tmp_path, damage):
+@pytest.mark.parametrize("damage, why", [
+    (_damage_truncate, "wrong size"),
+    (_damage_overwrite, "checksum mismatch"),
+    (_damage_garbage, "unreadable"),
+    (_damage_shape, "wrong shape"),
+    (_damage_header, "unreadable"),
+    (_damage_meta, "meta file missing"),
+])
+def test_damaged_cache_is_rebuilt(tmp_path, damage, why):
     src = good_folder(tmp_path / "src")
     first = prepare(src, 32)
     expected = np.array(first.images)
@@ -350,7 +360,7 @@ def test_damaged_cache_is_rebuilt(tmp_path, damage):
     damage(npy)
     rebuilt = prepare(src, 32)
     assert not rebuilt.from_cache and rebuilt.decoded == 12
-    assert rebuilt.rebuilt_because
+    assert why in rebuilt.rebuilt_because
     assert np.array_equal(np.asarray(rebuilt.images), expected)
     assert prepare(src, 32).from_cache
 
@@ -365,7 +375,7 @@ def test_interrupted_build_leaves_no_valid_looking_cache(tmp_path, monkeypatch):
         if done:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(data, "CHUNK", 4)
+    monkeypatch.setattr(decode, "CHUNK", 4)
     with pytest.raises(KeyboardInterrupt):
         prepare(src, 32, cache_root=root, progress=boom)
     assert calls == [0, 4]
@@ -395,6 +405,48 @@ def test_cache_usage_and_clear(tmp_path):
     assert not prepare(src, 32, cache_root=root).from_cache
 
 
+def test_find_cache_finds_only_a_valid_cache_and_builds_nothing(tmp_path):
+    src = good_folder(tmp_path / "src", n=3)
+    root = tmp_path / "cache"
+    assert find_cache(src, 32, cache_root=root) is None
+    assert not root.exists()                                        # looking creates nothing
+    p = prepare(src, 32, cache_root=root)
+    found = find_cache(src, 32, cache_root=root)
+    assert found is not None
+    images, meta = found
+    assert isinstance(images, np.memmap) and np.array_equal(np.asarray(images), np.asarray(p.images))
+    assert meta["names"] == p.names and meta["fingerprint"] == p.fingerprint
+    assert find_cache(src, 48, cache_root=root) is None             # another size
+    assert find_cache(tmp_path / "nowhere", 32, cache_root=root) is None
+    put(src / "img999.png", noise(40, 40, 7))                       # the source changed
+    assert find_cache(src, 32, cache_root=root) is None
+    assert prepare(src, 32, cache_root=root).rebuilt_because == "source changed"
+    assert find_cache(src, 32, cache_root=root) is not None
+
+
+def test_find_cache_never_renders_the_synthetic_set(animegan_home):
+    assert find_cache("synthetic", 32) is None
+    assert not (animegan_home / "synthetic").exists()
+
+
+def test_read_member_and_describe_member(tmp_path):
+    src = good_folder(tmp_path / "src", n=2)
+    put(src / "sub/wide.png", noise(80, 40, 5))
+    put(src / "bad.png", b"not an image at all")
+    z = zip_folder(src, tmp_path / "src.zip")
+    for source in (src, z):
+        assert read_member(source, "sub/wide.png") == (src / "sub/wide.png").read_bytes()
+        assert describe_member(source, "sub/wide.png") == f"80×40 px, RGB, PNG, {(src / 'sub/wide.png').stat().st_size:,} bytes"
+        assert describe_member(source, "bad.png") == "19 bytes (not readable now)"
+        assert describe_member(source, "missing.png") is None
+        with pytest.raises(DataError, match="cannot be read"):
+            read_member(source, "missing.png")
+    (tmp_path / "secret.png").write_bytes(b"outside")
+    for bad in ("../secret.png", "/etc/passwd", ""):
+        with pytest.raises(DataError, match="not a file name inside"):
+            read_member(src, bad)
+
+
 def test_progress_reports(tmp_path, capsys):
     src = good_folder(tmp_path / "src")
     seen = []
@@ -405,11 +457,21 @@ def test_progress_reports(tmp_path, capsys):
 
 
 def test_pool_decoding_matches_in_process(messy, monkeypatch):
-    """The multiprocessing path (spawned workers, bomb limit passed along) gives the same result."""
+    """The multiprocessing path (forked workers, bomb limit passed along) gives the same result."""
+    pools = []
+    real_context = decode.pool_context
+
+    def counted_context():
+        pools.append(1)
+        return real_context()
+
+    monkeypatch.setattr(decode, "pool_context", counted_context)
     inproc = prepare(messy, 32, cache_root=messy.parent / "c1", workers=1)
-    monkeypatch.setattr(data, "POOL_MIN", 1)
-    monkeypatch.setattr(data, "CHUNK", 5)
+    assert pools == []                                              # one worker: decoded in-process
+    monkeypatch.setattr(decode, "POOL_MIN", 1)
+    monkeypatch.setattr(decode, "CHUNK", 5)
     pooled = prepare(messy, 32, cache_root=messy.parent / "c2", workers=2)
+    assert pools == [1]                                             # ... and here by a pool
     assert pooled.decoded == 15
     assert pooled.report == inproc.report
     assert pooled.names == inproc.names
@@ -524,7 +586,6 @@ def test_other_user_errors(tmp_path):
 
 
 def test_synthetic_source_small_n(animegan_home):
-    pytest.importorskip("animegan.synth", reason="animegan.synth not written yet")
     p = prepare("synthetic", 32, synthetic_n=30)
     assert p.source == "synthetic"
     assert p.report.total == 30 and p.report.n_skipped == 0

@@ -206,3 +206,39 @@ def test_grid_and_upscale(G, tmp_path):
     assert Image.open(p).size == (grid.width * 2, grid.height * 2)
     with pytest.raises(TypeError):
         to_grid(imgs.float())
+
+
+def test_grid_png_is_the_grid_of_generate(G):
+    png = gen.grid_png(G, 4, 6, cols=3, scale=2)
+    want = upscale(to_grid(gen.generate(G, 4, 6).images, cols=3), 2)
+    got = Image.open(io.BytesIO(png))
+    assert got.format == "PNG" and got.size == want.size
+    assert np.array_equal(np.asarray(got.convert("RGB")), np.asarray(want))
+    one = Image.open(io.BytesIO(gen.png_bytes(gen.generate(G, 4, 1).images[0])))
+    assert np.array_equal(np.asarray(one), gen.generate(G, 4, 1).images[0].permute(1, 2, 0).numpy())
+
+
+def test_download_names():
+    assert gen.grid_name(7) == "seed7_grid.png" and gen.grid_name(7, "zip") == "seed7_faces.zip"
+    assert gen.interpolation_name(1, 2) == "seed1_to_2.gif"
+
+
+@pytest.mark.parametrize("name, want", [
+    ("../evil name.pt", "evil-name.pt"),
+    ("C:\\Users\\me\\best.pt", "best.pt"),
+    (".hidden.pt", "hidden.pt"),
+    ("weights", "weights.pt"),
+    ("model.PT", "model.PT"),
+    ("", "upload.pt"),
+    ("...", "upload.pt"),
+])
+def test_checkpoint_upload_name_is_one_safe_pt_name(name, want):
+    assert gen.checkpoint_upload_name(name) == want
+
+
+def test_save_checkpoint_upload_stays_in_its_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANIMEGAN_HOME", str(tmp_path / "home"))
+    p = gen.save_checkpoint_upload("../../outside.pt", b"bytes")
+    assert p == tmp_path / "home" / "uploads" / "outside.pt" and p.read_bytes() == b"bytes"
+    q = gen.save_checkpoint_upload("a/b/c", b"x", folder=tmp_path / "elsewhere")
+    assert q == tmp_path / "elsewhere" / "c.pt"

@@ -13,7 +13,7 @@ import pytest
 
 from animegan import jobs, paths
 from animegan.cli import build_parser, config_from_args
-from animegan.config import TrainConfig, preset_config
+from animegan.config import PRESETS, ConfigError, TrainConfig, preset_config, validate
 from animegan.rundir import Run
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -32,7 +32,7 @@ def no_job_left(animegan_home):
 def sleeper(monkeypatch):
     """Training jobs that only sleep: the lock logic without the cost of a trainer."""
     monkeypatch.setattr(jobs, "job_argv_for_training", lambda *a, **k: list(SLEEPER))
-    monkeypatch.setattr(jobs, "_check_config", lambda cfg: None)
+    monkeypatch.setattr(jobs, "_check_config", lambda cfg: cfg)
 
 
 def wait_for(cond, timeout: float, what: str, every: float = 0.2):
@@ -73,6 +73,15 @@ def test_argv_keeps_the_preset_and_round_trips():
     assert argv[argv.index("--preset") + 1] == "anime64"
     assert "--ema-kimg=0.0" in argv and "--diffaug=" in argv and "--epochs=2" in argv
     assert parse_train_argv(argv) == cfg
+
+
+def test_argv_of_an_old_runs_preset_name_uses_the_current_one():
+    # A run directory written before the presets were renamed records "seed-wgangp".
+    old = TrainConfig.from_dict({**TrainConfig().to_dict(), **PRESETS["classic-wgangp"], "preset": "seed-wgangp", "epochs": 3})
+    argv = jobs.job_argv_for_training(old, "out")
+    assert argv[argv.index("--preset") + 1] == "classic-wgangp"
+    assert argv[argv.index("--preset") + 2:] == ["--epochs=3"]  # the preset supplies the rest (loss, n_critic...)
+    assert parse_train_argv(argv) == old.replace(preset="classic-wgangp")
 
 
 def test_argv_booleans_resume_and_torchrun():
@@ -190,9 +199,27 @@ def test_reservations_and_damaged_locks():
     assert jobs.current_job() is None and not lock.exists()
 
 
+# The main thread ends first (a zombie to /proc), another thread ends the process a second later.
+LINGERING_THREAD = """
+import ctypes, os, threading, time
+threading.Thread(target=lambda: (time.sleep(1.0), os._exit(3))).start()
+ctypes.CDLL(None).pthread_exit(None)
+"""
+
+
+def test_exit_code_of_a_job_whose_threads_outlive_its_main_thread(monkeypatch):
+    # torch's threads make every trainer end this way for a moment: ended, not yet reapable.
+    monkeypatch.setattr(jobs, "job_argv_for_training", lambda *a, **k: [sys.executable, "-c", LINGERING_THREAD])
+    monkeypatch.setattr(jobs, "_check_config", lambda cfg: cfg)
+    job = jobs.start_training(TrainConfig(), "threads")
+    wait_for(lambda: jobs.current_job() is None, 30, "the job to end", every=0.02)
+    assert job.returncode == 3
+    assert jobs.last_job()["returncode"] == 3
+
+
 def test_failed_spawn_releases_the_lock(monkeypatch):
     monkeypatch.setattr(jobs, "job_argv_for_training", lambda *a, **k: ["/nonexistent/python"])
-    monkeypatch.setattr(jobs, "_check_config", lambda cfg: None)
+    monkeypatch.setattr(jobs, "_check_config", lambda cfg: cfg)
     with pytest.raises(jobs.JobError, match="could not start"):
         jobs.start_training(TrainConfig(), "nope")
     assert not (paths.runs_dir() / jobs.LOCK_NAME).exists()
@@ -200,14 +227,31 @@ def test_failed_spawn_releases_the_lock(monkeypatch):
 
 
 def test_bad_settings_are_refused_before_spawning(tmp_path):
-    with pytest.raises(jobs.JobError, match="data source not found"):
+    with pytest.raises(jobs.JobError, match="Data source not found"):
         jobs.start_training(TrainConfig(data=str(tmp_path / "missing")), "a")
     with pytest.raises(jobs.JobError, match="cannot draw 96px"):
         jobs.start_training(TrainConfig(model="dcgan", img_size=96), "b")
     with pytest.raises(jobs.JobError, match="DiffAugment"):
         jobs.start_training(TrainConfig(diffaug="rotate"), "c")
+    with pytest.raises(jobs.JobError, match="No data source given"):
+        jobs.start_training(TrainConfig(data="  "), "d")
+    (tmp_path / "notes.txt").write_text("not images")
+    with pytest.raises(jobs.JobError, match="is a file, not a folder or a .zip"):
+        jobs.start_training(TrainConfig(data=str(tmp_path / "notes.txt")), "d")
+    with pytest.raises(jobs.JobError, match="Data source not found"):
+        jobs.start_eval(__file__, "swd", str(tmp_path / "missing"), 10)
+    with pytest.raises(jobs.JobError, match="does not exist"):
+        jobs.start_training(TrainConfig(init_from=str(tmp_path / "none.pt")), "e")
+    # Every setting config.validate refuses is refused here, with validate's own message.
+    for bad in (TrainConfig(img_size=48), TrainConfig(eval_n=1), TrainConfig(collapse_action="panic")):
+        with pytest.raises(ConfigError) as want:
+            validate(bad)
+        with pytest.raises(jobs.JobError) as got:
+            jobs.start_training(bad, "f")
+        assert str(got.value) == str(want.value)
     assert jobs.current_job() is None
     assert not (paths.runs_dir() / jobs.LOCK_NAME).exists()
+    assert [p.name for p in paths.runs_dir().iterdir() if not p.name.startswith(".")] == []  # no run folder made
 
 
 def test_eval_job_starts_and_ends(tmp_path):
@@ -219,14 +263,35 @@ def test_eval_job_starts_and_ends(tmp_path):
     assert "SWD of fake.pt" in job.label
     assert jobs.current_job().pid == job.pid
     wait_for(lambda: jobs.current_job() is None, 120, "the eval job to end")
-    assert job.returncode not in (None, 0)  # a fake checkpoint: the CLI refuses it
-    assert jobs.last_job()["returncode"] == job.returncode
-    assert job.log.exists() and "===" in job.log.read_text()
+    assert job.returncode == 2, job.log_tail()  # a fake checkpoint: the CLI refuses it as a user error
+    assert jobs.last_job()["returncode"] == 2
+    log = job.log.read_text()
+    assert log.startswith("=== ") and "Traceback" not in log
+    assert log.splitlines()[-1].startswith("error:") and "fake.pt" in log.splitlines()[-1]
     assert jobs.eval_result(job) is None
     with pytest.raises(jobs.JobError, match="unknown metric"):
         jobs.start_eval(ck, "lpips", "synthetic", 8)
     with pytest.raises(jobs.JobError, match="checkpoint not found"):
         jobs.start_eval(tmp_path / "nothing.pt", "swd", "synthetic", 8)
+
+
+def test_eval_job_measures_and_records(tmp_path):
+    from animegan.evaluation import reference_label
+    from animegan.rundir import evals_for_checkpoint
+    from animegan.synth import write_synthetic
+    faces = write_synthetic(tmp_path / "faces", n=60)  # a test split of 6 (a tenth)
+    ck = paths.SHIPPED_CHECKPOINTS / "synthetic64.pt"
+    job = jobs.start_eval(ck, "swd", str(faces), 50, split="test", seed=2)  # n capped at the split's 6
+    wait_for(lambda: jobs.current_job() is None, 300, "the eval job to end")
+    assert job.returncode == 0, job.log_tail()
+    res = jobs.eval_result(job)
+    assert res is not None, job.log_tail()
+    assert res["metric"] == "swd" and res["n"] == 6 and res["seed"] == 2 and res["value"] > 0
+    assert res["reference"].startswith(f"test split of {Path(faces).resolve()} (") and res["reference"].endswith(") @64px")
+    fp = res["reference"].split("(")[-1].split(")")[0]
+    assert res["reference"] == reference_label(str(Path(faces).resolve()), fp, 64, "test")
+    recorded = evals_for_checkpoint(ck)
+    assert [(r["metric"], r["value"]) for r in recorded] == [("swd", res["value"])]
 
 
 # -- a real training job ---------------------------------------------------------------------------
@@ -259,3 +324,30 @@ def test_real_training_job_runs_and_stops_gracefully(tmp_path):
     assert not (paths.runs_dir() / jobs.LOCK_NAME).exists()
     assert (run.path / "console.log").exists()
     assert TrainConfig.from_dict(run.config()) == cfg.replace(data=str(Path(faces).resolve()))
+
+
+def test_a_run_resumed_from_the_dashboard_trains_on(tmp_path):
+    """The dashboard's Resume: the job marks the run "starting" under the new process's pid
+    before the trainer reads the status; the trainer must take that pid as its own and go on."""
+    from animegan.checkpoint import load_generator
+    from animegan.synth import write_synthetic
+    faces = write_synthetic(tmp_path / "faces", n=24)
+    cfg = preset_config("classic-dcgan", data=str(faces), ngf=8, ndf=8, batch_size=8, epochs=1, compile="off", val_size=4,
+                        test_size=4, threads=1)
+    job = jobs.start_training(cfg, "again")
+    run = Run(job.run_dir)
+    wait_for(lambda: jobs.current_job() is None, 300, "the first training to end")
+    assert run.status()["state"] == "finished", (run.status(), job.log_tail())
+    first = load_generator(run.path / "checkpoints" / "last.pt").step
+    assert first >= 1 and run.status()["step"] == first
+
+    more = TrainConfig.from_dict(run.config()).replace(epochs=2)
+    job2 = jobs.start_training(more, "again", resume=True)
+    assert job2.argv[job2.argv.index("--resume"):] == ["--resume", str(run.path), "--no-progress", "--epochs=2"]
+    wait_for(lambda: jobs.current_job() is None, 300, "the resumed training to end")
+    st = run.status()
+    assert job2.returncode == 0, job2.log_tail()
+    assert st["state"] == "finished", (st, job2.log_tail())
+    assert st["step"] > first and st["epochs"] == 2
+    assert load_generator(run.path / "checkpoints" / "last.pt").step == st["step"]
+    assert run.config()["epochs"] == 2

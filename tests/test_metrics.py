@@ -3,19 +3,23 @@ the Fréchet distance against a closed form, the missing-weights message, statis
 and SWD."""
 from __future__ import annotations
 
+import ast
 import os
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import pytorch_fid.inception as pfi
 import scipy
 import torch
+from fid_fakes import pytorch_fid_inception, random_inception_state_dict
 from pytorch_fid.fid_score import calculate_frechet_distance
 from torch import nn
 
 from animegan import metrics as M
+from animegan.evaluation import reference_label
 from animegan.metrics import (
     ENV_INCEPTION,
     INCEPTION_FILENAME,
@@ -29,11 +33,10 @@ from animegan.metrics import (
     inception_features,
     load_inception,
     real_statistics,
-    reference_label,
     swd,
-    swd_level_sizes,
 )
 from animegan.paths import stats_dir
+from animegan.sliced_wasserstein import swd_level_sizes
 
 SLOW = bool(os.environ.get("ANIMEGAN_SLOW_TESTS"))
 
@@ -84,7 +87,7 @@ def smooth_images(n: int, size: int, seed: int, shift=(0, 0, 0)) -> np.ndarray:
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     p = tmp_path_factory.mktemp("inception") / "random_fid_inception.pth"
-    torch.save(M.random_inception_state_dict(), p)
+    torch.save(random_inception_state_dict(), p)
     return p
 
 
@@ -211,7 +214,7 @@ def test_invalid_weights_file(tmp_path):
 
 def test_fid_features_statistics_and_cache(weights_file):
     model = load_inception(weights_file)
-    assert isinstance(model, pfi.InceptionV3) and not model.training
+    assert isinstance(model, M.FIDInceptionV3) and not model.training
     assert load_inception(weights_file) is model  # cached per file and device
     a = smooth_images(3, 32, seed=1)
 
@@ -228,6 +231,36 @@ def test_fid_features_statistics_and_cache(weights_file):
     # the running moments equal NumPy's mean/cov of all features at once
     assert np.allclose(mu, feats.mean(0), rtol=1e-10, atol=1e-12)
     assert np.allclose(sigma, np.cov(feats, rowvar=False), rtol=1e-8, atol=1e-12)
+
+
+def test_fid_network_is_pytorch_fids_own(weights_file):
+    """The package builds the FID network without patching pytorch-fid; it must be the very
+    network pytorch-fid builds (same modules in the same blocks, same forward)."""
+    ours = load_inception(weights_file)
+    theirs = pytorch_fid_inception(torch.load(weights_file, weights_only=True))
+    mine, ref = ours.state_dict(), theirs.state_dict()
+    assert list(mine) == list(ref) and len(mine) > 500
+    assert all(torch.equal(mine[k], ref[k]) for k in ref)
+    assert [type(m).__name__ for m in ours.modules()][1:] == [type(m).__name__ for m in theirs.modules()][1:]
+    x = torch.from_numpy(smooth_images(2, 32, seed=9)).float() / 255
+    with torch.inference_mode():
+        (a,), (b,) = ours(x), theirs(x)
+    assert a.shape == (2, 2048, 1, 1) and a.std() > 0
+    assert torch.equal(a, b)
+
+
+def test_package_code_imports_no_test_tools():
+    """Test doubles (unittest.mock, pytest) and fixtures stay in tests/."""
+    root = Path(M.__file__).parent
+    offenders = []
+    for path in sorted(root.glob("**/*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("unittest", "pytest")]
+    assert offenders == []
+    assert len(list(root.glob("**/*.py"))) > 10
+    assert not hasattr(M, "random_inception_state_dict")
 
 
 class PixelFeatures(nn.Module):

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from animegan import jobs, paths
+from animegan.checkpoint import load_checkpoint
 from animegan.config import preset_config
 from animegan.rundir import Run, append_jsonl, read_json, write_json_atomic
 
@@ -90,27 +91,58 @@ def test_train_page_renders_on_a_fresh_home():
     assert at.text_input(key="tr_name").value.startswith("classic-dcgan-")
 
 
+def start_and_expect_error(at: AppTest, text: str) -> None:
+    """Press Start: the page shows one error containing `text`, no traceback, and starts nothing."""
+    at.button(key="tr_start").click().run()
+    assert not at.exception, at.exception
+    errs = texts(at, "error")
+    assert any(text in e for e in errs), errs
+    assert jobs.current_job() is None
+    assert not any(paths.runs_dir().glob("*/config.json")), "nothing may be written for a refused start"
+
+
 def test_train_page_refuses_bad_input_without_traceback(tmp_path):
     at = app(TRAIN).run()
     at.text_input(key="tr_data").input(str(tmp_path / "nowhere"))
-    at.button(key="tr_start").click().run()
-    assert not at.exception
-    assert any("not found" in e for e in texts(at, "error"))
-    (tmp_path / "empty").mkdir()
-    at.text_input(key="tr_data").input(str(tmp_path / "empty"))
-    at.button(key="tr_start").click().run()
-    assert any("No images" in e for e in texts(at, "error"))
+    start_and_expect_error(at, "not found")
     at.text_input(key="tr_data").input("synthetic")
     at.selectbox(key="tr_model").set_value("dcgan")
     at.selectbox(key="tr_img_size").set_value(96)
     at.text_input(key="tr_name").input("x")
-    at.button(key="tr_start").click().run()
-    assert any("cannot draw 96px" in e for e in texts(at, "error"))
+    start_and_expect_error(at, "cannot draw 96px")
+    at.selectbox(key="tr_img_size").set_value(64)
     at.text_input(key="tr_name").input("???")
-    at.button(key="tr_start").click().run()
-    assert any("no usable characters" in e for e in texts(at, "error"))
-    assert not at.exception
-    assert jobs.current_job() is None
+    start_and_expect_error(at, "no usable characters")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("tr_batch_size", 1, "--batch-size must be at least 2"),
+    ("tr_epochs", 0, "--epochs must be at least 1"),
+    ("tr_eval_n", 1, "--eval-n must be at least 2"),
+    ("tr_lr_g", 0.0, "--lr-g and --lr-d must be more than 0"),
+    ("tr_log_every", 0, "must be at least 1"),
+])
+def test_train_page_says_why_an_out_of_range_number_cannot_start(key, value, message):
+    """An out-of-range number is checked by config.validate on Start and reported; it is neither
+    replaced by a default behind the user's back nor a Start that silently does nothing."""
+    at = app(TRAIN).run()
+    at.number_input(key=key).set_value(value)
+    start_and_expect_error(at, message)
+    assert at.number_input(key=key).value == value, "the form keeps what the user typed"
+
+
+def test_train_page_refuses_a_folder_without_images(tmp_path):
+    (tmp_path / "empty").mkdir()
+    at = app(TRAIN).run()
+    at.text_input(key="tr_data").input(str(tmp_path / "empty"))
+    start_and_expect_error(at, "No images")
+
+
+def subheader_state(at: AppTest, name: str) -> str:
+    """The state the Train page's monitor shows for run `name` ("Run `name`: state")."""
+    heads = [s for s in texts(at, "subheader") if f"`{name}`:" in s]
+    assert len(heads) == 1, texts(at, "subheader")
+    return heads[0].rsplit(":", 1)[1].strip()
 
 
 def test_train_page_starts_watches_stops_and_resumes_a_job(faces):
@@ -132,29 +164,43 @@ def test_train_page_starts_watches_stops_and_resumes_a_job(faces):
     assert any("Started run ui-run" in s for s in texts(at, "success"))
     assert at.button(key="tr_start").disabled  # one job at a time
     assert any("A job is running" in s for s in texts(at, "info"))
-    assert any("ui-run" in s and ("starting" in s or "running" in s) for s in texts(at, "subheader"))
+    # the child is still importing torch: the page says so at once
+    assert subheader_state(at, "ui-run") == "starting"
+    assert any("Starting: loading PyTorch" in s for s in texts(at, "info"))
 
     run = Run(job.run_dir)
     wait_for(lambda: run.status().get("step", 0) >= 2 or run.state in ("failed", "dead"), 300, "training steps")
     assert run.state == "running", (run.status(), job.log_tail())
     at.run()
     assert not at.exception
-    assert any("ui-run" in s and "running" in s for s in texts(at, "subheader"))
+    assert subheader_state(at, "ui-run") == "running"
     assert at.get("progress") and at.get("metric")
     at.button(key="train_stop").click().run(timeout=180)
     assert not at.exception
     assert jobs.current_job() is None
     assert run.state == "stopped"
     assert any("Stopped run ui-run" in s for s in texts(at, "success"))
-    assert any("stopped" in s for s in texts(at, "subheader"))
+    assert subheader_state(at, "ui-run") == "stopped"
     assert not at.button(key="tr_start").disabled
+    saved_step = load_checkpoint(run.last_checkpoint())["step"]
+    assert saved_step >= 2
 
-    # Resume from the page: a new job continues the same run directory.
+    # Resume from the page: the same run continues from its checkpoint, past the saved step.
     at.button(key="train_resume").click().run()
     assert not at.exception and not texts(at, "error"), texts(at, "error")
+    assert any("Resuming run ui-run" in s for s in texts(at, "success"))
     job = jobs.current_job()
-    assert job is not None and "--resume" in job.argv and job.run_dir == run.path
-    jobs.stop_job(job, timeout=60)
+    assert job is not None and job.run_dir == run.path
+    wait_for(lambda: (run.state == "running" and run.status().get("step", 0) > saved_step)
+             or run.state in ("failed", "dead", "finished", "stopped"), 300, "the resumed run to train")
+    assert run.state == "running" and run.status()["step"] > saved_step, (run.status(), job.log_tail())
+    at.run()
+    assert subheader_state(at, "ui-run") == "running"
+    at.button(key="train_stop").click().run(timeout=180)
+    assert jobs.current_job() is None
+    assert run.state == "stopped" and run.status()["step"] > saved_step, run.status()
+    assert load_checkpoint(run.last_checkpoint())["step"] > saved_step
+    assert subheader_state(at, "ui-run") == "stopped"
 
 
 def test_train_page_shows_a_dead_run_with_its_log(tiny_run):
@@ -166,7 +212,7 @@ def test_train_page_shows_a_dead_run_with_its_log(tiny_run):
     assert not at.exception
     assert any("died" in e for e in texts(at, "error"))
     assert any("MemoryError" in c for c in texts(at, "code"))
-    assert at.button(key="train_resume")  # last.pt exists
+    assert not at.button(key="train_resume").disabled  # last.pt exists and no job is running
 
 
 # -- Runs ----------------------------------------------------------------------------------------
@@ -188,7 +234,9 @@ def test_runs_page_shows_a_finished_run(tiny_run):
     assert at.get("json")
     assert any("collapse" in w.lower() and "step 7" in w for w in texts(at, "warning"))
     assert any("only comparable at the same n" in c for c in texts(at, "caption"))
-    assert at.get("arrow_data_frame") or at.dataframe
+    evals = at.dataframe[0].value
+    assert list(evals["metric"]) == ["SWD", "SWD"] and list(evals["value"]) == [899.0, 898.0]
+    assert list(evals["n"]) == [4, 4]
     labels = [b.proto.label for b in at.get("download_button")]
     assert any("epoch 2 grid" in lb for lb in labels) and "Download checkpoint" in labels
     # The slider, and the play toggle that steps through the epochs.
@@ -226,24 +274,32 @@ def test_runs_page_will_not_delete_a_training_run(tiny_run):
 SLEEPER = [__import__("sys").executable, "-c", "import time; time.sleep(60)"]
 
 
-def test_runs_page_resumes_a_run(tiny_run, monkeypatch):
-    seen = {}
-
-    def argv(cfg, out, resume=False, nproc=1, base=None):
-        seen.update(cfg=cfg, out=out, resume=resume)
-        return list(SLEEPER)
-    monkeypatch.setattr(jobs, "job_argv_for_training", argv)
+def test_runs_page_resumes_a_run(tiny_run):
+    """Resume a finished run with more epochs from the Runs page: it trains again, past its
+    checkpoint, and finishes at the new epoch count."""
     run = install(tiny_run, "again")
+    saved_step = load_checkpoint(run.last_checkpoint())["step"]
+    assert run.state == "finished" and saved_step > 0
     at = app(RUNS).run()
     assert at.number_input(key="runs_resume_epochs::again").value == 12  # finished: offer 10 more epochs
+    at.number_input(key="runs_resume_epochs::again").set_value(3)
     at.button(key="runs_resume::again").click().run()
     assert not at.exception and not texts(at, "error"), texts(at, "error")
-    assert seen["resume"] and seen["out"] == run.path and seen["cfg"].epochs == 12
     assert any("Resumed run again" in s for s in texts(at, "success"))
     job = jobs.current_job()
     assert job is not None and job.run_dir == run.path
     # While it runs it can be neither resumed again nor deleted.
     assert not [b for b in at.button if b.key in ("runs_resume::again", "runs_delete::again")]
+    assert {m.label: m.value for m in at.metric}["State"] == "starting"  # the child is importing torch
+    wait_for(lambda: jobs.current_job() is None, 300, "the resumed run to end")
+    steps = run.metrics()["step"]
+    assert max(steps) > saved_step and steps == sorted(steps), "it trained on from its checkpoint"
+    st = run.status()
+    assert st["state"] == "finished" and st["epoch"] == 3 and st["step"] > saved_step, (st, job.log_tail())
+    assert load_checkpoint(run.last_checkpoint())["step"] == st["step"]
+    at.run()
+    assert {m.label: m.value for m in at.metric}["State"] == "finished"
+    assert {m.label: m.value for m in at.metric}["Steps"] == f"{st['step']:,}"
 
 
 def test_train_page_while_an_evaluation_runs(monkeypatch, tmp_path):

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from animegan import step as step_mod
 from animegan import train as train_mod
 from animegan.checkpoint import load_checkpoint, load_generator
-from animegan.config import PRESETS, preset_config
-from animegan.rundir import Run
+from animegan.config import PRESETS, ConfigError, preset_config
+from animegan.metrics import MetricResult
+from animegan.rundir import ResumeError, Run, RunWriter, write_json_atomic
 from animegan.synth import write_synthetic
 from animegan.train import train
 
@@ -41,8 +43,9 @@ def test_every_preset_writes_a_full_run_directory(preset, faces, tmp_path):
     m = run.metrics()
     assert m["step"][-1] == 6
     for key in ("loss_D", "loss_G", "D_x", "D_G_z", "gp", "lr_G", "lr_D", "images_per_s"):
-        assert key in m and all(v is None or abs(v) < 1e6 for v in m[key]), key
-    assert [e for e, _ in run.grids()] == [1, 2]
+        values = [v for v in m.get(key, []) if v is not None]  # None: a row without that scalar (no G step)
+        assert values and all(abs(v) < 1e6 for v in values), key
+    assert [e for e, _ in run.grids()] == sorted({e for e in (1, 2) if e % cfg.sample_every == 0} | {2})  # and the last
     assert (run.path / "samples" / "latest.png").exists()
     assert (run.path / "train.log").read_text()
     lg = load_generator(run.last_checkpoint())
@@ -50,6 +53,8 @@ def test_every_preset_writes_a_full_run_directory(preset, faces, tmp_path):
     assert lg.G(torch.randn(2, cfg.z_dim)).shape == (2, 3, size, size)
     if preset == "classic-wgangp":
         assert any(v > 0 for v in m["gp"]), "the gradient penalty is computed"
+    else:
+        assert all(v == 0 for v in m["gp"]), "no gradient penalty without wgan-gp"
 
 
 def _weights(path):
@@ -110,17 +115,17 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(faces, tmp_path, animegan_
 def _collapsing_models(*a, **kw):
     G, D = _real_build(*a, **kw)
     last = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
-    torch.nn.init.zeros_(last.weight)  # with lr_g 0 every sample is the same flat image
+    torch.nn.init.zeros_(last.weight)  # with lr_g ~0 every sample stays the same flat image
     return G, D
 
 
-_real_build = train_mod.build_models
+_real_build = step_mod.build_models
 
 
 @pytest.mark.parametrize("action", ["stop", "rollback"])
 def test_forced_collapse_is_detected(action, faces, tmp_path, monkeypatch):
-    monkeypatch.setattr(train_mod, "build_models", _collapsing_models)
-    cfg = tiny("classic-dcgan", faces, epochs=10, max_steps=30, lr_g=0.0, latest_every=5, collapse_action=action)
+    monkeypatch.setattr(step_mod, "build_models", _collapsing_models)
+    cfg = tiny("classic-dcgan", faces, epochs=10, max_steps=30, lr_g=1e-12, latest_every=5, collapse_action=action)
     state = train(cfg, tmp_path / "run", progress=False)
     run = Run(tmp_path / "run")
     events = [e["event"] for e in run.events()]
@@ -159,11 +164,16 @@ def test_two_process_gloo_training_keeps_ranks_identical(faces, tmp_path, animeg
 
 
 def test_bad_settings_are_clear_errors(faces, tmp_path):
+    # found while training (the data is too small): the run is marked failed
     with pytest.raises(train_mod.TrainingError, match="fewer than one batch"):
         train(tiny("classic-dcgan", faces, batch_size=512), tmp_path / "r1", progress=False)
     assert Run(tmp_path / "r1").status()["state"] == "failed"
-    with pytest.raises(train_mod.TrainingError, match="unknown loss"):
+    # found in the settings alone (config.validate): refused before anything is written
+    with pytest.raises(ConfigError, match="unknown loss") as e:
         train(tiny("classic-dcgan", faces, loss="nope"), tmp_path / "r2", progress=False)
+    assert not isinstance(e.value, train_mod.TrainingError)
+    assert not (tmp_path / "r2").exists()
+    assert issubclass(train_mod.TrainingError, ConfigError)  # one `except ConfigError` catches both
 
 
 def test_resume_forgets_rows_logged_after_the_checkpoint(faces, tmp_path):
@@ -178,19 +188,38 @@ def test_resume_forgets_rows_logged_after_the_checkpoint(faces, tmp_path):
     assert steps == sorted(steps) and 99 not in steps and steps[-1] == 10
 
 
-def test_evaluation_during_training_keeps_the_best_and_stops_early(faces, tmp_path):
-    cfg = tiny("classic-dcgan", faces, epochs=6, eval_every=1, eval_n=4, eval_metric="swd", patience=1)
+def test_evaluation_during_training_keeps_the_best(faces, tmp_path):
+    cfg = tiny("classic-dcgan", faces, epochs=3, eval_every=1, eval_n=4, eval_metric="swd")
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     run = Run(tmp_path / "run")
     evals = run.evals()
-    assert evals and all(e["metric"] == "swd" and e["n"] == 4 and "val split" in e["reference"] for e in evals)
+    assert [e["epoch"] for e in evals] == [1, 2, 3] and [e["step"] for e in evals] == [5, 10, 15]
+    assert all(e["metric"] == "swd" and e["n"] == 4 and e["reference"].startswith("val split of ") for e in evals)
     best = min(evals, key=lambda e: e["value"])
     ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
-    assert ck["epoch"] == best["epoch"] and ck["eval"]["value"] == best["value"]
-    # patience 1: training ends at the first evaluation that does not improve
-    worse = [e for e in evals if e["value"] >= best["value"] and e["epoch"] > best["epoch"]]
-    if len(evals) < 6:
-        assert any(e["event"] == "early_stop" for e in run.events()) and len(worse) == 1
+    assert ck["step"] == best["step"] and ck["epoch"] == best["epoch"] and ck["eval"]["value"] == best["value"]
+    assert ck["best"]["value"] == best["value"]
+
+
+def test_patience_stops_at_the_evaluation_that_exhausts_it(faces, tmp_path, monkeypatch):
+    # Scripted values: better, better, worse, better (the count starts again), worse, worse -> stop.
+    values = iter([5.0, 4.0, 4.5, 3.5, 4.1, 4.2, 1.0, 1.0])
+
+    def scripted(G, data, split, *, metric, n, seed=0, device="cpu", inception_weights=None):
+        return MetricResult(metric, next(values), n, f"{split} split (scripted)", seed)
+
+    monkeypatch.setattr("animegan.evaluation.evaluate_on_split", scripted)
+    cfg = tiny("classic-dcgan", faces, epochs=8, eval_every=1, eval_n=4, eval_metric="swd", patience=2)
+    assert train(cfg, tmp_path / "run", progress=False) == "finished"
+    run = Run(tmp_path / "run")
+    assert [e["value"] for e in run.evals()] == [5.0, 4.0, 4.5, 3.5, 4.1, 4.2]
+    stops = [e for e in run.events() if e["event"] == "early_stop"]
+    assert len(stops) == 1 and stops[0]["step"] == 30 and stops[0]["best_epoch"] == 4 and stops[0]["patience"] == 2
+    st = run.status()
+    assert st["state"] == "finished" and st["step"] == 30 and st["total_steps"] == 40
+    assert load_checkpoint(run.path / "checkpoints" / "last.pt")["step"] == 30
+    best = load_checkpoint(run.path / "checkpoints" / "best.pt")
+    assert best["step"] == 20 and best["eval"]["value"] == 3.5 and best["best"]["bad_evals"] == 0
 
 
 def test_fid_without_inception_weights_is_skipped_with_a_clear_log_line(faces, tmp_path, monkeypatch):
@@ -208,10 +237,16 @@ def test_compile_is_automatic_only_for_long_cpu_runs():
     cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
     cfg = preset_config("anime64")
     assert cfg.compile == "auto"
-    assert not train_mod.compile_enabled(cfg, cpu, 100)       # short runs stay eager: compiling costs ~40 s
-    assert not train_mod.compile_enabled(cfg, cuda, 10_000)   # opt-in on CUDA
-    assert train_mod.compile_enabled(cfg.replace(compile="on"), cuda, 10)
-    assert not train_mod.compile_enabled(cfg.replace(compile="off"), cpu, 10_000)
+    assert not step_mod.compile_enabled(cfg, cpu, 100)       # short runs stay eager: compiling costs ~40 s
+    assert not step_mod.compile_enabled(cfg, cuda, 10_000)   # opt-in on CUDA
+    assert step_mod.compile_enabled(cfg.replace(compile="on"), cuda, 10)
+    assert not step_mod.compile_enabled(cfg.replace(compile="off"), cpu, 10_000)
+    # the other step options: channels_last and bf16 autocast are CUDA's defaults
+    StepOptions = step_mod.StepOptions
+    assert step_mod.step_options(cfg, cpu, 100) == StepOptions(compile=False, channels_last=False, amp=False)
+    assert step_mod.step_options(cfg, cuda, 100) == StepOptions(compile=False, channels_last=True, amp=True)
+    assert step_mod.step_options(cfg.replace(amp="off", channels_last="off"), cuda, 100) == StepOptions()
+    assert step_mod.step_options(cfg.replace(amp="bf16", channels_last="on", compile="on"), cpu, 1) == StepOptions(True, True, True)
     a = build_parser().parse_args(["train", "--compile"])
     assert config_from_args(a).compile == "on"
 
@@ -245,3 +280,64 @@ def test_r1_penalty_is_applied_lazily(faces, tmp_path):
     rows = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "loss_D" in r]
     r1 = [r.get("r1") for r in rows]
     assert [v is not None and v > 0 for v in r1] == [True, False, True, False, True], r1
+
+
+def _starting(out, pid):
+    """What the dashboard's job starter writes before the trainer runs: "starting" under the new pid."""
+    status = json.loads((out / "status.json").read_text())
+    write_json_atomic(out / "status.json", {**status, "state": "starting", "pid": pid})
+
+
+@pytest.mark.parametrize("whose", ["own", "parent"])
+def test_resume_of_a_run_marked_starting_by_the_job_starter_goes_ahead(whose, faces, tmp_path, monkeypatch):
+    # The job starter marks the run "starting" under the pid of the process it started: the trainer
+    # itself, or (torchrun) its parent. That must not count as "still training".
+    cfg = tiny("classic-dcgan", faces, epochs=1)
+    out = tmp_path / "run"
+    assert train(cfg, out, progress=False) == "finished"
+    _starting(out, os.getpid() if whose == "own" else os.getppid())
+    loads = []
+    real_load = train_mod.ckpt.load_checkpoint
+    monkeypatch.setattr(train_mod.ckpt, "load_checkpoint", lambda path, *a, **kw: loads.append(Path(path)) or real_load(path, *a, **kw))
+    assert train(cfg.replace(epochs=2), out, resume=True, progress=False) == "finished"
+    assert Run(out).status()["step"] == 10
+    assert loads == [out / "checkpoints" / "last.pt"], "a resume loads last.pt once"
+
+
+def test_resume_of_a_run_another_live_process_trains_is_refused_untouched(faces, tmp_path):
+    cfg = tiny("classic-dcgan", faces, epochs=1)
+    out = tmp_path / "run"
+    assert train(cfg, out, progress=False) == "finished"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        _starting(out, other.pid)
+        before = {n: (out / n).read_bytes() for n in ("config.json", "status.json", "metrics.jsonl")}
+        with pytest.raises(ResumeError, match=f"still training \\(pid {other.pid}\\)"):
+            train(cfg.replace(epochs=2), out, resume=True, progress=False)
+        assert {n: (out / n).read_bytes() for n in before} == before
+    finally:
+        other.kill()
+        other.wait()
+    assert train(cfg.replace(epochs=2), out, resume=True, progress=False) == "finished"  # once it is gone
+
+
+def test_resume_without_last_pt_is_refused(faces, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps(tiny("classic-dcgan", faces).to_dict()))
+    with pytest.raises(ResumeError, match="no checkpoints/last.pt"):
+        train(tiny("classic-dcgan", faces), out, resume=True, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+
+
+def test_a_disabled_run_writer_writes_nothing(tmp_path):
+    # torchrun ranks other than 0 hold one
+    w = RunWriter(tmp_path / "run", enabled=False)
+    w.open({"a": 1}, {"state": "starting"})
+    w.update_status(state="running")
+    w.metrics({"step": 1, "loss_D": 1.0})
+    w.eval({"step": 1, "metric": "swd", "value": 1.0})
+    w.event("stopped", 1, 0)
+    w.grid(torch.zeros(4, 3, 8, 8), "latest.png")
+    w.drop_rows_after(0)
+    assert not (tmp_path / "run").exists() and w.best_eval("swd") == {}

@@ -269,7 +269,7 @@ def test_a_header_that_lies_about_its_size_cannot_get_past_the_cap(tmp_path, mon
     extract_zip(liar, dest, max_total=1_000_000)
     assert not (dest / "liar.png").exists()
     rep = read_report(dest)
-    assert [n for n in rep.skipped[uploads.DAMAGED] if n.startswith("liar.png")]
+    assert [n.split(" ")[0] for n in rep.skipped[uploads.DAMAGED]] == ["liar.png"]
     assert sum((dest / p).stat().st_size for p in tree(dest)) < 1_000_000
 
     # The streaming counter on its own: even when a declared size is believed (here: 0 for

@@ -1,0 +1,257 @@
+"""One training step and everything it touches: the networks, optimisers and schedules (`Nets`),
+the generator's moving average (EMA), this step's real batch and its random stream.
+
+Randomness is a function of names, never of history: the data order of an epoch comes from
+(seed, epoch) and a step's noise and augmentation from (seed, step, rank), both through
+`stream_seed`. So a resumed run draws exactly what an uninterrupted one would: restoring the
+step number restores the random state. scripts/bench.py times these same functions.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import shutil
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .augment import ClassicAugment, diff_augment
+from .config import ConfigError, TrainConfig
+from .devices import Dist, average_gradients
+from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
+from .models import build_models, recalibrate_bn
+
+COMPILE_MIN_STEPS = 500  # compile="auto" compiles CPU runs at least this long (compiling costs ~40 s)
+
+
+# -- random streams ------------------------------------------------------------------------------
+
+def stream_seed(*names: int) -> int:
+    """The seed of the random stream named by these integers, e.g. (seed, epoch) or
+    (seed, step, rank): a fixed hash, so the same names always give the same stream."""
+    h = 0x9E3779B1
+    for x in names:
+        h = (h * 1_000_003 + int(x) + 1) % (2 ** 63 - 1)
+    return h
+
+
+def step_generator(seed: int, step: int, rank: int, device: torch.device) -> torch.Generator:
+    """The random stream of one step on one rank: augmentation, noise, DiffAugment, penalties."""
+    return torch.Generator(device=device).manual_seed(stream_seed(seed, step, rank))
+
+
+@functools.lru_cache(maxsize=2)
+def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The data order of an epoch: a function of (seed, epoch) alone, so resume needs no RNG state."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(stream_seed(seed, epoch))).numpy()
+
+
+def real_batch(images: np.ndarray, train_idx: np.ndarray, cfg: TrainConfig, step: int, steps_per_epoch: int,
+               dist: Dist, device: torch.device, classic_aug: ClassicAugment, g: torch.Generator,
+               memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """This rank's share of global batch `step`: a permutation per (seed, epoch), sorted reads
+    from the uint8 memory map, [-1, 1] floats and the classic augmentation on the device."""
+    from .data import to_float
+    epoch, i = divmod(step, steps_per_epoch)
+    perm = epoch_permutation(len(train_idx), cfg.seed, epoch)
+    global_batch = train_idx[perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]]
+    mine = np.sort(global_batch[dist.rank::dist.world])  # sorted reads are kinder to the memory map
+    real = torch.from_numpy(np.asarray(images[mine])).to(device, non_blocking=True)
+    return classic_aug(to_float(real), g).contiguous(memory_format=memory_format)
+
+
+# -- step options --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StepOptions:
+    """How the step runs on its device: torch.compile, channels_last memory, bf16 autocast."""
+    compile: bool = False
+    channels_last: bool = False
+    amp: bool = False
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self, device: torch.device) -> Callable[[], Any]:
+        """A context factory: bf16 autocast on `device` when amp is on, else nothing."""
+        return (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.amp else nullcontext
+
+
+def compile_enabled(cfg: TrainConfig, device: torch.device, total_steps: int) -> bool:
+    if cfg.compile in ("on", True):
+        return True
+    if cfg.compile != "auto":
+        return False
+    has_cc = any(shutil.which(c) for c in ("cc", "gcc", "clang"))
+    return device.type == "cpu" and total_steps >= COMPILE_MIN_STEPS and has_cc
+
+
+def step_options(cfg: TrainConfig, device: torch.device, total_steps: int) -> StepOptions:
+    """The settings' "auto"s decided for this device and run length (channels_last and bf16 on CUDA)."""
+    cuda = device.type == "cuda"
+    return StepOptions(compile=compile_enabled(cfg, device, total_steps),
+                       channels_last=cfg.channels_last == "on" or (cfg.channels_last == "auto" and cuda),
+                       amp=cfg.amp == "bf16" or (cfg.amp == "auto" and cuda))
+
+
+# -- optimisers, schedules, EMA ------------------------------------------------------------------
+
+def make_optimizer(kind: str, params, lr: float, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    raise ConfigError(f"unknown optimizer {kind!r}; choose adam, sgd or rmsprop")
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Stepped once per epoch."""
+    if cfg.schedule == "none":
+        return None
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
+    raise ConfigError(f"unknown schedule {cfg.schedule!r}; choose none, step or cosine")
+
+
+def ema_decay(cfg: TrainConfig, step: int) -> float:
+    """Per-update decay for a half-life of ema_kimg thousand images, ramped up early."""
+    seen = (step + 1) * cfg.batch_size
+    half_life = min(cfg.ema_kimg * 1000, seen * cfg.ema_rampup) if cfg.ema_rampup > 0 else cfg.ema_kimg * 1000
+    images_per_update = cfg.batch_size * cfg.n_critic
+    return 0.5 ** (images_per_update / max(half_life, 1e-8))
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, live: nn.Module, decay: float) -> None:
+    for pe, pl in zip(ema.parameters(), live.parameters(), strict=True):
+        pe.lerp_(pl.detach(), 1 - decay)
+    for be, bl in zip(ema.buffers(), live.buffers(), strict=True):
+        be.copy_(bl)
+
+
+# -- the networks' bundle ------------------------------------------------------------------------
+
+TRAIN_STATE = ("G", "D", "G_ema", "opt_g", "opt_d", "sched_g", "sched_d")  # what a training checkpoint holds of Nets
+
+
+@dataclass
+class Nets:
+    """What a training step touches: the networks (and the callables that run them, compiled or
+    not), optimisers, and the EMA generator and schedules where the settings ask for them."""
+    G: nn.Module
+    D: nn.Module
+    G_run: Any
+    D_run: Any
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    autocast: Any = nullcontext
+    G_ema: nn.Module | None = None
+    sched_g: torch.optim.lr_scheduler.LRScheduler | None = None
+    sched_d: torch.optim.lr_scheduler.LRScheduler | None = None
+    _G_copy: nn.Module | None = field(default=None, repr=False)
+
+    def state(self) -> dict[str, Any]:
+        """The state dicts of a training checkpoint (TRAIN_STATE; None for what is off)."""
+        return {k: (m.state_dict() if m is not None else None) for k, m in self._parts()}
+
+    def load_state(self, ck: dict[str, Any]) -> None:
+        """Back to a training checkpoint's state (an EMA or schedule the checkpoint lacks stays as is)."""
+        for k, m in self._parts():
+            if m is not None and (k in ("G", "D", "opt_g", "opt_d") or ck.get(k)):
+                m.load_state_dict(ck[k])
+
+    def _parts(self) -> list[tuple[str, Any]]:
+        return [(k, getattr(self, k)) for k in TRAIN_STATE]
+
+    def step_schedules(self) -> None:
+        for s in (self.sched_g, self.sched_d):
+            if s is not None:
+                s.step()
+
+    def scale_lr(self, factor: float) -> None:
+        for o in (self.opt_g, self.opt_d):
+            for pg in o.param_groups:
+                pg["lr"] *= factor
+
+    def sampler(self, device: torch.device) -> nn.Module:
+        """The generator samples and evaluations come from: the EMA (or a copy of the live G),
+        with BatchNorm statistics of its own, exactly as `checkpoint.load_generator` rebuilds it."""
+        if self.G_ema is not None:
+            S = self.G_ema
+        else:
+            self._G_copy = self._G_copy or copy.deepcopy(self.G).requires_grad_(False)
+            self._G_copy.load_state_dict(self.G.state_dict())
+            S = self._G_copy
+        recalibrate_bn(S, device)
+        return S.eval()
+
+
+def build_nets(cfg: TrainConfig, device: torch.device, dist: Dist = Dist(), options: StepOptions = StepOptions()) -> Nets:
+    """G and D initialised from cfg.seed on `device`, their optimisers and schedules, the EMA copy
+    when cfg.ema_kimg > 0; SyncBatchNorm across CUDA ranks (it has no CPU kernel, so on the CPU
+    each rank keeps its own BatchNorm statistics)."""
+    G, D = build_models(cfg.model, cfg.z_dim, cfg.ngf, cfg.ndf, cfg.img_size, seed=cfg.seed)
+    if dist.world > 1 and device.type == "cuda":
+        G, D = nn.SyncBatchNorm.convert_sync_batchnorm(G), nn.SyncBatchNorm.convert_sync_batchnorm(D)
+    mem = options.memory_format
+    G, D = G.to(device, memory_format=mem), D.to(device, memory_format=mem)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_kimg > 0 else None
+    opt_g = make_optimizer(cfg.opt_g, G.parameters(), cfg.lr_g, cfg)
+    opt_d = make_optimizer(cfg.opt_d, D.parameters(), cfg.lr_d, cfg)
+    return Nets(G, D, torch.compile(G) if options.compile else G, torch.compile(D) if options.compile else D,
+                opt_g, opt_d, options.autocast(device), G_ema, make_scheduler(opt_g, cfg), make_scheduler(opt_d, cfg))
+
+
+# -- one step ------------------------------------------------------------------------------------
+
+def train_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, z: torch.Tensor, g: torch.Generator, step: int,
+               dist: Dist = Dist()) -> dict[str, float]:
+    """One D update and, every n_critic steps, one G update; returns the step's scalars
+    (loss_G is NaN on steps without a G update). The EMA is the caller's (`ema_update`)."""
+    # D on real and (detached) fake, both through DiffAugment when on.
+    with nets.autocast():
+        fake = nets.G_run(z)
+        real_in = diff_augment(real, cfg.diffaug, g) if cfg.diffaug else real
+        fake_in = diff_augment(fake, cfg.diffaug, g) if cfg.diffaug else fake
+        s_real = nets.D_run(real_in).float()
+        s_fake = nets.D_run(fake_in.detach()).float()
+        loss_d = d_loss(cfg.loss, s_real, s_fake, cfg.real_label)
+    gp = torch.zeros((), device=real.device)
+    if cfg.loss == "wgan-gp":  # eager D: double backward does not go through torch.compile
+        gp = gradient_penalty(nets.D, real_in.float(), fake_in.float(), generator=g)
+    # Lazy R1 on the reals D saw, every r1_every steps, scaled up to keep its average weight.
+    r1 = None
+    if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:
+        r1 = r1_penalty(nets.D, real_in.float())
+    nets.opt_d.zero_grad(set_to_none=True)
+    total_d = loss_d + cfg.gp_lambda * gp
+    if r1 is not None:
+        total_d = total_d + (cfg.r1_gamma / 2 * cfg.r1_every) * r1
+    total_d.backward()
+    average_gradients(nets.D, dist)
+    nets.opt_d.step()
+
+    # G every n_critic D steps, reusing this step's fake (G has not changed since).
+    loss_gv = float("nan")
+    if (step + 1) % cfg.n_critic == 0:
+        with nets.autocast():
+            loss_g = g_loss(cfg.loss, nets.D_run(fake_in).float())
+        nets.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        average_gradients(nets.G, dist)
+        nets.opt_g.step()
+        loss_gv = loss_g.item()
+    sig = (lambda s: torch.sigmoid(s).mean().item()) if cfg.loss == "bce" else (lambda s: s.mean().item())
+    row = {"loss_D": loss_d.item(), "loss_G": loss_gv, "D_x": sig(s_real), "D_G_z": sig(s_fake), "gp": gp.item()}
+    if cfg.r1_gamma > 0:
+        row["r1"] = r1.item() if r1 is not None else float("nan")
+    return row
