@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,16 +77,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                               f"header): pick a .pt written by animegan train or export")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        lines = [re.sub(r"\x1b\[[0-9;]*m", "", s).strip() for s in str(e).splitlines() if s.strip()]
-        detail = next((s for s in lines if s.startswith("Unsupported")), lines[0] if lines else "")
+    except pickle.UnpicklingError:
         raise CheckpointError(
             f"{path.name} was refused: it contains pickled Python objects, not only tensors and plain values, "
-            f"so loading it could run code. Nothing in it was executed. Only use checkpoints made by animegan "
-            f"(train/export), or re-export it where it came from. ({detail[:160]})") from None
-    except Exception as e:  # noqa: BLE001  # damaged data makes torch/the unpickler raise anything (KeyError, IndexError, ...)
-        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path.name} is not a readable checkpoint (damaged, truncated or another kind of file): {msg}") from None
+            f"so loading it could run code. Nothing in it was executed. Use checkpoints made by animegan "
+            f"(train or export), or export it again where it came from.") from None
+    except Exception:  # noqa: BLE001  # damaged data makes torch/the unpickler raise anything (KeyError, IndexError, ...)
+        raise CheckpointError(f"{path.name} is not a readable checkpoint: it is damaged, cut short or another kind "
+                              f"of file. Use another checkpoint, or copy this one again from where it came from.") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{path.name} is a PyTorch file but not an animegan checkpoint (no '{FORMAT}' header)")
     v = obj.get("version")
@@ -210,3 +207,19 @@ def check_compatible(ck: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     if diff:
         raise CheckpointError(f"{path.name} cannot start this run; settings differ: " + "; ".join(diff)
                               + ". Use the checkpoint's settings (or start from scratch).")
+
+
+def adopt_architecture(cfg: TrainConfig, given: set[str] | frozenset[str] = frozenset()) -> TrainConfig:
+    """Fine-tuning from cfg.init_from: the architecture fields the user did not give (`given`)
+    are taken from the checkpoint; given ones that contradict it are refused with the list of
+    differences (CheckpointError). The CLI and the Train page both call this."""
+    if not cfg.init_from:
+        return cfg
+    path = Path(cfg.init_from).expanduser()
+    other = TrainConfig.from_dict(load_checkpoint(path).get("config", {}))
+    clash = [f"{k}: checkpoint {getattr(other, k)} vs given {getattr(cfg, k)}" for k in ARCHITECTURE_FIELDS
+             if k in given and getattr(other, k) != getattr(cfg, k)]
+    if clash:
+        raise CheckpointError(f"{path.name} cannot start this run; settings differ: " + "; ".join(clash)
+                              + ". Leave those settings out to use the checkpoint's, or start from scratch.")
+    return cfg.replace(**{k: getattr(other, k) for k in ARCHITECTURE_FIELDS if k not in given})

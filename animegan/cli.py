@@ -106,6 +106,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         out = run.path
     else:
         cfg = config_from_args(a)
+        if cfg.init_from:  # the architecture the user did not give comes from the checkpoint
+            from .checkpoint import adopt_architecture
+            cfg = adopt_architecture(cfg, {k[4:] for k, v in vars(a).items() if k.startswith("cfg_") and v is not None})
         out = Path(a.out) if a.out else paths.runs_dir() / safe_run_name(a.name or f"{cfg.preset or cfg.model}")
         if (out / "config.json").exists() and not a.overwrite:
             raise UserError(f"{out} already holds a run; --resume {out} continues it, --overwrite replaces it, "
@@ -134,9 +137,10 @@ def cmd_generate(a: argparse.Namespace) -> int:
     res = gen.generate(lg.G, a.seed, a.n, truncation=a.truncation, start=a.start, device=a.device,
                        D=lg.D, rerank=a.rerank)
     out = Path(a.out)
-    if a.format == "grid":
+    fmt = a.format or gen.format_for_path(out)
+    if fmt == "grid":
         gen.save_grid(res.images, out, cols=a.cols)
-    elif a.format == "pngs":
+    elif fmt == "pngs":
         gen.save_pngs(res.images, out, a.seed, res.indices)
     else:
         out.write_bytes(gen.to_zip(res.images, a.seed, res.indices))
@@ -275,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncation", type=float, default=1.0, help="1 = off; lower = closer to the average face")
     p.add_argument("--rerank", type=int, default=1, help="draw k×n, keep the n the discriminator rates highest")
     p.add_argument("--cols", type=int, default=8)
-    p.add_argument("--format", choices=("grid", "pngs", "zip"), default="grid")
+    p.add_argument("--format", choices=("grid", "pngs", "zip"),
+                   help="default from --out: .zip a zip of PNGs, .png/.jpg/.webp one grid image, anything else a folder of PNGs")
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_generate)
 

@@ -298,6 +298,16 @@ def to_grid(images: torch.Tensor, cols: int = 8, padding: int = 2, pad_value: in
     return Image.fromarray(grid.permute(1, 2, 0).contiguous().numpy())
 
 
+GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+
+
+def format_for_path(path: str | Path) -> str:
+    """The output format an --out path asks for: "zip" for .zip, "grid" for an image file name,
+    "pngs" (a folder of PNGs) for anything else."""
+    suffix = Path(path).suffix.lower()
+    return "zip" if suffix == ".zip" else "grid" if suffix in GRID_SUFFIXES else "pngs"
+
+
 def save_grid(
     images: torch.Tensor, path: str | Path, cols: int = 8, padding: int = 2, scale: int = 1
 ) -> Path:

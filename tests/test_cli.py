@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from animegan.evaluation import reference_label
 from animegan.rundir import Run, evals_for_checkpoint, read_json, write_json_atomic
 from animegan.synth import write_synthetic
 
+ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--ngf", "8", "--ndf", "8", "--batch-size", "8", "--val-size", "4", "--test-size", "4", "--threads", "1", "--no-progress"]
 
 
@@ -247,3 +249,26 @@ def test_resume_refuses_a_run_another_process_trains_and_accepts_its_own(trained
     st = Run(run_dir).status()
     assert st["state"] == "finished" and st["step"] == 6 > first
     assert load_generator(run_dir / "checkpoints" / "last.pt").step == 6
+
+
+def test_generate_infers_the_format_from_the_out_path(tmp_path):
+    ck = str(ROOT / "checkpoints" / "synthetic64.pt")
+    assert main(["generate", "--checkpoint", ck, "--n", "3", "--out", str(tmp_path / "faces.zip")]) == 0
+    assert sorted(zipfile.ZipFile(tmp_path / "faces.zip").namelist()) == [f"seed0_{i:05d}.png" for i in range(3)]
+    assert main(["generate", "--checkpoint", ck, "--n", "2", "--out", str(tmp_path / "folder")]) == 0
+    assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["seed0_00000.png", "seed0_00001.png"]
+    assert main(["generate", "--checkpoint", ck, "--n", "2", "--format", "zip", "--out", str(tmp_path / "x.png")]) == 0
+    assert zipfile.is_zipfile(tmp_path / "x.png"), "--format still wins"
+
+
+def test_init_from_adopts_the_checkpoints_architecture_and_refuses_contradictions(tmp_path, capsys):
+    from animegan.checkpoint import adopt_architecture
+    from animegan.config import preset_config
+    ck = str(ROOT / "checkpoints" / "synthetic64.pt")
+    cfg = adopt_architecture(preset_config("anime64", init_from=ck))
+    assert (cfg.model, cfg.ngf, cfg.ndf, cfg.z_dim) == ("anime64", 16, 16, 100), "the preset's 64/64 gave way"
+    with pytest.raises(CheckpointError, match="ngf: checkpoint 16 vs given 32"):
+        adopt_architecture(preset_config("anime64", init_from=ck, ngf=32), {"ngf"})
+    rc = main(["train", "--preset", "anime64", "--init-from", ck, "--ngf", "32", "--out", str(tmp_path / "r")])
+    assert rc != 0 and "ngf: checkpoint 16 vs given 32" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists(), "nothing written for a refused start"

@@ -131,6 +131,7 @@ def test_a_checkpoint_carrying_code_is_refused_and_never_runs(payload, tmp_path,
             load(evil)
         msg = str(e.value)
         assert "evil.pt was refused" in msg and "Nothing in it was executed" in msg, msg
+        assert "weights_only" not in msg and "torch" not in msg.lower(), f"library advice leaked: {msg}"
         assert not marker.exists(), f"{load.__name__} ran the payload"
 
     if payload is not _SystemPayload:
@@ -568,3 +569,15 @@ def test_streamlit_listens_on_localhost_and_caps_uploads():
     from animegan.uploads import MAX_TOTAL_BYTES
     assert server["maxUploadSize"] * 1024**2 <= MAX_TOTAL_BYTES  # an accepted upload can still be extracted
     assert cfg.get("browser", {}).get("gatherUsageStats") is False
+
+
+def test_a_damaged_checkpoint_is_named_without_library_internals(tmp_path):
+    good = (Path(__file__).resolve().parent.parent / "checkpoints" / "synthetic64.pt").read_bytes()
+    for name, data in {"cut.pt": good[: len(good) // 2], "flipped.pt": good[:4000] + bytes(4000) + good[8000:]}.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(CheckpointError) as e:
+            load_generator(p)
+        msg = str(e.value)
+        assert msg.startswith(f"{name} is not a readable checkpoint") and "Use another checkpoint" in msg, msg
+        assert "miniz" not in msg and "PytorchStreamReader" not in msg and "Error" not in msg, msg
