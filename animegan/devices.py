@@ -124,7 +124,10 @@ def any_rank(flags: list[bool], dist: Dist) -> list[bool]:
     must agree on stopping."""
     t = torch.tensor([float(f) for f in flags])
     if dist.world > 1:
+        if torchdist.get_backend() == "nccl":  # NCCL reduces device tensors only
+            t = t.to(torch.device("cuda", dist.local_rank))
         torchdist.all_reduce(t, op=torchdist.ReduceOp.MAX)
+        t = t.cpu()
     return [bool(v > 0) for v in t]
 
 

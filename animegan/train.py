@@ -37,7 +37,18 @@ from .config import ConfigError, TrainConfig, validate
 from .devices import Dist, any_rank, barrier, broadcast_module, close_distributed, init_distributed, max_param_diff, pick_device
 from .models import count_params
 from .rundir import Run, RunWriter
-from .step import Nets, StepOptions, build_nets, ema_decay, ema_update, real_batch, step_generator, step_options, train_step
+from .step import (
+    Nets,
+    StepOptions,
+    TrainImages,
+    build_nets,
+    ema_decay,
+    ema_update,
+    real_batch,
+    step_generator,
+    step_options,
+    train_step,
+)
 
 if TYPE_CHECKING:
     from .data import PreparedData
@@ -62,6 +73,7 @@ class Plan:
     device: torch.device
     data: PreparedData
     train_idx: np.ndarray
+    train_images: TrainImages  # the split as batches are read from it (on the GPU on CUDA)
     steps_per_epoch: int
     total_steps: int
     local_batch: int          # this rank's share of a batch
@@ -87,8 +99,10 @@ class Progress:
     t_ckpt: float = 0.0
     speed_t: float = 0.0
     speed_n: int = 0
-    img_s: float = 0.0
-    acc: dict[str, list[float]] = field(default_factory=dict)  # the step scalars since the last metrics row
+    img_s: float = 0.0        # images/s over the last metrics row's window
+    img_s_smooth: float = 0.0  # its moving average: what status.json (speed, ETA) shows
+    compiling: bool = False   # torch.compile has not finished its first step yet
+    acc: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # the step scalars since the last row, on the device
     collapsed_rows: int = 0
     rollbacks: int = 0
 
@@ -104,6 +118,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     validate(cfg)
     dist = init_distributed(cfg.device)
     device = pick_device(cfg.device, dist.local_rank)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     run = RunWriter(out, enabled=dist.main)
@@ -138,20 +154,27 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         while p.step < plan.total_steps:
             # -- step: this step's random stream, real batch and noise; D (and G) updated; EMA
             g = step_generator(cfg.seed, p.step, dist.rank, device)
-            real = real_batch(data.images, plan.train_idx, cfg, p.step, plan.steps_per_epoch, dist, device,
-                              plan.classic_aug, g, plan.options.memory_format)
+            real = real_batch(plan.train_images, cfg, p.step, plan.steps_per_epoch, dist, plan.classic_aug, g,
+                              plan.options.memory_format)
             z = torch.randn(plan.local_batch, cfg.z_dim, device=device, generator=g)
             row = train_step(nets, cfg, real, z, g, p.step, dist)
-            if nets.G_ema is not None and not math.isnan(row["loss_G"]):
+            if nets.G_ema is not None and "loss_G" in row:
                 ema_update(nets.G_ema, nets.G, ema_decay(cfg, p.step))
             p.step += 1
             p.speed_n += plan.local_batch * dist.world
-            _accumulate(p, row)
+            for k, v in row.items():  # kept on the device: no step waits for the GPU
+                p.acc.setdefault(k, []).append(v)
+            if p.compiling:  # the first step compiled G and D
+                p.compiling = False
+                run.update_status(compiling=False)
             now = time.time()
 
-            # -- log: a metrics row every log_every steps; D winning outright there = collapse
-            if dist.main and (p.step % cfg.log_every == 0 or p.step == plan.total_steps):
-                _log_metrics(run, plan, nets, p, now, bar)
+            # -- log: every log_every steps the scalars come over in one transfer (every rank checks
+            # them: a non-finite loss ends the run); a metrics row; D winning outright there = collapse
+            if p.step % cfg.log_every == 0 or p.step == plan.total_steps:
+                means = _gather(p, device)
+                if dist.main:
+                    _log_metrics(run, plan, nets, p, means, now, bar)
             if bar is not None:
                 bar.update(1)
             collapse = "losses" if p.collapsed_rows >= COLLAPSE_ROWS else None
@@ -165,6 +188,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 
             # -- stop, time budget, collapse: every rank must agree (they share the same collectives)
             stopping, collapsed, out_of_time = any_rank([stop.flag, collapse is not None, out_of_time], dist)
+            if (out_of_time and not collapsed) or stopping:  # the last partial window gets its metrics row
+                _flush_metrics(run, plan, nets, p, now, bar)
             if out_of_time and not collapsed:  # the wall-clock budget: end as at the last epoch
                 _end_on_budget(run, plan, nets, p)
                 break
@@ -200,8 +225,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             if now - p.t_status > 2 or p.step == plan.total_steps:
                 p.t_status = now
                 left = plan.total_steps - p.step
-                run.update_status(step=p.step, epoch=plan.epoch(p.step), images_per_s=p.img_s,
-                                  eta_s=left * cfg.batch_size / p.img_s if p.img_s > 0 else None)
+                run.update_status(step=p.step, epoch=plan.epoch(p.step), images_per_s=p.img_s_smooth,
+                                  eta_s=left * cfg.batch_size / p.img_s_smooth if p.img_s_smooth > 0 else None)
 
         # -- the end: last.pt, ranks in sync, status
         _finish(run, plan, nets, p, state, bar)
@@ -309,7 +334,8 @@ def _plan(cfg: TrainConfig, dist: Dist, device: torch.device, data: PreparedData
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
-    return Plan(cfg, dist, device, data, train_idx, steps_per_epoch, total_steps, cfg.batch_size // dist.world,
+    return Plan(cfg, dist, device, data, train_idx, TrainImages(data.images, train_idx, device), steps_per_epoch,
+                total_steps, cfg.batch_size // dist.world,
                 step_options(cfg, device, total_steps),
                 ClassicAugment(cfg.aug_flip, cfg.aug_brightness, cfg.aug_brightness_strength),
                 fixed_noise(cfg).to(device),
@@ -361,7 +387,8 @@ def _start(run: RunWriter, plan: Plan, nets: Nets, p: Progress, progress: bool |
                  f" × {dist.world} processes" if dist.world > 1 else "")
         log.info("step options: torch.compile %s, channels_last %s, bf16 autocast %s", "on" if opts.compile else "off",
                  "on" if opts.channels_last else "off", "on" if opts.amp else "off")
-    run.update_status(state="running", total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
+    p.compiling = opts.compile
+    run.update_status(state="running", compiling=opts.compile, total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
                       epoch=plan.epoch(p.step), step=p.step, params_g=count_params(nets.G), params_d=count_params(nets.D))
     bar = None
     if dist.main and (progress if progress is not None else sys.stderr.isatty()):
@@ -375,23 +402,36 @@ def _start(run: RunWriter, plan: Plan, nets: Nets, p: Progress, progress: bool |
 
 # -- per step ------------------------------------------------------------------------------------
 
-def _accumulate(p: Progress, row: dict[str, float]) -> None:
-    """The step's scalars join those of the next metrics row; a non-finite one ends the run."""
-    for k, v in row.items():
-        if not math.isnan(v):
-            p.acc.setdefault(k, []).append(v)
-    if not all(math.isfinite(v) for v in row.values() if not math.isnan(v)):
-        raise TrainingError(f"losses became non-finite at step {p.step} ({row}); lower the learning rates "
+def _gather(p: Progress, device: torch.device) -> dict[str, float]:
+    """The means of the step scalars since the last metrics row, brought over in one transfer; a
+    non-finite one ends the run."""
+    keys = list(p.acc)
+    wide = torch.float32 if device.type == "mps" else torch.float64
+    values = torch.stack([torch.stack(p.acc[k]).to(wide).mean() for k in keys]).tolist() if keys else []
+    p.acc = {}
+    means = dict(zip(keys, values, strict=True))
+    if not all(math.isfinite(v) for v in values):
+        raise TrainingError(f"losses became non-finite by step {p.step} ({means}); lower the learning rates "
                             f"(--lr-g/--lr-d) or resume from an earlier checkpoint")
+    return means
 
 
-def _log_metrics(run: RunWriter, plan: Plan, nets: Nets, p: Progress, now: float, bar: Any) -> None:
-    """A metrics.jsonl row of the means since the last one; counts rows where D wins outright."""
+def _flush_metrics(run: RunWriter, plan: Plan, nets: Nets, p: Progress, now: float, bar: Any) -> None:
+    """A metrics row for the steps since the last one, when the run ends between rows."""
+    if p.acc:
+        means = _gather(p, plan.device)
+        if plan.dist.main:
+            _log_metrics(run, plan, nets, p, means, now, bar)
+
+
+def _log_metrics(run: RunWriter, plan: Plan, nets: Nets, p: Progress, m: dict[str, float], now: float, bar: Any) -> None:
+    """A metrics.jsonl row of the means `m` since the last one; counts rows where D wins outright."""
     cfg, epoch = plan.cfg, plan.epoch(p.step - 1)
     p.img_s = p.speed_n / max(now - p.speed_t, 1e-9)
     p.speed_t, p.speed_n = now, 0
-    m = {k: float(np.mean(v)) for k, v in p.acc.items()}
-    p.acc = {}
+    # The speed status.json shows (and its ETA): a moving average, so a window that held an
+    # evaluation or a checkpoint does not make it jump.
+    p.img_s_smooth = p.img_s if p.img_s_smooth == 0 else 0.7 * p.img_s_smooth + 0.3 * p.img_s
     row = {"step": p.step, "epoch": p.step / plan.steps_per_epoch, **m, "lr_G": nets.opt_g.param_groups[0]["lr"],
            "lr_D": nets.opt_d.param_groups[0]["lr"], "images_per_s": p.img_s, "time": now}
     # Collapse from the losses: D wins completely while G's loss explodes.

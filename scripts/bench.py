@@ -5,7 +5,7 @@
 One run, one machine, one model (`dcgan` at 64×64) and one batch size. It measures:
 
 1. training images/s with the classic write-ups' input pipeline: torchvision ImageFolder over a folder of
-   JPEGs (q95, 96×96), PIL decode and Python transforms per item, a DataLoader with two workers;
+   JPEGs (q95, 96×96), PIL decode and Python transforms per item, a DataLoader with as many workers as the machine has cores (as a user would set it);
 2. training images/s with the project's pipeline, as the trainer does it (`animegan.step.real_batch`): the
    memory-mapped uint8 cache of `animegan.data.prepare`, sorted batch indices, `to_float`, and
    `ClassicAugment` on the whole batch on the device;
@@ -53,12 +53,13 @@ from animegan.config import TrainConfig, preset_config  # noqa: E402
 from animegan.data import iter_source_files, prepare, to_float  # noqa: E402
 from animegan.devices import Dist  # noqa: E402
 from animegan.models import build_models, count_params  # noqa: E402
-from animegan.step import StepOptions, build_nets, real_batch, step_generator, step_options, train_step  # noqa: E402
+from animegan.step import StepOptions, TrainImages, build_nets, real_batch, step_generator, step_options, train_step  # noqa: E402
 
 SHARED_ZIP = ROOT.parent / "shared" / "data" / "anime-faces-96.zip"
 IMG_SIZE = 64
 SEED = 0
 EXPORT_SIDE, EXPORT_QUALITY = 96, 95
+LOADER_WORKERS = os.cpu_count() or 2  # the classic pipeline's DataLoader: one worker per core
 FIRST_RTOL, FIRST_RTOL_BF16 = 1e-3, 3e-2  # step options: first-step losses this close to eager's (fp32 / bf16)
 MEAN_RTOL = 0.10                          # and the mean losses over the run this close
 DEFAULT_MIN_GAIN = 1.10               # the project switches its default only for >= 10 % and matching
@@ -74,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", help="where to write the figures (default <ANIMEGAN_HOME>/bench/bench-<device>.json)")
     ap.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when there is one, else cpu")
+    ap.add_argument("--training-only", action="store_true", help="figures 1-4 only (no generation, FID features, memory)")
+    ap.add_argument("--budget-s", type=float, default=0.0, help="start no further round of the training figures after this many seconds")
     ap.add_argument("--quick", action="store_true", help="about a minute: fewer steps and repeats, small subset")
     ap.add_argument("--tiny", action="store_true", help="seconds, for tests: width 8, batch 8, 1 step, no compile/memory")
     ap.add_argument("--data", help=f"folder, .zip or 'synthetic' (default {SHARED_ZIP} when present, else synthetic; "
@@ -177,13 +180,14 @@ class Trainer:
         """Per-step randomness (augmentation, then z): the trainer's stream of (seed, step, rank 0)."""
         return step_generator(SEED, step, 0, self.device)
 
-    def step(self, real: torch.Tensor, g: torch.Generator) -> tuple[float, float]:
-        """The trainer's own step (animegan.step.train_step), so the benchmark cannot drift from it."""
+    def step(self, real: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The trainer's own step (animegan.step.train_step), so the benchmark cannot drift from it.
+        The losses stay on the device (as in the trainer): read after the timed window."""
         z = torch.randn(real.shape[0], self.cfg.z_dim, device=self.device, generator=g)
         row = train_step(self.nets, self.cfg, real.contiguous(memory_format=self.variant.options.memory_format), z, g,
                          self.n_steps)
         self.n_steps += 1
-        return row["loss_D"], row["loss_G"]
+        return row["loss_D"], row.get("loss_G", torch.full((), float("nan")))
 
 
 # -- timing: contenders, measured in rounds ---------------------------------------------------------------
@@ -200,7 +204,7 @@ class Contender:
                  start: Callable[[], None] = lambda: None, stop: Callable[[], None] = lambda: None, may_fail: bool = False):
         self.name, self.trainer, self.next_batch, self.start, self.stop = name, trainer, next_batch, start, stop
         self.may_fail, self.error = may_fail, None
-        self.step_no, self.losses, self.windows, self.warmups = 0, [], [], []
+        self.step_no, self.losses, self.windows, self.warmups, self.peak_mb = 0, [], [], [], 0.0
 
     def _run(self, n: int) -> None:
         for _ in range(n):
@@ -214,6 +218,8 @@ class Contender:
         dev = self.trainer.device
         try:
             self.start()
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
             t = time.perf_counter()
             self._run(warmup)
             sync(dev)
@@ -222,6 +228,8 @@ class Contender:
             self._run(steps)
             sync(dev)
             self.windows.append(steps * batch / (time.perf_counter() - t))
+            if dev.type == "cuda":
+                self.peak_mb = max(self.peak_mb, torch.cuda.max_memory_allocated(dev) / 2 ** 20)
         except Exception as e:  # torch.compile without a working compiler, for one
             if not self.may_fail:
                 raise
@@ -234,14 +242,20 @@ class Contender:
         if self.error:
             return {"unavailable": self.error}
         med = statistics.median(self.windows)
+        losses = [(float(d), float(g)) for d, g in self.losses]
         return {"images_per_s": med, "windows_images_per_s": self.windows, "step_s": batch / med,
-                "first_warmup_s": self.warmups[0], "warmup_s": self.warmups, "losses": self.losses}
+                "first_warmup_s": self.warmups[0], "warmup_s": self.warmups, "losses": losses,
+                **({"peak_gpu_mb": round(self.peak_mb, 1)} if self.trainer.device.type == "cuda" else {})}
 
 
 def run_rounds(args: argparse.Namespace, contenders: list[Contender]) -> None:
     """`repeats` rounds; the first warms up `warmup` steps (first calls, compiling), later ones half that.
     Every other round goes backwards, so no contender always runs right after the same one."""
+    t0 = time.time()
     for r in range(args.repeats):
+        if r > 0 and args.budget_s and time.time() - t0 > args.budget_s:
+            log(f"budget of {args.budget_s:g} s spent after {r} round(s): no more rounds")
+            break
         warmup = args.warmup if r == 0 else max(1, args.warmup // 2)
         for c in (contenders if r % 2 == 0 else contenders[::-1]):
             log(f"round {r + 1}/{args.repeats}: {c.name} ({warmup} warm-up + {args.steps} timed steps)")
@@ -306,12 +320,12 @@ def classic_loader(folder: Path, batch: int):
     tf = T.Compose([T.Resize(IMG_SIZE), T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3),
                     T.RandomHorizontalFlip(), T.ColorJitter(brightness=0.2)])
     ds = ImageFolder(str(folder), transform=tf)
-    return DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True, num_workers=2,
+    return DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True, num_workers=LOADER_WORKERS,
                       generator=torch.Generator().manual_seed(SEED))
 
 
 def classic_contender(args, device, folder: Path) -> Contender:
-    """1: ImageFolder of JPEGs, PIL + torchvision transforms per item, 2 workers; the default step."""
+    """1: ImageFolder of JPEGs, PIL + torchvision transforms per item, one worker per core; the default step."""
     loader, state = classic_loader(folder, args.batch), {}
 
     def start() -> None:
@@ -334,8 +348,10 @@ def project_contender(args, device, data) -> Contender:
     aug = ClassicAugment(flip=0.5, brightness=0.5)
     cfg = preset_config("classic-dcgan", batch_size=args.batch, seed=SEED)
 
+    train = TrainImages(data.images, train_idx, device)  # on CUDA the whole split on the device, as the trainer does
+
     def next_batch(step: int, g: torch.Generator) -> torch.Tensor:
-        return real_batch(data.images, train_idx, cfg, step, per_epoch, Dist(), device, aug, g)
+        return real_batch(train, cfg, step, per_epoch, Dist(), aug, g)
 
     return Contender("project pipeline", Trainer(args, device, default_variant(device)), next_batch)
 
@@ -350,6 +366,8 @@ def ceiling_batch(args, device, data) -> torch.Tensor:
 def step_variants(device: torch.device, with_compile: bool) -> list[Variant]:
     base = default_variant(device)
     out = [Variant("eager", False, False, base.amp), Variant("channels_last", True, False, base.amp)]
+    if base.amp:  # bf16 autocast is the default on CUDA: the same step in fp32 beside it
+        out.append(Variant("fp32", base.channels_last, False, False))
     if with_compile:
         out.append(Variant("torch.compile", base.channels_last, True, base.amp))
     return out
@@ -528,7 +546,7 @@ def fmt(x: Any, digits: int = 3) -> str:
 def table_rows(r: dict[str, Any]) -> list[tuple[str, str, Any, str, Any, str]]:
     """(section, measure, value, unit, ratio, note) for every figure in the results."""
     tr, so, rows = r["training"], r["step_options"], []
-    rows += [("training", "1 classic pipeline: JPEG folder, 2 workers", tr["classic_pipeline"]["images_per_s"], "img/s", None,
+    rows += [("training", f"1 classic pipeline: JPEG folder, {LOADER_WORKERS} workers", tr["classic_pipeline"]["images_per_s"], "img/s", None,
               f"{r['settings']['classic_folder_images']} JPEGs q95 96px"),
              ("training", "2 project pipeline: memmap + ClassicAugment", tr["project_pipeline"]["images_per_s"], "img/s", None,
               tr["project_pipeline"]["cache"]),
@@ -548,14 +566,15 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, Any, str, Any, str]]:
             rows.append(("step option", name, None, "", None, why))
     rows.append(("step option", "verdict", None, "", None, so["verdict"]))
     gen = r["generation"]
-    for m in gen["models"]:
+    for m in gen.get("models", []):
         rows.append(("generation", f"{m['model']}: cold (load + {m['faces']})", m["cold_s"], "s", None, gen["note"]))
         rows.append(("generation", f"{m['model']}: warm median", m["warm_median_s"], "s", None,
                      f"{m['warm_images_per_s']:.0f} faces/s"))
     cb, fid, mem = r["cache_build"], r["fid_features"], r["memory"]
     rows.append(("cache build", f"prepare({cb['source']})", cb["images_per_s"], "img/s", None,
                  f"{cb['images']:,} images in {cb['seconds']:.1f}s, {cb['cache_mb']:.0f} MB"))
-    rows.append(("FID features", "InceptionV3 pool3", fid["images_per_s"], "img/s", None, f"{fid['images']} images, {fid['weights']}"))
+    if "images_per_s" in fid:
+        rows.append(("FID features", "InceptionV3 pool3", fid["images_per_s"], "img/s", None, f"{fid['images']} images, {fid['weights']}"))
     if "peak_rss_mb" in mem:
         rows.append(("memory", "peak RSS, train 20 steps on 30k zip", mem["peak_rss_mb"], "MB", None,
                      f"cache file {mem['cache_mb']:.0f} MB (memory-mapped); importing torch + animegan alone "
@@ -645,14 +664,15 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         training, options = bench_training(args, device, folder, data, work)
         training["project_pipeline"]["cache"] = (f"cache of {cache['source']}: {len(data):,} images, "
                                                  f"train split {len(data.splits['train']):,}")
-        generation = bench_generation(args, device)
-        fid = bench_fid_features(args, device, data, work)
-        memory = bench_memory(args, device, home, cache["cache_mb"] if full_zip else None)
+        skip = {"skipped": "--training-only"}
+        generation = skip if args.training_only else bench_generation(args, device)
+        fid = skip if args.training_only else bench_fid_features(args, device, data, work)
+        memory = skip if args.training_only else bench_memory(args, device, home, cache["cache_mb"] if full_zip else None)
 
     settings = {"mode": args.mode, "data": args.data, "model": "dcgan", "img_size": IMG_SIZE, "width": args.width,
                 "batch": args.batch, "repeats": args.repeats, "steps": args.steps, "warmup": args.warmup,
                 "classic_folder_images": n_classic, "classic_transforms": "Resize(64), ToTensor, Normalize(0.5,0.5), "
-                "RandomHorizontalFlip, ColorJitter(brightness=0.2); DataLoader(num_workers=2, shuffle, drop_last)",
+                f"RandomHorizontalFlip, ColorJitter(brightness=0.2); DataLoader(num_workers={LOADER_WORKERS}, shuffle, drop_last)",
                 "project_augment": "ClassicAugment(flip=0.5, brightness=0.5)", "project_default_step": vars(default_variant(device)),
                 "fid_n": args.fid_n, "generation_faces": args.gen_n}
     return {"benchmark": "scripts/bench.py", "time": dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),

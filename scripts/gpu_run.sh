@@ -91,9 +91,11 @@ phase cache 30 "$PY" -m animegan prepare --data "$DATA" --size 64 || { say "the 
 
 # -- 3. bench ---------------------------------------------------------------------------------
 if [ "$REHEARSE" = 1 ]; then
-  phase bench 90 "$PY" scripts/bench.py --device cpu --tiny --no-memory --data "$DATA" --json "$OUTDIR/bench.json"
+  phase bench 90 "$PY" scripts/bench.py --device cpu --tiny --training-only --data "$DATA" --json "$OUTDIR/bench.json"
 else
-  phase bench 90 "$PY" scripts/bench.py --device cuda --quick --no-memory --data "$DATA" --json "$OUTDIR/bench.json"
+  # widths 64/64 at 64 px, batch 256 (anime64-gpu's), bf16 by default, fp32 / channels_last / compile beside it
+  phase bench 90 "$PY" scripts/bench.py --device cuda --quick --training-only --compile --budget-s 45 --batch 256 --width 64 \
+    --data "$DATA" --json "$OUTDIR/bench.json"
 fi
 [ -f "$OUTDIR/bench.json" ] || say "bench: no JSON (see the log); going on to training"
 
@@ -102,7 +104,7 @@ RUN=$WORK/run
 TRAIN=(-m animegan train --preset anime64-gpu --data "$DATA" --out "$RUN" --no-progress --device "$DEVICE")
 if [ "$REHEARSE" = 1 ]; then
   MINUTES=0.5
-  TRAIN+=(--ngf 8 --ndf 8 --batch-size 16 --eval-n 50 --eval-kimg 1 --compile off --threads 2)
+  TRAIN+=(--ngf 8 --ndf 8 --batch-size 16 --eval-n 50 --eval-kimg 1 --log-every 5 --compile off --threads 2)
 fi
 TRAIN+=(--minutes "$MINUTES")
 LIMIT=$(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 60 + 75 }')

@@ -185,7 +185,7 @@ def _broken(kind: str, good: Path, d: Path) -> Path:
 
 BROKEN = [
     pytest.param("wrong-architecture", r"weights do not fit the architecture", id="wrong-architecture"),
-    pytest.param("truncated", r"not a readable checkpoint \(damaged, truncated", id="truncated"),
+    pytest.param("truncated", r"not a readable checkpoint: it is damaged, cut short", id="truncated"),
     pytest.param("first-100-bytes", r"not a readable checkpoint", id="first-100-bytes"),
     pytest.param("zero-bytes", r"is empty \(0 bytes\)", id="zero-bytes"),
     pytest.param("text-file", r"not a (readable|PyTorch) checkpoint", id="text-file"),
