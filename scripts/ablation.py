@@ -4,6 +4,7 @@ time, then a table of what each reached.
     python scripts/ablation.py run --data ../shared/data/anime-faces-96.zip --out ~/animegan-runs/ablation
     python scripts/ablation.py run ... --arms base,sn --minutes 40 --tag long    # the second round
     python scripts/ablation.py report --out ~/animegan-runs/ablation             # markdown table
+    python scripts/ablation.py plots --out ~/animegan-runs/ablation --docs docs/ablation   # curves + grids for docs
 
 Each arm is the `anime64` preset at width 32 with a few fields changed. An arm whose run already
 finished is skipped, so the script can be restarted after an interruption (an unfinished arm is
@@ -90,9 +91,38 @@ def report(out: Path) -> str:
     return "\n".join(lines)
 
 
+def plots(out: Path, docs: Path) -> None:
+    """SWD against images seen and against wall time, one line per arm; the arms' grids copied."""
+    import shutil
+
+    from animegan.plots import line_plot
+    by_kimg, by_min = {}, {}
+    for name in ARMS:
+        run = out / name
+        if not (run / "status.json").exists():
+            continue
+        st = json.loads((run / "status.json").read_text())
+        evals = [e for e in _rows(run / "evals.jsonl") if e.get("metric") == "swd"]
+        if not evals:
+            continue
+        t0 = st.get("first_started", st.get("started", evals[0]["time"]))
+        by_kimg[name] = ([e.get("kimg", 0) for e in evals], [e["value"] for e in evals])
+        by_min[name] = ([(e["time"] - t0) / 60 for e in evals], [e["value"] for e in evals])
+        grid = out / "grids" / f"{name}.png"
+        if grid.exists():
+            (docs / "grids").mkdir(parents=True, exist_ok=True)
+            shutil.copy(grid, docs / "grids" / f"{name}.png")
+    line_plot(by_kimg, "SWD x1e3 (n=1000, val split) vs images seen", "thousands of images seen", "SWD x1e3",
+              docs / "swd-by-kimg.png", floor=6.5, log_y=True)
+    line_plot(by_min, "SWD x1e3 (n=1000, val split) vs wall time (this 2-core CPU, 1 thread)", "minutes",
+              "SWD x1e3", docs / "swd-by-minutes.png", floor=6.5, log_y=True)
+    print(f"wrote {docs}/swd-by-kimg.png, swd-by-minutes.png and {len(list((docs / 'grids').glob('*.png')))} grids")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("run", "report"))
+    ap.add_argument("what", choices=("run", "report", "plots"))
+    ap.add_argument("--docs", type=Path, default=Path("docs/ablation"))
     ap.add_argument("--data", default="../shared/data/anime-faces-96.zip")
     ap.add_argument("--out", type=Path, default=Path.home() / "animegan-runs" / "ablation")
     ap.add_argument("--arms", default=",".join(ARMS), help="comma-separated arm names")
@@ -106,6 +136,9 @@ def main() -> int:
                 ap.error(f"unknown arm {name!r}; choose from {', '.join(ARMS)}")
         for name in a.arms.split(","):
             run_arm(name, str(Path(a.data).resolve()) if a.data != "synthetic" else a.data, a.out, a.minutes, a.eval_kimg)
+    if a.what == "plots":
+        plots(a.out, a.docs)
+        return 0
     print(report(a.out))
     return 0
 
