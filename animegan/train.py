@@ -139,13 +139,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         p = Progress()
 
         # -- restore: the resumed run's last.pt (loaded once, above) or the checkpoint to fine-tune
-        if resume_from is not None:
-            _restore(nets, p, resume_from)
-            resume_from = None  # its tensors are in the networks now
-            run.drop_rows_after(p.step)
-            log.info("resumed from %s at step %d", run.checkpoints / "last.pt", p.step)
-        elif cfg.init_from:
-            _init_from(nets, cfg, device)
+        _restore_or_init(run, nets, p, resume_from, cfg, device)
+        resume_from = None  # its tensors are in the networks now
         broadcast_module(nets.G, dist)
         broadcast_module(nets.D, dist)
         bar = _start(run, plan, nets, p, progress)
@@ -162,11 +157,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                 ema_update(nets.G_ema, nets.G, ema_decay(cfg, p.step))
             p.step += 1
             p.speed_n += plan.local_batch * dist.world
-            for k, v in row.items():  # kept on the device: no step waits for the GPU
-                p.acc.setdefault(k, []).append(v)
-            if p.compiling:  # the first step compiled G and D
-                p.compiling = False
-                run.update_status(compiling=False)
+            _keep(run, p, row)
             now = time.time()
 
             # -- log: every log_every steps the scalars come over in one transfer (every rank checks
@@ -361,6 +352,17 @@ def _restore(nets: Nets, p: Progress, ck: dict[str, Any]) -> None:
     p.seconds_before, p.t_begin = float((ck.get("info") or {}).get("train_seconds", 0.0)), time.time()
 
 
+def _restore_or_init(run: RunWriter, nets: Nets, p: Progress, resume_from: dict[str, Any] | None, cfg: TrainConfig,
+                     device: torch.device) -> None:
+    """The resumed run's last.pt (rows logged after it dropped), or the checkpoint to fine-tune from."""
+    if resume_from is not None:
+        _restore(nets, p, resume_from)
+        run.drop_rows_after(p.step)
+        log.info("resumed from %s at step %d", run.checkpoints / "last.pt", p.step)
+    elif cfg.init_from:
+        _init_from(nets, cfg, device)
+
+
 def _init_from(nets: Nets, cfg: TrainConfig, device: torch.device) -> None:
     """Fine-tuning: G (and D where the checkpoint has it) from cfg.init_from; optimisers start fresh."""
     ck = ckpt.load_checkpoint(cfg.init_from, map_location=device)
@@ -401,6 +403,16 @@ def _start(run: RunWriter, plan: Plan, nets: Nets, p: Progress, progress: bool |
 
 
 # -- per step ------------------------------------------------------------------------------------
+
+def _keep(run: RunWriter, p: Progress, row: dict[str, torch.Tensor]) -> None:
+    """The step's scalars join the next metrics row, kept on the device (no step waits for the
+    GPU); after the first step, a compiled run is no longer compiling."""
+    for k, v in row.items():
+        p.acc.setdefault(k, []).append(v)
+    if p.compiling:
+        p.compiling = False
+        run.update_status(compiling=False)
+
 
 def _gather(p: Progress, device: torch.device) -> dict[str, float]:
     """The means of the step scalars since the last metrics row, brought over in one transfer; a
