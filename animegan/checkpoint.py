@@ -2,8 +2,11 @@
 
 Two kinds share one format:
 - "train": everything to resume (G, D, EMA, optimizers, schedulers, step, epoch);
-- "generator": what `export` ships: the generator only (EMA weights where present) in fp16,
-  its config and its evaluation summary.
+- "generator": what `export` ships: the generator (EMA weights where present) and the
+  discriminator, both fp16, its config and its evaluation summary. The discriminator (~1 MB)
+  is what re-ranking, inversion's feature loss and the memorisation check's feature space
+  need; exports made before it was included (the shipped checkpoints) still load, with `D`
+  None, and those features say so (`no_discriminator_reason`).
 Both hold only tensors and plain values, so every load uses `torch.load(weights_only=True)`;
 a file carrying pickled code is refused and its payload never runs.
 Writes go to a temp file that is renamed, so a kill never leaves a half-written checkpoint.
@@ -157,16 +160,26 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", with_di
         recalibrate_bn(G, torch.device("cpu"))
     has_d = with_discriminator and ck.get("D") is not None
     if has_d:
-        _load_state(D, ck["D"], "discriminator", path)
+        _load_state(D, {k: v.float() if v.is_floating_point() else v for k, v in ck["D"].items()}, "discriminator", path)
         D = D.to(device).eval()
     return LoadedGenerator(G=G.to(device).eval(), D=D if has_d else None, config=cfg, path=path, kind=kind,
                            step=int(ck.get("step", 0)), epoch=int(ck.get("epoch", 0)), ema=ema,
                            eval=dict(ck.get("eval") or {}), info=dict(ck.get("info") or {}))
 
 
+def no_discriminator_reason(lg: LoadedGenerator, feature: str) -> str:
+    """One sentence for a feature that needs the discriminator when `lg.D` is None."""
+    if lg.kind == "generator":
+        return (f"{feature} needs the discriminator, and {lg.path.name} was exported without it (exports "
+                f"made before they carried D, such as the shipped checkpoints). Export the run again "
+                f"(`python -m animegan export RUN --out FILE.pt`) or use a training checkpoint.")
+    return f"{feature} needs the discriminator, and {lg.path.name} holds none."
+
+
 def export_generator(src: str | Path, out: str | Path, eval_summary: dict[str, Any] | None = None,
                      info: dict[str, Any] | None = None) -> Path:
-    """The generator only (EMA where present), fp16, with config and evaluation summary.
+    """The generator (EMA where present) and the discriminator, fp16, with config and
+    evaluation summary.
 
     `src` is a run directory (its best.pt if evaluated, else last.pt) or a checkpoint file.
     """
@@ -180,11 +193,19 @@ def export_generator(src: str | Path, out: str | Path, eval_summary: dict[str, A
     if ck.get("G_ema") is None and ck.get("G") is None:
         raise CheckpointError(f"{src.name} holds no generator weights")
     G = load_generator(src).G  # the sampling weights, BatchNorm statistics recalibrated
-    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in G.state_dict().items()}
+    def fp16(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()}
+
+    half = fp16(G.state_dict())
+    d_state = ck.get("D")
+    if d_state is not None and not (isinstance(d_state, dict) and all(isinstance(v, torch.Tensor) for v in d_state.values())):
+        raise CheckpointError(f"{src.name}: its discriminator weights are not a state dict of tensors; "
+                              f"the file is damaged or was edited")
     info = {**(ck.get("info") or {}), **(info or {}), "source_checkpoint": str(src), "step": int(ck.get("step", 0)),
             "epoch": int(ck.get("epoch", 0))}
     return save_checkpoint({"kind": "generator", "config": ck.get("config", {}), "G_ema": half if ck.get("G_ema") else None,
-                            "G": None if ck.get("G_ema") else half, "eval": eval_summary or _eval_of(src, ck),
+                            "G": None if ck.get("G_ema") else half, "D": fp16(d_state) if d_state is not None else None,
+                            "eval": eval_summary or _eval_of(src, ck), "curve": ck.get("curve") or [],
                             "info": info, "step": int(ck.get("step", 0)), "epoch": int(ck.get("epoch", 0))}, out)
 
 

@@ -1,4 +1,5 @@
-"""The verbs: prepare, synth, train, generate, interpolate, export, fid, swd, runs, clean, info.
+"""The verbs: prepare, synth, train, generate, interpolate, export, fid, swd, runs, clean, info, timelapse,
+and the exploring ones (in cli_explore.py): directions, invert, nearest, memorisation.
 
     python -m animegan train --preset anime64 --data PATH|ZIP|synthetic --epochs N --name NAME
     torchrun --nproc_per_node=2 -m animegan train ...
@@ -20,6 +21,7 @@ from typing import Any, Sequence
 from . import paths
 from .config import (
     COMPARABLE_N,
+    DIRECTION_METHODS,
     LIVE_STATES,
     METRICS,
     PRESET_ALIASES,
@@ -128,14 +130,34 @@ def _load(a: argparse.Namespace, with_d: bool = False):
     return load_generator(a.checkpoint, device=a.device, with_discriminator=with_d)
 
 
+def _parse_edits(edits: Sequence[str]) -> dict[int, float]:
+    """["0=2.5", "3=-1"] -> {0: 2.5, 3: -1.0}; a direction given twice adds up."""
+    out: dict[int, float] = {}
+    for e in edits:
+        k, sep, v = e.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[int(k)] = out.get(int(k), 0.0) + float(v)
+        except ValueError:
+            raise UserError(f"--edit {e!r}: write DIRECTION=STRENGTH, e.g. --edit 0=2.5 --edit 3=-1") from None
+    return out
+
+
 def cmd_generate(a: argparse.Namespace) -> int:
     from . import generate as gen
+    from .checkpoint import no_discriminator_reason
     lg = _load(a, with_d=a.rerank > 1)
     if a.rerank > 1 and lg.D is None:
-        raise UserError(f"{a.checkpoint} has no discriminator (an exported generator); re-ranking needs a training "
-                        f"checkpoint such as runs/NAME/checkpoints/last.pt")
+        raise UserError(no_discriminator_reason(lg, "Re-ranking"))
+    shift = None
+    if a.edit:
+        from . import directions
+        edits = _parse_edits(a.edit)
+        dirs = directions.find(lg.G, a.directions, max(max(edits) + 1, 1))
+        shift = directions.shift(dirs, edits)
     res = gen.generate(lg.G, a.seed, a.n, truncation=a.truncation, start=a.start, device=a.device,
-                       D=lg.D, rerank=a.rerank)
+                       D=lg.D, rerank=a.rerank, shift=shift)
     out = Path(a.out)
     fmt = a.format or gen.format_for_path(out)
     if fmt == "grid":
@@ -151,7 +173,8 @@ def cmd_generate(a: argparse.Namespace) -> int:
 def cmd_interpolate(a: argparse.Namespace) -> int:
     from . import generate as gen
     lg = _load(a)
-    frames = gen.interpolate(lg.G, a.seed_a, a.seed_b, a.steps, index_a=a.index_a, index_b=a.index_b, device=a.device)
+    frames = gen.interpolate(lg.G, a.seed_a, a.seed_b, a.steps, index_a=a.index_a, index_b=a.index_b, device=a.device,
+                             truncation=a.truncation)
     out = Path(a.out)
     if out.suffix.lower() == ".gif":
         gen.to_gif(frames, out, fps=a.fps, upscale=a.upscale)
@@ -279,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncation", type=float, default=1.0, help="1 = off; lower = closer to the average face")
     p.add_argument("--rerank", type=int, default=1, help="draw k×n, keep the n the discriminator rates highest")
     p.add_argument("--cols", type=int, default=8)
+    p.add_argument("--edit", action="append", metavar="K=STRENGTH",
+                   help="move every face along latent direction K (see the directions verb) by STRENGTH "
+                        "(in standard deviations, about -3..3); repeatable")
+    p.add_argument("--directions", choices=DIRECTION_METHODS, default="sefa", help="the method --edit's directions come from")
     p.add_argument("--format", choices=("grid", "pngs", "zip"),
                    help="default from --out: .zip a zip of PNGs, .png/.jpg/.webp one grid image, anything else a folder of PNGs")
     p.add_argument("--out", required=True)
@@ -293,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=16)
     p.add_argument("--fps", type=int, default=12)
     p.add_argument("--upscale", type=int, default=2)
+    p.add_argument("--truncation", type=float, default=1.0, help="1 = off; lower = closer to the average face")
     p.add_argument("--out", required=True, help=".gif for an animation, .png for a strip")
     p.set_defaults(fn=cmd_interpolate)
 
@@ -315,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--inception-weights", help="path to pt_inception-2015-12-05-6726825d.pth")
         p.set_defaults(fn=lambda a, m=name: _metric(a, m))
 
+    from .cli_explore import add_verbs
+    add_verbs(sub, ckpt_args)  # directions, invert, nearest, memorisation
+
     p = sub.add_parser("runs", help="list runs")
     p.set_defaults(fn=cmd_runs)
     p = sub.add_parser("clean", help="clear data caches or delete a run")
@@ -323,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_clean)
     p = sub.add_parser("info", help="device, torch version, threads, home folder")
     p.set_defaults(fn=cmd_info)
+    from . import timelapse
+    timelapse.add_cli(sub)  # timelapse RUN --out t.gif
     return ap
 
 

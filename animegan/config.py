@@ -28,6 +28,7 @@ AMP_MODES = ("auto", "bf16", "off")
 STATES = ("starting", "running", "finished", "failed", "stopped", "collapsed", "dead")
 LIVE_STATES = ("starting", "running")      # a process is (or should be) working on the run
 ARCHITECTURE_FIELDS = ("model", "img_size", "z_dim", "ngf", "ndf")  # a checkpoint's weights fit only these
+DIRECTION_METHODS = ("sefa", "ganspace")   # latent directions: closed form (SeFa) or PCA of early activations
 ROUGH_N = 1_000                            # an FID/SWD on fewer images is rough: a hint, not a number to rank by
 COMPARABLE_N = 10_000                      # FID/SWD at smaller n compare only at the same n and reference
 

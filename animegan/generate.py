@@ -13,10 +13,17 @@ every machine; the images are bitwise identical across calls for the same G, see
 (Floating-point kernels may round differently for different batch compositions on some
 devices; on the CPU the tests check image i of a grid against a batch of one.)
 
-Truncation trick: for the N(0, I) prior we scale the latent, z' = psi · z, with
-psi in (0, 1]; psi = 1 switches it off, smaller psi trades variety for typicality. (Not the
-resampling variant: scaling keeps image i's "direction" the same for every psi, so a
-truncation slider morphs the same faces.)
+Truncation trick ("more typical faces"): a face is pulled toward the average face by
+psi in (0, 1]; psi = 1 switches it off and is exactly G(z). For generators of known layout
+(`anatomy.split_generator`: the DCGAN and linear generators) the pull happens after the first
+block (z → 4×4 features, BatchNorm, ReLU), toward the mean of those features over
+N(0, I) latents: h' = mean + psi · (h(z) − mean), then the rest of G. This is the analogue of
+StyleGAN's truncation toward the mean w. (Scaling z itself toward 0, the mean latent, pulls
+every face toward G(0), which for these BatchNorm generators is not the average face but a flat
+purple or mint field: z = 0 lies far inside the shell |z| ≈ √z_dim where every training latent
+lay, so psi = 0.5 looked washed out. The mean first-block features draw the average face.) For
+other generators z is scaled. Both keep image i's "direction", so a truncation slider morphs the
+same faces.
 
 Images leave this module as uint8 tensors (N, 3, S, S) on the CPU.
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import io
 import math
+import weakref
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +43,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .anatomy import split_generator
 from .data import to_uint8
 
 MIX_MULTIPLIER = 1_000_003
@@ -53,21 +62,49 @@ def _check_truncation(truncation: float) -> float:
     return psi
 
 
-def latents(seed: int, indices: Sequence[int] | range, z_dim: int, truncation: float = 1.0) -> torch.Tensor:
+def latents(seed: int, indices: Sequence[int] | range, z_dim: int) -> torch.Tensor:
     """Latents for images `indices` of `seed`: float32 (len(indices), z_dim) on the CPU.
 
-    Row k is `psi * randn(z_dim, generator=Generator().manual_seed(mix(seed, indices[k])))`.
+    Row k is `randn(z_dim, generator=Generator().manual_seed(mix(seed, indices[k])))`.
+    (Truncation is applied when drawing, in `render`, not here.)
     """
-    psi = _check_truncation(truncation)
     idx = list(indices)
     out = torch.empty(len(idx), int(z_dim), dtype=torch.float32)
     g = torch.Generator(device="cpu")
     for row, i in enumerate(idx):
         g.manual_seed(mix(seed, i))
         out[row] = torch.randn(int(z_dim), generator=g, dtype=torch.float32)
-    if psi != 1.0:
-        out.mul_(psi)
     return out
+
+
+# The average first-block features the truncation pulls toward: their mean over this many
+# latents of a fixed stream (computed once per generator and weights version, ~0.1 s).
+TRUNCATION_SAMPLES = 4096
+TRUNCATION_SEED = 20_240_519
+_CENTRES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _weights_version(G: nn.Module) -> tuple:
+    return tuple((t.data_ptr(), t._version) for t in (*G.parameters(), *G.buffers()))
+
+
+def truncation_centre(G: nn.Module, device: str | torch.device = "cpu") -> torch.Tensor | None:
+    """The mean first-block features (1, C, 4, 4) over N(0, I) latents, on `device`: what
+    truncation pulls toward. None for a generator of unknown layout (truncation scales z)."""
+    split = split_generator(G)
+    if split is None:
+        return None
+    key = (str(device), _weights_version(G))
+    hit = _CENTRES.get(G)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    z = torch.randn(TRUNCATION_SAMPLES, int(G.z_dim), generator=torch.Generator().manual_seed(TRUNCATION_SEED))
+    # not an inference tensor, so it can join later computations that record gradients
+    with torch.inference_mode(False), torch.no_grad(), _eval_mode(G):
+        centre = torch.cat([split.head(c.to(device)) for c in z.split(1024)]).double().mean(0, keepdim=True)
+    centre = centre.float()
+    _CENTRES[G] = (key, centre)
+    return centre
 
 
 @contextmanager
@@ -85,9 +122,39 @@ def _eval_mode(*modules: nn.Module | None):
             m.train(w)
 
 
-def _run(G: nn.Module, z: torch.Tensor, device: str | torch.device) -> torch.Tensor:
-    """G(z) as float on `device` (inference only; caller holds eval mode)."""
-    return G(z.to(device))
+def _run(G: nn.Module, z: torch.Tensor, device: str | torch.device, psi: float = 1.0) -> torch.Tensor:
+    """G(z) as float on `device`, truncated by psi (caller holds eval mode). psi = 1 is exactly G(z)."""
+    z = z.to(device)
+    if psi == 1.0:
+        return G(z)
+    centre = truncation_centre(G, device)
+    if centre is None:
+        return G(z * psi)
+    split = split_generator(G)
+    h = split.head(z)
+    return split.tail(centre + psi * (h - centre))
+
+
+def average_face(G: nn.Module, device: str | torch.device = "cpu") -> torch.Tensor:
+    """What truncation pulls every face toward (psi → 0): uint8 (3, S, S). The rest of G applied
+    to the mean first-block features (G(0) for a generator of unknown layout)."""
+    centre = truncation_centre(G, device)
+    with _eval_mode(G), torch.inference_mode():
+        x = G(torch.zeros(1, int(G.z_dim), device=device)) if centre is None else split_generator(G).tail(centre)
+    return to_uint8(x).cpu()[0]
+
+
+def render(G: nn.Module, z: torch.Tensor, *, truncation: float = 1.0, device: str | torch.device = "cpu",
+           batch_size: int = 256) -> torch.Tensor:
+    """Faces of given latents z (N, z_dim): uint8 (N, 3, S, S) on the CPU, truncated by psi.
+    G must already be on `device`; it runs in eval mode and gets its mode back."""
+    psi = _check_truncation(truncation)
+    out: list[torch.Tensor] = []
+    with _eval_mode(G), torch.inference_mode():
+        for b in range(0, len(z), batch_size):
+            out.append(to_uint8(_run(G, z[b : b + batch_size], device, psi)).cpu())
+    S = int(getattr(G, "img_size", 0))
+    return torch.cat(out) if out else torch.empty(0, 3, S, S, dtype=torch.uint8)
 
 
 @dataclass
@@ -115,6 +182,7 @@ def generate(
     batch_size: int = 256,
     D: nn.Module | None = None,
     rerank: int = 1,
+    shift: torch.Tensor | None = None,
 ) -> GenerateResult:
     """Images `start .. start+n-1` of `seed`.
 
@@ -125,6 +193,9 @@ def generate(
 
     G (and D) must already be on `device`; both run in eval mode under inference_mode and
     get their previous train/eval mode back. Images come back as uint8 on the CPU.
+
+    `shift` (z_dim,) is added to every latent before drawing: an edit along latent directions
+    (`directions.shift`); None draws the faces as they are.
     """
     n = int(n)
     if n < 0:
@@ -144,7 +215,8 @@ def generate(
     with _eval_mode(G, D if do_rank else None), torch.inference_mode():
         for b in range(0, total, batch_size):
             idx = all_idx[b : b + batch_size]
-            x = _run(G, latents(seed, idx, G.z_dim, psi), device)
+            z = latents(seed, idx, G.z_dim)
+            x = _run(G, z if shift is None else z + shift.to(z), device, psi)
             if do_rank:
                 scores.append(D(x).reshape(-1).float().cpu())
             images.append(to_uint8(x).cpu())
@@ -183,7 +255,7 @@ def image_batches(
     for b in range(0, int(n), batch_size):
         idx = range(b, min(b + batch_size, int(n)))
         with _eval_mode(G), torch.inference_mode():
-            x = _run(G, latents(seed, idx, G.z_dim, psi), device)
+            x = _run(G, latents(seed, idx, G.z_dim), device, psi)
             out = to_uint8(x).cpu()
         yield out
 
@@ -237,17 +309,12 @@ def interpolate(
     """Frames (steps, 3, S, S) uint8 from image (seed_a, index_a) to image (seed_b, index_b).
 
     `mode`: "slerp" (default; stays on the shell where Gaussian latents live) or "lerp".
-    Truncation is applied to both endpoints before interpolating.
+    Every frame is truncated by the same psi, so the end frames are the grid's faces at that psi.
     """
-    psi = _check_truncation(truncation)
-    z_a = latents(seed_a, [index_a], G.z_dim, psi)[0]
-    z_b = latents(seed_b, [index_b], G.z_dim, psi)[0]
-    z = interpolation_latents(z_a, z_b, steps, mode)
-    frames: list[torch.Tensor] = []
-    with _eval_mode(G), torch.inference_mode():
-        for b in range(0, len(z), batch_size):
-            frames.append(to_uint8(_run(G, z[b : b + batch_size], device)).cpu())
-    return torch.cat(frames)
+    z_a = latents(seed_a, [index_a], G.z_dim)[0]
+    z_b = latents(seed_b, [index_b], G.z_dim)[0]
+    return render(G, interpolation_latents(z_a, z_b, steps, mode), truncation=truncation, device=device,
+                  batch_size=batch_size)
 
 
 # ----------------------------------------------------------------------------- output
@@ -271,16 +338,17 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(image.permute(1, 2, 0).contiguous().numpy())
 
 
-def upscale(image: Image.Image | torch.Tensor, factor: int) -> Image.Image | torch.Tensor:
-    """Nearest-neighbour enlargement for display (pixels stay crisp). PIL in → PIL out;
-    a uint8 tensor (…, H, W) in → tensor out."""
+def upscale(image: Image.Image | torch.Tensor, factor: int, smooth: bool = False) -> Image.Image | torch.Tensor:
+    """Enlargement for display: nearest neighbour (pixels stay crisp) or, with `smooth`, Lanczos
+    (PIL only). PIL in → PIL out; a uint8 tensor (…, H, W) in → tensor out (nearest)."""
     factor = int(factor)
     if factor < 1:
         raise ValueError("factor must be >= 1")
     if factor == 1:
         return image
     if isinstance(image, Image.Image):
-        return image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+        size = (image.width * factor, image.height * factor)
+        return image.resize(size, Image.Resampling.LANCZOS if smooth else Image.Resampling.NEAREST)
     return image.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
 
 

@@ -30,7 +30,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from . import paths
 from .config import LIVE_STATES, METRICS, SPLITS, ConfigError, TrainConfig, preset_base, to_flags, validate
@@ -44,6 +44,9 @@ from .rundir import (
     tail_lines,
     write_json_atomic,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .speed import DataPlan
 
 LOCK_NAME = ".job.lock"
 GUARD_NAME = ".job.guard"
@@ -368,16 +371,38 @@ def _check_config(cfg: TrainConfig) -> TrainConfig:
         if not p.is_file():
             raise JobError(f"the checkpoint to start from does not exist: {cfg.init_from}")
         kw["init_from"] = str(p.resolve())
+    if cfg.eval_metric == "fid" and (cfg.eval_every or cfg.eval_kimg):
+        _check_fid_weights("this run's evaluations (metric FID; evaluation is on)")
     return cfg.replace(**kw)
 
 
+def _check_fid_weights(what: str) -> None:
+    """JobError (where the weights go) when FID cannot be computed on this machine."""
+    from .metrics import find_inception_weights, missing_weights_message
+    if find_inception_weights() is None:
+        raise JobError(f"FID cannot be computed for {what}: {missing_weights_message()}")
+
+
+def check_data_fits(cfg: TrainConfig) -> DataPlan:
+    """The data-aware check of a new run (`speed.data_plan`): a batch larger than the training
+    split, an image size larger than the images. Returns the plan; JobError saying what to change."""
+    from .data import DataError
+    from .speed import DataFitError, data_plan
+    try:
+        return data_plan(cfg)
+    except (DataError, DataFitError) as e:
+        raise JobError(str(e)) from None
+
+
 def start_training(cfg: TrainConfig, name: str, *, resume: bool = False, nproc: int = 1,
-                   root: str | Path | None = None) -> Job:
+                   root: str | Path | None = None, check_data: bool = True) -> Job:
     """Start training run `name` (under runs_dir) in the background; returns at once.
 
-    New run: JobError if a run of that name exists (pick another name, or resume it).
+    New run: JobError if a run of that name exists (pick another name, or resume it), or when
+    the data cannot feed the settings (`check_data_fits`; check_data=False skips it).
     resume=True continues `name` from its checkpoints/last.pt with `cfg` (normally its own
-    config.json, possibly with more epochs)."""
+    config.json, possibly with more epochs). Every refusal happens before anything is spawned
+    or written."""
     try:
         name = safe_run_name(name)
     except ValueError as e:
@@ -398,6 +423,8 @@ def start_training(cfg: TrainConfig, name: str, *, resume: bool = False, nproc: 
     cfg = _check_config(cfg)
     if int(nproc) > 1 and cfg.batch_size % int(nproc):
         raise JobError(f"batch size {cfg.batch_size} must be divisible by the number of processes ({nproc})")
+    if check_data and not resume:
+        check_data_fits(cfg)
     argv = job_argv_for_training(cfg, run_dir, resume=resume, nproc=nproc, base=base)
     run_dir.mkdir(parents=True, exist_ok=True)
     label = f"training run {name}" + (" (resumed)" if resume else "")
@@ -428,7 +455,9 @@ def job_argv_for_eval(checkpoint: str | Path, metric: str, data: str, n: int, sp
 def start_eval(checkpoint: str | Path, metric: str, data: str, n: int, split: str = "val", seed: int = 0,
                root: str | Path | None = None) -> Job:
     """Compute `metric` (swd|fid) of a checkpoint in the background; the CLI records the result
-    with the checkpoint (`rundir.evals_for_checkpoint`) and prints it as the log's last line."""
+    with the checkpoint (`rundir.evals_for_checkpoint`) and prints it as the log's last line.
+    Refused (JobError, nothing started) for a checkpoint that does not load, FID without its
+    weights, or data that cannot be used."""
     metric = str(metric).lower()
     if metric not in METRICS:
         raise JobError(f"unknown metric {metric!r}; choose one of: {', '.join(METRICS)}")
@@ -440,7 +469,10 @@ def start_eval(checkpoint: str | Path, metric: str, data: str, n: int, split: st
         raise JobError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     if int(n) < 2:
         raise JobError("n must be at least 2 images")
+    if metric == "fid":
+        _check_fid_weights(f"{p.name}")
     data = _data_source(data)
+    _check_checkpoint(p)
     argv = job_argv_for_eval(p, metric, data, n, split, seed)
     run = run_of_checkpoint(p)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -449,6 +481,16 @@ def start_eval(checkpoint: str | Path, metric: str, data: str, n: int, split: st
               label=f"{metric.upper()} of {p.name}" + (f" (run {run.name})" if run else ""),
               extra={"checkpoint": str(p), "metric": metric, "data": data, "n": int(n), "split": split, "seed": int(seed)})
     return _spawn(job, _root(root), log_mode="w")
+
+
+def _check_checkpoint(p: Path) -> None:
+    """The checkpoint loads (safely) and holds a generator that fits its own config: JobError
+    with the checkpoint's own message otherwise, before a job is started that could only fail."""
+    from .checkpoint import CheckpointError, load_generator
+    try:
+        load_generator(p)
+    except CheckpointError as e:
+        raise JobError(str(e)) from None
 
 
 def eval_result(job: Job | dict[str, Any]) -> dict[str, Any] | None:

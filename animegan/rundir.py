@@ -202,12 +202,16 @@ class Run:
         return p if p.exists() else None
 
     def best_eval(self) -> dict[str, Any] | None:
-        ev = self.evals()
+        """The lowest evaluation of the run's metric among those comparable with its latest one
+        (the same n and reference: a value at n=20 never beats one at n=2,000); None without any."""
+        ev = [e for e in self.evals() if isinstance(e.get("value"), (int, float))]
         if not ev:
             return None
         metric = self.config().get("eval_metric", "swd")
         same = [e for e in ev if e.get("metric") == metric] or ev
-        return min(same, key=lambda e: e.get("value", float("inf")))
+        like = (same[-1].get("metric"), same[-1].get("n"), same[-1].get("reference"))
+        same = [e for e in same if (e.get("metric"), e.get("n"), e.get("reference")) == like]
+        return min(same, key=lambda e: e["value"])
 
     def log_tail(self, n: int = 40) -> str:
         return tail_lines(self.path / "train.log", n)
@@ -309,6 +313,13 @@ class RunWriter:
         """The lowest evaluation of `metric` so far ({} when there is none)."""
         ev = [e for e in read_jsonl(self.path / "evals.jsonl") if e.get("metric") == metric] if self.enabled else []
         return min(ev, key=lambda e: e["value"]) if ev else {}
+
+    def curve(self, metric: str) -> list[dict[str, Any]]:
+        """The run's evaluations of `metric` as a curve a checkpoint carries (`ck["curve"]`, read by
+        the Compare page and model cards): {kimg, value, n, split} per evaluation, in order."""
+        rows = [e for e in read_jsonl(self.path / "evals.jsonl") if e.get("metric") == metric] if self.enabled else []
+        return [{"kimg": float(e.get("kimg", 0.0)), "value": float(e["value"]), "n": int(e.get("n", 0)),
+                 "split": str(e.get("reference", "")).split(" split", 1)[0] or "val"} for e in rows]
 
     def grid(self, images: Any, name: str, tensorboard_step: int | None = None) -> None:
         """samples/<name>: images in [-1, 1] as one grid, written atomically; also a TensorBoard

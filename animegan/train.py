@@ -124,7 +124,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         torch.set_num_threads(cfg.threads)
     run = RunWriter(out, enabled=dist.main)
     resume_from = _resume_point(cfg, run.path, dist, device) if resume else None
-    run.open(cfg.to_dict(), _first_status(cfg, device, dist), resume)
+    run.open(cfg.to_dict(), _first_status(cfg, device, dist, resume_from), resume)
     if dist.main:
         _setup_logging(run.path)
     with _outcome_recorded(run, dist), StopRequested() as stop:
@@ -239,9 +239,11 @@ def _resume_point(cfg: TrainConfig, path: Path, dist: Dist, device: torch.device
     return ck
 
 
-def _first_status(cfg: TrainConfig, device: torch.device, dist: Dist) -> dict[str, Any]:
+def _first_status(cfg: TrainConfig, device: torch.device, dist: Dist, resume_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    """status.json as a run starts; a resumed run keeps showing its checkpoint's step and epoch."""
+    step, epoch = (int(resume_from.get("step", 0)), int(resume_from.get("epoch", 0))) if resume_from else (0, 0)
     return {"state": "starting", "pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-            "updated": time.time(), "epoch": 0, "epochs": cfg.epochs, "step": 0, "total_steps": 0,
+            "updated": time.time(), "epoch": epoch, "epochs": cfg.epochs, "step": step, "total_steps": 0,
             "images_per_s": 0.0, "eta_s": None, "last_error": None, "device": str(device), "world_size": dist.world}
 
 
@@ -553,7 +555,7 @@ def _save(run: RunWriter, plan: Plan, nets: Nets, p: Progress, name: str) -> Non
     cfg, dist = plan.cfg, plan.dist
     ckpt.save_checkpoint({
         "kind": "train", "config": cfg.to_dict(), "step": p.step, "epoch": plan.epoch(p.step), **nets.state(),
-        "best": dict(p.best), "eval": run.best_eval(cfg.eval_metric),
+        "best": dict(p.best), "eval": run.best_eval(cfg.eval_metric), "curve": run.curve(cfg.eval_metric),
         "info": {"device": str(plan.device), "world_size": dist.world, "data": plan.data.source,
                  "fingerprint": plan.data.fingerprint, "train_images": len(plan.train_idx),
                  "train_seconds": round(p.seconds_before + time.time() - p.t_begin, 1)},

@@ -1,8 +1,11 @@
 """Uploaded zips of images, extracted safely into a folder that `animegan.data.prepare` reads.
 
-    from animegan.uploads import extract_zip, read_report, safe_name, UploadError
-    dest = extract_zip(uploaded_file, uploads_root / safe_name(uploaded_file.name).removesuffix(".zip"))
+    from animegan.uploads import extract_upload, list_extracted, read_report, UploadError
+    dest = extract_upload(uploaded_file)  # into the home's uploads/, named after the file; checked
     report = read_report(dest)          # what was extracted, ignored and refused, and why
+    choices = list_extracted()          # every usable upload, newest first
+
+(`extract_zip(data, dest)` is the same extraction into any folder.)
 
 An upload is untrusted input. The rules:
 
@@ -26,9 +29,11 @@ An upload is untrusted input. The rules:
   someone's folder.
 
 Images are only copied here; decoding and validation (empty, truncated, too small, bombs...)
-happen in ``data.prepare`` exactly as for any other source. The report of the extraction is
-kept in ``dest/REPORT_NAME`` (a hidden file: ``prepare`` ignores it) and read by
-``read_report``.
+happen in ``data.prepare`` exactly as for any other source; ``extract_upload`` only also refuses
+an archive none of whose images decodes (before it replaces anything), so a rejected upload
+never appears among the extracted ones; ``list_extracted`` sweeps what a killed extraction left.
+The report of the extraction is kept in ``dest/REPORT_NAME`` (a hidden file: ``prepare``
+ignores it) and read by ``read_report``.
 """
 from __future__ import annotations
 
@@ -40,16 +45,18 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from . import paths
 from .data.sources import IMAGE_EXTS, is_hidden, is_image_name
 
 __all__ = ["MAX_MEMBERS", "MAX_RATIO", "MAX_TOTAL_BYTES", "NESTED_EXTS", "REPORT_NAME", "ExtractReport",
-           "UploadError", "extract_zip", "read_report", "safe_name"]
+           "UploadError", "extract_upload", "extract_zip", "list_extracted", "read_report", "safe_name"]
 
 MAX_MEMBERS = 100_000
 MAX_TOTAL_BYTES = 2 * 1024**3      # uncompressed
@@ -60,6 +67,7 @@ NESTED_EXTS = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".tbz", ".tbz2", ".xz", ".
                ".lz", ".lzma", ".z", ".cab", ".jar", ".apk", ".iso", ".dmg")
 REPORT_NAME = ".animegan-upload.json"
 _CHUNK = 1 << 20
+STALE_S = 3600                     # a temporary folder this old is left over from a killed extraction
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
@@ -196,6 +204,18 @@ def _open_source(data: bytes | bytearray | BinaryIO | str | Path) -> tuple[Any, 
     return buf, label, True
 
 
+def _zip_problem(e: BaseException) -> str:
+    """What zipfile found, in words (its own messages name its internals)."""
+    if isinstance(e, zipfile.LargeZipFile):
+        return "it needs ZIP64 support"
+    if isinstance(e, NotImplementedError):
+        return "it uses a zip feature that is not supported"
+    text = str(e).lower()
+    if "not a zip file" in text or isinstance(e, EOFError):
+        return "no zip directory found: not a zip, or cut short"
+    return "its zip directory cannot be read"
+
+
 def _label(name: Any) -> str:
     return Path(str(name)).name if name else "the upload"
 
@@ -228,13 +248,14 @@ def _prepare_dest(dest: Path) -> None:
 
 
 def extract_zip(data: bytes | BinaryIO | str | Path, dest: str | Path, *, max_members: int = MAX_MEMBERS,
-                max_total: int = MAX_TOTAL_BYTES, max_ratio: float = MAX_RATIO) -> Path:
+                max_total: int = MAX_TOTAL_BYTES, max_ratio: float = MAX_RATIO, require_usable: bool = False) -> Path:
     """Extract the image files of a zip (bytes, a file object such as Streamlit's UploadedFile,
     or a path) into folder ``dest`` and return it; ``read_report(dest)`` says what was left out.
 
     Raises UploadError (nothing written) for: not a zip, too many members, too large
     uncompressed, a zip bomb, no image files at all, a dest that is not ours to replace, a
-    full disk."""
+    full disk; with ``require_usable``, also when none of the extracted images decodes (an
+    earlier upload at ``dest`` is then kept as it was)."""
     dest = Path(dest)
     src, label, own = _open_source(data)
     try:
@@ -245,10 +266,10 @@ def extract_zip(data: bytes | BinaryIO | str | Path, dest: str | Path, *, max_me
         try:
             zf = zipfile.ZipFile(src)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError) as e:
-            raise UploadError(f"{label} is not a zip archive (or it is damaged: {e}). Upload a .zip of images "
-                              f"({', '.join(IMAGE_EXTS)}), or re-create it") from None
+            raise UploadError(f"{label} is not a zip archive, or it is damaged ({_zip_problem(e)}). Upload a .zip "
+                              f"of images ({', '.join(IMAGE_EXTS)}), or re-create it") from None
         with zf:
-            return _extract(zf, label, dest, max_members, max_total, max_ratio)
+            return _extract(zf, label, dest, max_members, max_total, max_ratio, require_usable)
     finally:
         if own and hasattr(src, "close"):
             src.close()
@@ -313,14 +334,15 @@ def _plan(zf: zipfile.ZipFile, label: str, max_members: int, max_total: int,
         plan.append((info, parts))
     if not plan:
         extra = f"; {rep.n_skipped:,} refused" if rep.n_skipped else ""
-        raise UploadError(f"{label} holds no image files ({', '.join(IMAGE_EXTS)}): {rep.ignored_other:,} other "
-                          f"files ignored{extra}. Zip the folder of images and upload that"
+        other = f"{rep.ignored_other:,} other file{'' if rep.ignored_other == 1 else 's'} ignored"
+        raise UploadError(f"{label} holds no image files ({', '.join(IMAGE_EXTS)}): {other}{extra}. Zip the folder "
+                          f"of images and upload that"
                           + (f"\n{rep.summary()}" if rep.n_skipped else ""))
     return plan, rep
 
 
 def _extract(zf: zipfile.ZipFile, label: str, dest: Path, max_members: int, max_total: int,
-             max_ratio: float) -> Path:
+             max_ratio: float, require_usable: bool = False) -> Path:
     plan, rep = _plan(zf, label, max_members, max_total, max_ratio)
     dest.parent.mkdir(parents=True, exist_ok=True)
     _prepare_dest(dest)
@@ -344,6 +366,8 @@ def _extract(zf: zipfile.ZipFile, label: str, dest: Path, max_members: int, max_
         rep.bytes = total
         if rep.extracted == 0:
             raise UploadError(f"{label}: none of its image files could be extracted.\n{rep.summary()}")
+        if require_usable:
+            _check_usable(tmp, rep, label)
         with open(tmp / REPORT_NAME, "w", encoding="utf-8") as f:
             json.dump(rep.to_dict(), f, indent=1)
         _install(tmp, dest)
@@ -421,6 +445,60 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, parts: list[str]
                 pass
     rep.extracted += 1
     return written
+
+
+def _check_usable(root: Path, rep: ExtractReport, label: str) -> None:
+    """UploadError when not one extracted image decodes (usually the first one does: cheap)."""
+    from .data.decode import MIN_SIDE, ImageRejected, load_image_bytes
+    reasons: dict[str, int] = {}
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.name == REPORT_NAME:
+            continue
+        try:
+            load_image_bytes(p.read_bytes(), p.name)
+            return
+        except ImageRejected as e:
+            reasons[e.reason] = reasons.get(e.reason, 0) + 1
+    why = ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items()))
+    raise UploadError(f"{label}: none of its {rep.extracted:,} image files can be used ({why}). Nothing was kept; "
+                      f"upload a zip of working images ({', '.join(IMAGE_EXTS)}, at least {MIN_SIDE} px a side)")
+
+
+def extract_upload(file: BinaryIO | bytes | str | Path, root: str | Path | None = None, name: str | None = None) -> Path:
+    """An uploaded zip, extracted and checked (at least one image decodes) into the home's
+    uploads/ folder (or ``root``) under its safe name; returns the folder, ready for
+    ``data.prepare``. An earlier upload of the same name is replaced only when this one is
+    usable. UploadError (nothing kept) otherwise."""
+    root = paths.ensure(Path(root) if root else paths.uploads_dir())
+    name = name or getattr(file, "name", None) or (Path(file).name if isinstance(file, (str, Path)) else "upload")
+    stem = safe_name(name)
+    stem = stem[:-4] if stem.lower().endswith(".zip") and len(stem) > 4 else stem
+    return extract_zip(file, root / stem, require_usable=True)
+
+
+def list_extracted(root: str | Path | None = None) -> list[Path]:
+    """The extracted uploads under the home's uploads/ (or ``root``), newest first: folders that
+    hold an extraction report. Temporary folders a killed extraction left behind (older than
+    STALE_S) are removed on the way."""
+    root = Path(root) if root else paths.uploads_dir()
+    if not root.is_dir():
+        return []
+    found: list[tuple[float, Path]] = []
+    now = time.time()
+    for p in root.iterdir():
+        try:
+            if p.is_symlink() or not p.is_dir():
+                continue
+            if p.name.startswith(".") and p.name.endswith((".extracting", ".old")):
+                if now - p.stat().st_mtime > STALE_S:
+                    shutil.rmtree(p, ignore_errors=True)
+                continue
+            report = p / REPORT_NAME
+            if report.is_file():
+                found.append((report.stat().st_mtime, p))
+        except OSError:
+            continue
+    return [p for _, p in sorted(found, key=lambda t: (-t[0], t[1].name))]
 
 
 def _install(tmp: Path, dest: Path) -> None:

@@ -1,5 +1,6 @@
-"""Compare: the same seeds drawn by two to four checkpoints side by side, their measured
-quality, and an FID/SWD summary of every run and shipped checkpoint."""
+"""Compare: the same seeds drawn by up to four checkpoints side by side (each at its own size),
+their measured quality and SWD curves, and an FID/SWD summary of every run and checkpoint in
+which only like is compared with like: one chart per (metric, n, reference), values never added."""
 from __future__ import annotations
 
 import time
@@ -9,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from animegan import jobs, paths, rundir
+from animegan import curves, jobs, paths, rundir
 from animegan.checkpoint import CheckpointError, LoadedGenerator
 from animegan.config import COMPARABLE_N, METRICS, SYNTHETIC
 from pages import shared
@@ -18,6 +19,9 @@ CAVEAT = "only comparable at the same n and reference"
 # FIDs the classic write-ups reported for their own models (64×64). Not measured here.
 CLASSIC_FIDS = [("plain GAN", 140.9), ("DCGAN", 76.97), ("WGAN-GP", 61.49)]
 REF_STYLES = [("dot", "#9aa0a6"), ("dash", "#f2b134"), ("dashdot", "#4fc3b1")]
+PER_ROW = 2          # checkpoints side by side: two per row keeps faces at >= native size down to 800 px
+ZOOMS = ["auto", 1, 2, 3]
+GRID_BUDGET_PX = 560  # "auto" zoom: the largest zoom whose grid fits this width (a card at 1400 px)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -47,8 +51,6 @@ def checkpoint_evals(path: Path, lg: LoadedGenerator) -> list[dict]:
     return out
 
 
-
-
 def training_time(path: Path, lg: LoadedGenerator) -> tuple[float | None, str]:
     """Wall-clock training time of the run behind a checkpoint, and where it came from."""
     for k in ("train_seconds", "training_seconds", "train_time_s", "elapsed_s", "wall_s"):
@@ -66,20 +68,23 @@ def training_time(path: Path, lg: LoadedGenerator) -> tuple[float | None, str]:
     return None, ""
 
 
+def eval_line(e: dict) -> str:
+    """One evaluation as a line that wraps (a table cell would cut the reference)."""
+    metric, n, ref = curves.eval_key(e)
+    rough = " **rough**" if curves.is_rough(n) else ("" if shared.comparable(n) else " †")
+    src = f" · {e['source']}" if e.get("source") else ""
+    return f"**{metric} {float(e['value']):.3f}** · n={n:,}{rough} · vs {curves.short_reference(ref) or '?'}{src}"
+
+
 def summary_rows(choices: dict[str, Path]) -> list[dict]:
+    """One row per (run or checkpoint, metric, n, reference): a run's best value within each
+    such group (never across groups), a checkpoint's every recorded value."""
     rows: list[dict] = []
     for run in rundir.list_runs():
-        by_metric: dict[str, dict] = {}
-        for e in run.evals():
-            m, v = e.get("metric"), e.get("value")
-            if m is None or v is None:
-                continue
-            if m not in by_metric or v < by_metric[m]["value"]:
-                by_metric[m] = e
-        for m, e in by_metric.items():
-            rows.append({"name": f"run {run.name}", "kind": "run (best)", "metric": str(m).upper(),
-                         "value": float(e["value"]), "n": int(e.get("n") or 0), "reference": e.get("reference", ""),
-                         "epoch": e.get("epoch")})
+        for (metric, n, ref), es in curves.group_evals(run.evals()).items():
+            best = min(es, key=lambda e: float(e["value"]))
+            rows.append({"name": f"run {run.name}", "kind": "run (best)", "metric": metric, "value": float(best["value"]),
+                         "n": n, "reference": ref, "epoch": best.get("epoch")})
     for label, p in choices.items():
         if not label.startswith(("shipped: ", "opened: ")):
             continue
@@ -88,43 +93,60 @@ def summary_rows(choices: dict[str, Path]) -> list[dict]:
         except (CheckpointError, OSError):
             continue
         for e in checkpoint_evals(p, lg):
-            rows.append({"name": label, "kind": label.split(":")[0], "metric": str(e["metric"]).upper(),
-                         "value": float(e["value"]), "n": int(e.get("n") or 0), "reference": e.get("reference", ""),
-                         "epoch": lg.epoch})
+            metric, n, ref = curves.eval_key(e)
+            rows.append({"name": label, "kind": label.split(":")[0], "metric": metric, "value": float(e["value"]),
+                         "n": n, "reference": ref, "epoch": lg.epoch})
     for r in rows:
-        r["note"] = "" if shared.comparable(r["n"]) else CAVEAT
+        r["note"] = curves.comparable_note(r["n"])
     return rows
 
 
-def fid_chart(rows: list[dict]) -> go.Figure:
-    fig = go.Figure()
-    if rows:
-        fig.add_trace(go.Bar(x=[r["name"] for r in rows], y=[r["value"] for r in rows],
-                             text=[f"{r['value']:.1f}<br>n={r['n']:,}" for r in rows], textposition="outside",
-                             marker_color="#ff6fa8", name="measured here", width=0.5 if len(rows) < 3 else None,
-                             hovertext=[f"vs {r['reference']}" for r in rows], showlegend=False))
-    for (name, v), (dash, color) in zip(CLASSIC_FIDS, REF_STYLES, strict=True):
-        fig.add_hline(y=v, line_dash=dash, line_color=color, line_width=2)
-        # a legend entry for the line (hlines have none)
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(dash=dash, color=color, width=2),
-                                 name=f"{name} {v}: classic write-up, not measured here"))
-    top = max([v for _, v in CLASSIC_FIDS] + [r["value"] for r in rows]) * 1.2
-    fig.update_layout(title="FID (lower is better)", yaxis_title="FID", yaxis_range=[0, top], height=460,
-                      margin=dict(t=50, b=40, l=50, r=10),
-                      legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0))
-    if not rows:
-        fig.update_xaxes(visible=False)
+def group_chart(metric: str, n: int, rows: list[dict]) -> go.Figure:
+    """One bar per name, each its own value (the newest where a name has several in this group):
+    nothing is stacked or added. Rough values (n < ROUGH_N) are hatched and say so."""
+    last: dict[str, dict] = {}
+    for r in rows:
+        last[r["name"]] = r
+    rows = list(last.values())
+    rough = curves.is_rough(n)
+    fmt = "{:.1f}" if metric == "FID" else "{:.2f}"
+    fig = go.Figure(go.Bar(
+        x=[r["name"] for r in rows], y=[r["value"] for r in rows], width=0.5 if len(rows) < 3 else None,
+        text=[fmt.format(r["value"]) + (" rough" if rough else "") for r in rows], textposition="outside",
+        marker=dict(color="#ff6fa8" if metric == "FID" else "#7fb3ff", opacity=0.55 if rough else 1.0,
+                    pattern=dict(shape="/" if rough else "")), showlegend=False, cliponaxis=False))
+    top = max(r["value"] for r in rows)
+    if metric == "FID":
+        for (name, v), (dash, color) in zip(CLASSIC_FIDS, REF_STYLES, strict=True):
+            fig.add_hline(y=v, line_dash=dash, line_color=color, line_width=2)
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(dash=dash, color=color, width=2),
+                                     name=f"{name} {v} (classic write-up, not measured here)"))
+        top = max([top] + [v for _, v in CLASSIC_FIDS])
+    # No title: the heading above the chart names its metric, n and reference (and wraps).
+    fig.update_layout(barmode="group", height=360,
+                      yaxis=dict(title=f"{metric}{' ×10³' if metric == 'SWD' else ''} (lower is better)",
+                                 range=[0, top * 1.2]),
+                      margin=dict(t=24, b=10, l=50, r=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.3, x=0, xanchor="left", font_size=11))
     return fig
 
 
-def swd_chart(rows: list[dict]) -> go.Figure:
-    fig = go.Figure(go.Bar(x=[r["name"] for r in rows], y=[r["value"] for r in rows],
-                           text=[f"{r['value']:.2f}<br>n={r['n']:,}" for r in rows], textposition="outside",
-                           marker_color="#7fb3ff", hovertext=[f"vs {r['reference']}" for r in rows],
-                           width=0.5 if len(rows) < 3 else None))
-    fig.update_layout(title="SWD ×10³ (lower is better)", yaxis_title="SWD ×10³", height=460,
-                      margin=dict(t=50, b=40, l=50, r=10))
-    fig.update_yaxes(range=[0, max(r["value"] for r in rows) * 1.25])
+def curve_chart(picked: list[tuple[str, Path]]) -> go.Figure | None:
+    """SWD against images seen, for every picked checkpoint that carries its evaluation curve
+    (one line per (n, split); none for a checkpoint without a curve)."""
+    fig = go.Figure()
+    for i, (label, p) in enumerate(picked):
+        color = shared.RUN_COLORS[i % len(shared.RUN_COLORS)]
+        for (n, split), (x, y) in curves.curve_series(shared.checkpoint_curve(p)).items():
+            name = f"{label} · n={n:,}" + (f" · {split}" if split else "") + (" · rough" if curves.is_rough(n) else "")
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if len(x) < 30 else "lines", name=name,
+                                     line=dict(color=color, dash="dot" if curves.is_rough(n) else "solid")))
+    if not fig.data:
+        return None
+    fig.update_layout(title=dict(text="SWD during training (lower is better)", x=0, xanchor="left", font_size=15),
+                      height=360, xaxis_title="images seen", yaxis_title="SWD ×10³", showlegend=True,
+                      margin=dict(t=40, b=10, l=50, r=10),
+                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, xanchor="left", font_size=11))
     return fig
 
 
@@ -134,6 +156,12 @@ def last_error_lines(log_text: str) -> str:
         if lines[i].startswith("error:"):
             return "\n".join(lines[i:])[len("error:"):].strip()
     return lines[-1] if lines else "the job ended without a result (no log output)"
+
+
+def auto_zoom(sizes: list[int], cols: int) -> int:
+    """The largest zoom (1-3) at which the widest picked grid fits GRID_BUDGET_PX; at least 1."""
+    widest = max(sizes or [64])
+    return max([1] + [z for z in (2, 3) if cols * (widest + 2) * z + 2 * z <= GRID_BUDGET_PX])
 
 
 # --------------------------------------------------------------------------- background evaluation
@@ -148,8 +176,8 @@ def start_eval() -> None:
     try:
         job = jobs.start_eval(path, ss.get("cmp_eval_metric", METRICS[0]), str(ss.get(f"cmp_eval_data_{label}") or SYNTHETIC),
                               int(ss.get("cmp_eval_n", 1000)))
-    except (jobs.JobError, ValueError, OSError) as e:
-        shared.flash("cmp", "error", str(e))
+    except (jobs.JobError, CheckpointError, ValueError, OSError) as e:
+        shared.flash("cmp", "error", f"Not started: {e}")
         return
     ss["cmp_job"] = job
 
@@ -184,17 +212,32 @@ def watch_job() -> None:
     st.rerun(scope="app")
 
 
-# =========================================================================== page
-st.title("Compare")
-st.caption(f"The same seeds drawn by each checkpoint, with what was measured about each. {shared.DAGGER_NOTE}.")
+# --------------------------------------------------------------------------- page sections
+def checkpoint_card(label: str, p: Path, seed: int, n: int, ncols: int, zoom: int) -> LoadedGenerator | None:
+    """One checkpoint: its faces at `zoom` × their own size, what it is, what was measured."""
+    st.markdown(f"**{label}**")
+    try:
+        lg = shared.get_generator(p)
+    except (CheckpointError, OSError) as e:
+        shared.show_error(e)
+        return None
+    cfg = lg.config
+    if not shared.sample_grid(p, seed, n, ncols, scale=zoom,
+                              caption=f"seed {seed}, faces 0…{n - 1} · {cfg.img_size} px shown at {zoom}×"):
+        return None
+    secs, where = training_time(p, lg)
+    st.markdown(f"{cfg.model}, {cfg.loss}, **{cfg.img_size} px** · **{lg.params:,}** generator parameters  \n"
+                f"epoch {lg.epoch}, step {lg.step:,}" + (" · EMA" if lg.ema else "") + "  \n"
+                f"training time: {shared.fmt_duration(secs)}" + (f" ({where})" if where else ""))
+    evs = checkpoint_evals(p, lg)
+    if evs:
+        st.markdown("  \n".join(eval_line(e) for e in evs))
+    else:
+        st.caption("No FID/SWD measured for this checkpoint yet — compute one below.")
+    return lg
 
-choices = shared.checkpoint_choices()
-labels = list(choices)
-if not labels:
-    st.info(f"Nothing to compare yet: no checkpoint shipped in `{paths.SHIPPED_CHECKPOINTS}` and no run has saved one. "
-            "Train a run on the **Train** page (or open a checkpoint on the **Generate** page); the summary below "
-            "shows the classic write-ups' reported FIDs meanwhile.")
-else:
+
+def side_by_side(choices: dict[str, Path], labels: list[str]) -> tuple[list[str], dict[str, tuple[Path, LoadedGenerator]]]:
     if "cmp_sel" in st.session_state:
         kept = [s for s in st.session_state["cmp_sel"] if s in labels]
         if kept != st.session_state["cmp_sel"]:
@@ -205,42 +248,43 @@ else:
         default += [lb for lb in labels if lb not in default][:max(0, 2 - len(default))]
         default_kw = {"default": default}
     sel = st.multiselect("Checkpoints to compare (two to four)", labels, max_selections=4, key="cmp_sel", **default_kw)
-    c1, c2, c3, _ = st.columns([1, 1, 1, 3])
+    c1, c2, c3, c4 = st.columns(4)
     seed = int(c1.number_input("Seed", 0, shared.MAX_SEED, 0, key="cmp_seed"))
     n = int(c2.number_input("Faces each", 1, 64, 16, key="cmp_n"))
     ncols = int(c3.number_input("Columns", 1, 16, 4, key="cmp_cols"))
+    zoom_pick = c4.selectbox("Zoom", ZOOMS, key="cmp_zoom", format_func=lambda z: "auto" if z == "auto" else f"{z}×",
+                             help="Every checkpoint's faces at the same zoom of their own size: a 96 px face stays "
+                                  "1.5× a 64 px one. auto: the largest zoom that fits.")
     if len(sel) == 1:
         st.caption("Pick at least one more checkpoint to compare.")
+    sizes = []
+    for label in sel:
+        try:
+            sizes.append(int(shared.get_generator(Path(choices[label])).config.img_size))
+        except (CheckpointError, OSError):
+            pass
+    zoom = auto_zoom(sizes, ncols) if zoom_pick == "auto" else int(zoom_pick)
     loaded: dict[str, tuple[Path, LoadedGenerator]] = {}
-    if sel:
-        for col, label in zip(st.columns(max(2, len(sel))), sel, strict=False):
+    for start in range(0, len(sel), PER_ROW):
+        for col, label in zip(st.columns(PER_ROW), sel[start:start + PER_ROW], strict=False):
             p = Path(choices[label])
             with col, st.container(border=True):
-                st.markdown(f"**{label}**")
-                try:
-                    lg = shared.get_generator(p)
-                except (CheckpointError, OSError) as e:
-                    shared.show_error(e)
-                    continue
-                if not shared.sample_grid(p, seed, n, ncols):
-                    continue
-                loaded[label] = (p, lg)
-                secs, where = training_time(p, lg)
-                evs = checkpoint_evals(p, lg)
-                cfg = lg.config
-                st.markdown(f"{cfg.model}, {cfg.loss}, {cfg.img_size}px · **{lg.params:,}** generator parameters  \n"
-                            f"epoch {lg.epoch}, step {lg.step:,}" + (" · EMA" if lg.ema else "") + "  \n"
-                            f"training time: {shared.fmt_duration(secs)}" + (f" ({where})" if where else ""))
-                if evs:
-                    st.dataframe(pd.DataFrame([{"metric": str(e["metric"]).upper(), "value": round(float(e["value"]), 3),
-                                                "n": int(e.get("n") or 0), "reference": e.get("reference", ""),
-                                                "from": e.get("source", "")} for e in evs]), hide_index=True)
-                    if not all(shared.comparable(e.get("n")) for e in evs):
-                        st.caption(f"{shared.DAGGER_NOTE}.")
-                else:
-                    st.caption("No FID/SWD measured for this checkpoint yet — compute one below.")
+                lg = checkpoint_card(label, p, seed, n, ncols, zoom)
+                if lg is not None:
+                    loaded[label] = (p, lg)
+    if any(not shared.comparable(e.get("n")) for p, lg in loaded.values() for e in checkpoint_evals(p, lg)):
+        st.caption(f"{shared.DAGGER_NOTE}.")
+    fig = curve_chart([(lb, p) for lb, (p, _) in loaded.items()])
+    if fig is not None:
+        st.plotly_chart(fig, width="stretch", key="cmp_curve_chart")
+        without = [lb for lb, (p, _) in loaded.items() if not shared.checkpoint_curve(p)]
+        if without:
+            st.caption("No evaluation curve in: " + ", ".join(without) + ".")
+    return sel, loaded
 
-    # ----------------------------------------------------------------------- compute
+
+def compute_section(choices: dict[str, Path], labels: list[str], sel: list[str],
+                    loaded: dict[str, tuple[Path, LoadedGenerator]]) -> None:
     st.subheader("Compute SWD / FID")
     try:
         cur = jobs.current_job()
@@ -254,46 +298,72 @@ else:
         st.info(f"{cur.describe()} is running; one job at a time — compute a metric when it has finished.")
     pool = sel if sel else labels
     without = [lb for lb in pool if lb in loaded and not checkpoint_evals(*loaded[lb])]
-    e1, e2, e3, e4 = st.columns([2, 1, 2, 1])
+    e1, e2, e3 = st.columns([3, 2, 1])
     target = e1.selectbox("Checkpoint", pool, index=pool.index(without[0]) if without else 0, key="cmp_eval_ckpt")
     e2.radio("Metric", list(METRICS), format_func=str.upper, horizontal=True, key="cmp_eval_metric",
              help="SWD needs nothing extra. FID needs the Inception weights (pytorch-fid) on this machine.")
+    e3.number_input("n", 2, 50_000, 1000, step=500, key="cmp_eval_n",
+                    help=f"Images compared (capped by the split's size). {COMPARABLE_N:,} for numbers comparable "
+                         f"with published ones; below {curves.ROUGH_N:,} the value is rough.")
     try:
         cfg_data = shared.get_generator(Path(choices[target])).config.data
     except (CheckpointError, OSError):
         cfg_data = SYNTHETIC
     default_data = cfg_data if cfg_data == SYNTHETIC or Path(cfg_data).expanduser().exists() else SYNTHETIC
-    e3.text_input("Reference data (its val split)", value=default_data, key=f"cmp_eval_data_{target}",
+    st.text_input("Reference data (its val split)", value=default_data, key=f"cmp_eval_data_{target}",
                   help="The checkpoint's training data by default: a folder, a .zip or 'synthetic'.")
-    e4.number_input("n", 2, 50_000, 1000, step=500, key="cmp_eval_n",
-                    help=f"Images compared (capped by the split's size). {COMPARABLE_N:,} for numbers comparable "
-                         "with published ones; fewer is faster but only comparable at the same n.")
     busy = st.session_state.get("cmp_job") is not None or cur is not None
     st.button("Compute in the background", icon=":material/play_arrow:", type="primary", disabled=busy,
-              key="cmp_eval_go", on_click=start_eval)
+              key="cmp_eval_go", on_click=start_eval,
+              help="One job at a time: disabled while a training or an evaluation runs" if busy else None)
 
-# --------------------------------------------------------------------------- summary
-st.subheader("Summary: every run and shipped checkpoint")
-rows = summary_rows(choices)
-if rows:
-    df = pd.DataFrame(rows)[["name", "kind", "metric", "value", "n", "reference", "epoch", "note"]]
-    st.dataframe(df, hide_index=True, column_config={"value": st.column_config.NumberColumn(format="%.3f")})
-else:
-    st.caption("No FID or SWD has been measured yet: runs evaluate during training when `eval_every` > 0, and any "
-               "checkpoint can be measured above.")
-fid_rows = [r for r in rows if r["metric"] == "FID"]
-swd_rows = [r for r in rows if r["metric"] == "SWD"]
-g1, g2 = st.columns(2)
-with g1:
-    st.plotly_chart(fid_chart(fid_rows), key="cmp_fid_chart")
-    st.caption("Reference lines: FIDs **reported by the classic write-ups** for their plain GAN, DCGAN and WGAN-GP "
-               "at 64×64 — not measured here, against their own data and n. "
-               + ("" if fid_rows else "No FID measured here yet."))
-with g2:
-    if swd_rows:
-        st.plotly_chart(swd_chart(swd_rows), key="cmp_swd_chart")
-        st.caption("SWD is on its own scale (×10³, averaged over pyramid levels): not comparable with FID.")
+
+def summary_section(choices: dict[str, Path]) -> None:
+    st.subheader("Summary: every run and checkpoint")
+    rows = summary_rows(choices)
+    if not rows:
+        st.caption("No FID or SWD has been measured yet: runs evaluate during training when `eval_every` > 0, and any "
+                   "checkpoint can be measured above.")
     else:
-        st.info("No SWD measured yet. SWD needs no extra download: compute it above for any checkpoint.")
-if not all(shared.comparable(r["n"]) for r in rows):
-    st.caption(f"Values with n < {COMPARABLE_N:,} are {CAVEAT}.")
+        df = pd.DataFrame(rows)[["name", "metric", "value", "n", "note", "epoch", "reference"]]
+        df["reference"] = df["reference"].map(curves.short_reference)  # in full above each chart below
+        st.dataframe(df, hide_index=True, width="stretch",
+                     column_config={"value": st.column_config.NumberColumn(format="%.3f"),
+                                    "reference": st.column_config.TextColumn(width="large")})
+        st.caption("One chart per metric, n and reference: only values measured the same way share a scale. "
+                   f"Hatched bars: n < {curves.ROUGH_N:,}, rough values.")
+    groups = curves.group_evals(rows)
+    order = sorted(groups, key=lambda k: (k[0] != "SWD", -k[1], k[2]))
+    cols = st.columns(2)
+    for i, key in enumerate(order):
+        metric, n, ref = key
+        with cols[i % 2]:
+            st.markdown(f"**{metric} · n={n:,}**" + (" · rough" if curves.is_rough(n) else "")
+                        + f"  \nvs {ref or 'an unrecorded reference'}")
+            st.plotly_chart(group_chart(metric, n, groups[key]), width="stretch", key=f"cmp_group_chart_{i}")
+    if not any(k[0] == "FID" for k in groups):
+        st.caption("No FID measured here yet. For scale, the classic write-ups **reported** (not measured here, "
+                   "against their own data and n) FIDs at 64×64 of "
+                   + ", ".join(f"{v} for their {name}" for name, v in CLASSIC_FIDS) + ".")
+    else:
+        st.caption("FID reference lines: FIDs **reported by the classic write-ups** for their plain GAN, DCGAN and "
+                   "WGAN-GP at 64×64 — not measured here, against their own data and n.")
+    if rows and not all(shared.comparable(r["n"]) for r in rows):
+        st.caption(f"Values with n < {COMPARABLE_N:,} are {CAVEAT}.")
+
+
+# =========================================================================== page
+st.title("Compare")
+shared.narrow_window_layout()
+st.caption(f"The same seeds drawn by each checkpoint, with what was measured about each. {shared.DAGGER_NOTE}.")
+
+choices = shared.checkpoint_choices()
+labels = list(choices)
+if not labels:
+    st.info(f"Nothing to compare yet: no checkpoint shipped in `{paths.SHIPPED_CHECKPOINTS}` and no run has saved one. "
+            "Train a run on the **Train** page (or open a checkpoint on the **Generate** page); the summary below "
+            "shows the classic write-ups' reported FIDs meanwhile.")
+else:
+    sel, loaded = side_by_side(choices, labels)
+    compute_section(choices, labels, sel, loaded)
+summary_section(choices)

@@ -9,14 +9,21 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from animegan import data, paths, synth, uploads
-from animegan.config import IMAGE_SIZES, SYNTHETIC, TrainConfig
+from animegan.augment import DIFFAUG_OPS
+from animegan.config import IMAGE_SIZES, SYNTHETIC, TrainConfig, preset_config
 from pages import shared
 
 PAGE_SIZE = 48
 SOURCES = {SYNTHETIC: "Built-in synthetic set", "folder": "A folder (or .zip) on this machine",
            "upload": "Upload a zip"}
+RECIPE = preset_config("anime64")   # the default recipe: the augmentation preview starts from its settings
+TRAIN_PAGE = "pages/train.py"
+HANDOFF = "train_handoff"           # read (once) by the Train page
+SAVED = "dataset_saved"             # non-widget copy of the choices below: survives visits to other pages
+KEPT = ("ds_kind", "ds_size", "ds_folder", "ds_upload_pick")
 
 
 def synthetic_n() -> int | None:
@@ -41,6 +48,72 @@ def run_prepare(source: str, size: int) -> data.PreparedData | None:
     bar.empty()
     st.session_state.setdefault("ds_prepared", {})[f"{source}|{size}"] = pdata
     return pdata
+
+
+def upload_source() -> str | None:
+    """The upload part: a new upload is extracted (one package call) and becomes the one in use;
+    a refused one shows its error alone (no earlier data set's report under it) and is kept
+    nowhere; earlier uploads stay selectable. Returns the extracted folder in use, or None."""
+    ss = st.session_state
+    up = st.file_uploader("A .zip of images", type=["zip"], key="ds_upload")
+    if up is None:
+        ss.pop("ds_upload_failed", None)
+    elif ss.get("ds_upload_id") != up.file_id:
+        ss["ds_upload_id"] = up.file_id
+        try:
+            with st.spinner(f"Extracting {up.name}..."):
+                dest = uploads.extract_upload(up)
+        except (uploads.UploadError, OSError) as e:
+            ss["ds_upload_failed"] = f"The upload was not used: {e}"
+        else:
+            ss.pop("ds_upload_failed", None)
+            ss["ds_upload_dest"] = ss["ds_upload_pick"] = str(dest)  # the new upload is the one in use
+            prepared = ss.get("ds_prepared", {})
+            for k in [k for k in prepared if k.startswith(f"{dest}|")]:  # an earlier upload of that name
+                del prepared[k]
+    if ss.get("ds_upload_failed"):
+        shared.show_error(ss["ds_upload_failed"])
+        st.caption("Remove it (× above) to go back to an earlier upload, or upload another zip.")
+        return None
+    extracted = [str(p) for p in uploads.list_extracted()]
+    if not extracted:
+        st.info(f"Upload a .zip of images; it is extracted (safely: size caps, no paths outside) into "
+                f"`{paths.uploads_dir()}` and then used like a folder.")
+        return None
+    if ss.get("ds_upload_pick") not in extracted:
+        ss["ds_upload_pick"] = extracted[0]
+    source = st.selectbox("Extracted upload to use", extracted, format_func=lambda s: Path(s).name,
+                          key="ds_upload_pick", help="Every upload that was extracted, newest first")
+    st.caption(f"Extracted to `{source}`")
+    rep = uploads.read_report(source)
+    if rep is not None:
+        with st.expander("What the upload contained"):
+            st.text(rep.summary())
+    return source
+
+
+def augment_views(sample: np.ndarray, flip: float, bright: float, strength: float, policy: list[str],
+                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The images as stored, after the classic augmentation, and after DiffAugment on top (uint8)."""
+    import torch
+
+    from animegan import augment
+    before, after = augment.preview(sample, augment.ClassicAugment(flip=flip, brightness=bright,
+                                                                 brightness_strength=strength), seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    seen = data.to_uint8(augment.diff_augment(data.to_float(after), ",".join(policy), g))
+    return before.numpy(), after.numpy(), seen.numpy()
+
+
+def train_on_this(source: str, size: int, flip: float, bright: float, strength: float, policy: list[str]) -> None:
+    """Hand the source, size and augmentation to the Train page's form and go there."""
+    st.session_state[HANDOFF] = {"data": source, "img_size": int(size), "aug_flip": float(flip),
+                                 "aug_brightness": float(bright), "aug_brightness_strength": float(strength),
+                                 "diffaug": list(policy)}
+    try:
+        st.switch_page(TRAIN_PAGE)
+    except StreamlitAPIException:  # this page runs on its own (not inside app.py's navigation)
+        st.success("The Train page's form is filled with this data: open **Train** in the sidebar.")
 
 
 def to_hwc(img: np.ndarray, scale: int = 1) -> np.ndarray:
@@ -109,7 +182,7 @@ def histogram_figs(sample: np.ndarray, bins: int = 64) -> tuple[go.Figure, go.Fi
         h, e = np.histogram(norm[:, ch], bins=bins, range=(-1.0, 1.0))
         after.add_trace(go.Bar(x=(e[:-1] + e[1:]) / 2, y=h, name=name, marker_color=colors[name], opacity=0.6))
     for fig, title, rng in ((before, "As stored: uint8, 0..255", [0, 255]),
-                            (after, "Normalised to [-1, 1]: what G's tanh and D work in", [-1, 1])):
+                            (after, "Normalised to [-1, 1] (G's tanh, D's input)", [-1, 1])):
         fig.update_layout(title=title, barmode="overlay", bargap=0, xaxis_title="pixel value", yaxis_title="pixels",
                           height=320, margin=dict(t=40, b=40, l=50, r=10))
         fig.update_xaxes(range=rng)
@@ -121,9 +194,12 @@ st.title("Dataset")
 st.caption("A source is prepared once: every image is read, checked, converted to RGB, center-cropped and "
            "resized, and kept in a cache. What cannot be used is skipped and reported here — never silently.")
 
+for k, v in st.session_state.get(SAVED, {}).items():  # the choices of an earlier visit to this page
+    st.session_state.setdefault(k, v)
+st.session_state.setdefault("ds_size", TrainConfig.img_size)
 top = st.columns([3, 1])
 kind = top[0].radio("Source", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="ds_kind")
-size = top[1].selectbox("Image size (px)", IMAGE_SIZES, index=IMAGE_SIZES.index(TrainConfig.img_size), key="ds_size")
+size = top[1].selectbox("Image size (px)", IMAGE_SIZES, key="ds_size")
 
 source: str | None = None
 if kind == SYNTHETIC:
@@ -146,33 +222,8 @@ elif kind == "folder":
     else:
         st.info(f"Type the path of a folder that holds images ({', '.join(data.IMAGE_EXTS)}), or of a .zip of them.")
 else:
-    up = st.file_uploader("A .zip of images", type=["zip"], key="ds_upload")
-    up_root = paths.uploads_dir()
-    if up is not None and st.session_state.get("ds_upload_id") != up.file_id:
-        dest = up_root / uploads.safe_name(up.name).removesuffix(".zip")
-        try:
-            with st.spinner(f"Extracting {up.name}..."):
-                uploads.extract_zip(up, dest)
-        except uploads.UploadError as e:
-            shared.show_error(e)
-        except OSError as e:
-            shared.show_error(f"Could not extract {up.name}: {e}")
-        else:
-            st.session_state["ds_upload_id"] = up.file_id
-            st.session_state["ds_upload_dest"] = str(dest)
-    previous = sorted(p for p in up_root.glob("*") if p.is_dir()) if up_root.is_dir() else []
-    if previous:
-        names = [str(p) for p in previous]
-        current = st.session_state.get("ds_upload_dest")
-        source = st.selectbox("Extracted upload to use", names, format_func=lambda s: Path(s).name,
-                              index=names.index(current) if current in names else 0, key="ds_upload_pick")
-        rep = uploads.read_report(source)
-        if rep is not None:
-            with st.expander("What the upload contained"):
-                st.text(rep.summary())
-    elif up is None:
-        st.info(f"Upload a .zip of images; it is extracted (safely: size caps, no paths outside) into "
-                f"`{up_root}` and then used like a folder.")
+    source = upload_source()
+st.session_state[SAVED] = {k: st.session_state[k] for k in KEPT if k in st.session_state}
 
 if source is None:
     st.stop()
@@ -234,25 +285,35 @@ with d2:
 
 # --------------------------------------------------------------------------- augmentation
 st.subheader("Augmentation preview")
-st.caption("The classic write-ups' augmentation of real images (random horizontal flip, brightness jitter), as set on the "
-           "Train page (`aug_flip`, `aug_brightness`, `aug_brightness_strength`). Samples and FID's real images are "
-           "never augmented.")
-a = st.columns(4)
-flip = a[0].slider("Flip probability", 0.0, 1.0, 0.5, 0.05, key="ds_aug_flip")
-bright = a[1].slider("Brightness probability", 0.0, 1.0, 0.5, 0.05, key="ds_aug_bright")
-strength = a[2].slider("Brightness strength", 0.0, 0.5, 0.2, 0.05, key="ds_aug_strength",
+st.caption("Two kinds, as set on the Train page. The classic augmentation of real images (random horizontal flip, "
+           "brightness jitter: `aug_flip`, `aug_brightness`, `aug_brightness_strength`) changes what G learns to draw. "
+           "DiffAugment (`diffaug`) is applied to real *and* generated images right before D, so D cannot memorise the "
+           "data. The default recipe (anime64) uses flips and DiffAugment *translation*. Samples and FID's real images "
+           "are never augmented.")
+a = st.columns(3)
+flip = a[0].slider("Flip probability", 0.0, 1.0, RECIPE.aug_flip, 0.05, key="ds_aug_flip")
+bright = a[1].slider("Brightness probability", 0.0, 1.0, RECIPE.aug_brightness, 0.05, key="ds_aug_bright")
+strength = a[2].slider("Brightness strength", 0.0, 0.5, RECIPE.aug_brightness_strength, 0.05, key="ds_aug_strength",
                        help="The factor is drawn uniformly from [1 − s, 1 + s].")
-aug_seed = int(a[3].number_input("Augmentation seed", 0, 2**31 - 1, 0, key="ds_aug_seed"))
+a = st.columns([2, 1])
+policy = a[0].multiselect("DiffAugment policy (what D sees)", list(DIFFAUG_OPS), key="ds_aug_diffaug",
+                          default=[p for p in RECIPE.diffaug.split(",") if p],
+                          help="Applied to real and generated images right before D, in this order")
+aug_seed = int(a[1].number_input("Augmentation seed", 0, 2**31 - 1, 0, key="ds_aug_seed"))
 try:
-    from animegan import augment
     sample = batch[:16]
-    before, after = augment.preview(sample, augment.ClassicAugment(flip=flip, brightness=bright,
-                                                                 brightness_strength=strength), seed=aug_seed)
-    g1, g2 = st.columns(2)
-    g1.image(grid_png(before.numpy()), caption="before (the first 16 images of this page)")
-    g2.image(grid_png(after.numpy()), caption=f"after (seed {aug_seed})")
+    before, after, seen = augment_views(sample, flip, bright, strength, policy, aug_seed)
+    g = st.columns(3)
+    g[0].image(grid_png(before, cols=4), caption="before (the first 16 images of this page)")
+    g[1].image(grid_png(after, cols=4), caption=f"classic augmentation: what G learns from (seed {aug_seed})")
+    g[2].image(grid_png(seen, cols=4), caption=f"then DiffAugment {', '.join(policy) or '(none)'}: what D sees")
 except ValueError as e:
     shared.show_error(e)
+
+if st.button("Train on this data", icon=":material/model_training:", type="primary", key="ds_train"):
+    train_on_this(source, size, flip, bright, strength, policy)
+st.caption(f"Opens the Train page with this source (`{source}`), {size} px images and the augmentation above; "
+           "the other settings stay as they are there.")
 
 st.subheader("Pixel values before and after normalisation")
 hist_sample = np.asarray(pdata.images[order[:512]])

@@ -1,21 +1,38 @@
-"""Generate: faces from any checkpoint, reproducibly by (seed, index); one face large,
-interpolation between two seeds, downloads."""
+"""Generate: faces from any checkpoint, reproducibly by (seed, index). Click a face to pick it;
+steer it along the latent directions the generator learned; see what truncation does; walk to
+another face; project your own image into the generator; check whether a face is a copy of a
+training face."""
 from __future__ import annotations
 
+import base64
 import io
+import math
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from animegan import generate, paths
-from animegan.checkpoint import CheckpointError
+from animegan import directions, generate, memorisation, paths
+from animegan.checkpoint import CheckpointError, LoadedGenerator, no_discriminator_reason
+from animegan.data import DataError
+from animegan.invert import invert, load_face, side_by_side
 from pages import shared
 
 MAX_SEED = shared.MAX_SEED
+PAD = 2                                   # pixels between faces in a grid (generate.to_grid's default)
+PSI_STRIP = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
+MAX_DIRECTIONS = directions.DEFAULT_K     # sliders offered (computed once per checkpoint and method)
+FACE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
+METHOD_SHORT = {"sefa": "SeFa", "ganspace": "GANSpace"}
+
+
+# =========================================================================== callbacks
 
 
 def _label_of(path: Path) -> str | None:
@@ -62,152 +79,452 @@ def _open_uploaded() -> None:
     _open(dest)
 
 
+def _seed_changed() -> None:
+    """The interpolation's end seed follows the main seed (the next one)."""
+    st.session_state["gen_seed_b"] = (int(st.session_state["gen_seed"]) + 1) % (MAX_SEED + 1)
+
+
 def _new_seed() -> None:
     st.session_state["gen_seed"] = secrets.randbelow(MAX_SEED + 1)
+    _seed_changed()
 
 
-# =========================================================================== page
-st.title("Generate")
-st.caption("Every face is addressed by **(seed, index)**: the same seed always gives the same faces, and face *i* "
-           "of a grid is the same face when drawn alone.")
+def _picked_in_grid() -> None:
+    """A click on the grid chart: the clicked face becomes the picked one."""
+    event = st.session_state.get("gen_grid_chart")
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    if points:
+        st.session_state["gen_pick"] = int(points[0].get("point_index", points[0].get("point_number", 0)))
+        st.session_state["gen_source"] = "grid"
 
-choices = shared.checkpoint_choices()
-labels = list(choices)
-if st.session_state.get("gen_ckpt") not in labels:
-    st.session_state.pop("gen_ckpt", None)
 
-with st.expander("Open your own checkpoint", expanded=not labels):
-    o1, o2 = st.columns(2)
-    with o1:
-        st.text_input("Path to a .pt file on this machine", key="gen_open_path",
-                      placeholder="~/animegan-runs/my-run/checkpoints/best.pt")
-        st.button("Open", key="gen_open_btn", on_click=_open_typed)
-    with o2:
-        st.file_uploader("…or upload one", type=["pt"], key="gen_upload", on_change=_open_uploaded)
-    st.caption("Exported generators (`python -m animegan export`) and training checkpoints both work. Files are "
-               "loaded with `weights_only=True`: a file carrying code is refused, never run.")
-    if st.session_state.get("gen_open_error"):
-        shared.show_error(CheckpointError(st.session_state["gen_open_error"]))
+def _reset_sliders() -> None:
+    for i in range(MAX_DIRECTIONS):
+        st.session_state[f"gen_dir_{i}"] = 0.0
 
-if not labels:
-    st.info(f"No checkpoint yet: none shipped in `{paths.SHIPPED_CHECKPOINTS}` and no run has saved one. "
-            "Train a run on the **Train** page (a few epochs of `classic-dcgan` on the synthetic set run on a CPU), "
-            "or open a checkpoint above.")
-    st.stop()
 
-label = st.selectbox("Checkpoint", labels, key="gen_ckpt",
-                     help="Shipped checkpoints first, then every run's checkpoints (newest run first), then opened ones.")
-path = Path(choices[label])
-try:
-    lg = shared.get_generator(path)  # one load: a training checkpoint's discriminator comes with it
-    mtime = os.path.getmtime(path)
-except (CheckpointError, OSError) as e:
-    shared.show_error(e)
-    st.stop()
-has_d = lg.D is not None
-cfg = lg.config
-st.caption(f"{'exported generator' if lg.kind == 'generator' else 'training checkpoint'} · {cfg.model}, "
-           f"{cfg.img_size}px, {lg.params:,} parameters · epoch {lg.epoch}, step {lg.step:,}"
-           + (" · EMA weights" if lg.ema else "") + f" · `{path}`")
+def _save_name(ckpt_hash: str, method: str, i: int, key: str) -> None:
+    directions.save_name(ckpt_hash, method, i, st.session_state.get(key, ""))
 
-left, right = st.columns([1, 3], gap="large")
-with left:
+
+def _pin_end(z: torch.Tensor, label: str) -> None:
+    st.session_state["gen_pinned"] = {"z": z.clone(), "label": label}
+    st.session_state["gen_interp_to"] = "the pinned face"
+
+
+# =========================================================================== cached work
+
+
+@st.cache_resource(max_entries=16, show_spinner="Finding latent directions...")
+def _directions(path: str, mtime: float, method: str) -> directions.Directions:
+    return directions.find(shared.get_generator(path).G, method, MAX_DIRECTIONS)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _checkpoint_hash(path: str, mtime: float, size: int) -> str:
+    return directions.checkpoint_hash(path)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Preparing the training data (decoded once, then cached)...")
+def _training_data(source: str, size: int, val: int, test: int, split_seed: int, _cfg) -> memorisation.PreparedData:
+    return memorisation.training_data(_cfg, source)
+
+
+def _png(img, scale: int = 1, smooth: bool = False) -> bytes:
+    """A PIL image, one uint8 face (3, S, S) or a row of faces (N, 3, S, S) as PNG bytes, enlarged."""
+    if isinstance(img, torch.Tensor):
+        img = generate.to_pil(img) if img.dim() == 3 else generate.to_grid(img, cols=len(img))
+    return generate.png_bytes(generate.upscale(img, scale, smooth=smooth))
+
+
+def _show(png: bytes, caption: str) -> None:
+    """PNG bytes as drawn (not re-encoded as JPEG), at their own size: shrunk where the column is
+    narrower, never stretched."""
+    st.image(png, caption=caption, output_format="PNG", width="content")
+
+
+# =========================================================================== sections
+
+
+def checkpoint_section() -> tuple[Path, LoadedGenerator, float]:
+    choices = shared.checkpoint_choices()
+    labels = list(choices)
+    if st.session_state.get("gen_ckpt") not in labels:
+        st.session_state.pop("gen_ckpt", None)
+    with st.expander("Open your own checkpoint", expanded=not labels):
+        o1, o2 = st.columns(2)
+        with o1:
+            st.text_input("Path to a .pt file on this machine", key="gen_open_path",
+                          placeholder="~/animegan-runs/my-run/checkpoints/best.pt")
+            st.button("Open", key="gen_open_btn", on_click=_open_typed)
+        with o2:
+            st.file_uploader("…or upload one", type=["pt"], key="gen_upload", on_change=_open_uploaded)
+        st.caption("Exported generators (`python -m animegan export`) and training checkpoints both work. Files are "
+                   "loaded with `weights_only=True`: a file carrying code is refused, never run.")
+        if st.session_state.get("gen_open_error"):
+            shared.show_error(CheckpointError(st.session_state["gen_open_error"]))
+    if not labels:
+        st.info(f"No checkpoint yet: none shipped in `{paths.SHIPPED_CHECKPOINTS}` and no run has saved one. "
+                "Train a run on the **Train** page (a few epochs of `classic-dcgan` on the synthetic set run on a CPU), "
+                "or open a checkpoint above.")
+        st.stop()
+    label = st.selectbox("Checkpoint", labels, key="gen_ckpt",
+                         help="Shipped checkpoints first, then every run's checkpoints (newest run first), then opened ones.")
+    path = Path(choices[label])
+    try:
+        lg = shared.get_generator(path)  # one load: the discriminator comes with it where the file has one
+        mtime = os.path.getmtime(path)
+    except (CheckpointError, OSError) as e:
+        shared.show_error(e)
+        st.stop()
+    cfg = lg.config
+    st.caption(f"{'exported generator' if lg.kind == 'generator' else 'training checkpoint'} · {cfg.model}, "
+               f"{cfg.img_size}px, {lg.params:,} parameters · epoch {lg.epoch}, step {lg.step:,}"
+               + (" · EMA weights" if lg.ema else "") + (" · with discriminator" if lg.D is not None else
+                                                         " · no discriminator") + f" · `{path}`")
+    return path, lg, mtime
+
+
+def controls(lg: LoadedGenerator) -> tuple[int, int, int, float, int]:
     st.session_state.setdefault("gen_seed", 0)
-    seed = int(st.number_input("Seed", 0, MAX_SEED, step=1, key="gen_seed"))
-    st.button("New seed", icon=":material/casino:", key="gen_new_seed", on_click=_new_seed, width="stretch",
+    st.session_state.setdefault("gen_seed_b", 1)
+    c1, c2, c3 = st.columns(3)
+    seed = int(c1.number_input("Seed", 0, MAX_SEED, step=1, key="gen_seed", on_change=_seed_changed))
+    n = int(c2.number_input("Number of faces", 1, 256, 64, key="gen_n"))
+    cols = int(c3.number_input("Columns", 1, 32, 8, key="gen_cols"))
+    c4, c5 = st.columns([1, 2], vertical_alignment="bottom")
+    c4.button("New seed", icon=":material/casino:", key="gen_new_seed", on_click=_new_seed, width="stretch",
               help="A random seed: new faces. Write the seed down to get them back.")
-    n = int(st.number_input("Number of faces", 1, 256, 64, key="gen_n"))
-    cols = int(st.number_input("Columns", 1, 32, 8, key="gen_cols"))
-    psi = float(st.slider("Truncation ψ", 0.3, 1.0, 1.0, 0.05, key="gen_psi",
-                          help="Scales the latent: 1 = off; lower = more typical faces, less variety."))
-    if has_d:
+    psi = float(c5.slider("Truncation ψ", 0.3, 1.0, 1.0, 0.05, key="gen_psi",
+                          help="Pulls every face toward the average face: 1 = off; lower = more typical faces, less "
+                               "variety. The strip under the picked face shows what it does."))
+    if lg.D is not None:
         k = int(st.slider("Discriminator re-ranking k", 1, 8, 1, key="gen_k",
                           help="Draw k×n faces, keep the n the discriminator rates highest (k = 1: off)."))
     else:
         k = 1
-        st.caption("Discriminator re-ranking needs a training checkpoint (exports carry no discriminator).")
+        st.caption(f"Discriminator re-ranking: not offered, {lg.path.name} carries no discriminator.",
+                   help=no_discriminator_reason(lg, "Re-ranking"))
+    return seed, n, cols, psi, k
 
-G = lg.G
-D = lg.D if k > 1 else None
-mkey = (str(path), mtime, seed, n, psi, k)
-memo = st.session_state.get("gen_memo")
-if memo is None or memo.get("key") != mkey:
-    try:
-        t0 = time.perf_counter()
-        res = generate.generate(G, seed, n, truncation=psi, D=D, rerank=k)
-        dt = time.perf_counter() - t0
-    except (ValueError, RuntimeError) as e:
-        shared.show_error(e)
-        st.stop()
-    memo = {"key": mkey, "res": res, "dt": dt}
-    st.session_state["gen_memo"] = memo
-res, dt = memo["res"], memo["dt"]
-grid = generate.to_grid(res.images, cols=cols)
-grid_png = generate.png_bytes(grid)
-st.session_state["gen_grid_png"] = grid_png
-st.session_state["gen_render_s"] = dt
 
-with right:
-    scale = max(1, min(6, round(900 / max(1, grid.width))))
+def _grid_figure(png: bytes, n: int, cols: int, size: int, picked: int | None) -> go.Figure:
+    """The grid as one image, with an invisible marker on each face: a click picks the face."""
+    cols = max(1, min(cols, n))  # as torchvision's make_grid lays it out
+    rows = math.ceil(n / cols)
+    W, H = cols * (size + PAD) + PAD, rows * (size + PAD) + PAD
+    fig = go.Figure()
+    fig.add_layout_image(source="data:image/png;base64," + base64.b64encode(png).decode(), xref="x", yref="y",
+                         x=0, y=0, sizex=W, sizey=H, sizing="stretch", layer="below")
+    xs = [PAD + (i % cols) * (size + PAD) + size / 2 for i in range(n)]
+    ys = [PAD + (i // cols) * (size + PAD) + size / 2 for i in range(n)]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=list(range(n)),
+                             marker=dict(size=24, symbol="square", color="rgba(0,0,0,0)"),
+                             selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)),
+                             hovertemplate="face %{customdata}: click to pick it<extra></extra>"))
+    if picked is not None and 0 <= picked < n:
+        x0, y0 = PAD + (picked % cols) * (size + PAD), PAD + (picked // cols) * (size + PAD)
+        fig.add_shape(type="rect", x0=x0 - 1, y0=y0 - 1, x1=x0 + size + 1, y1=y0 + size + 1,
+                      line=dict(color="#ff6fa8", width=3))
+    fig.update_xaxes(range=[0, W], visible=False, fixedrange=True)
+    fig.update_yaxes(range=[H, 0], visible=False, fixedrange=True, scaleanchor="x")
+    # 64 px a face where the page is wide enough; a narrower page shrinks the grid (to ~58 px at 800 px)
+    fig.update_yaxes(constrain="domain", constraintoward="top")
+    fig.update_xaxes(constrain="domain")
+    fig.update_layout(margin=dict(l=0, r=0, t=0, b=0), height=rows * max(48, min(64, 640 // max(1, rows))),
+                      showlegend=False, dragmode=False, hovermode="closest", hoverdistance=-1, clickmode="event+select",
+                      plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
+def grid_section(path: Path, lg: LoadedGenerator, mtime: float, seed: int, n: int, cols: int, psi: float, k: int):
+    mkey = (str(path), mtime, seed, n, psi, k)
+    memo = st.session_state.get("gen_memo")
+    if memo is None or memo.get("key") != mkey:
+        try:
+            t0 = time.perf_counter()
+            res = generate.generate(lg.G, seed, n, truncation=psi, D=lg.D if k > 1 else None, rerank=k)
+            dt = time.perf_counter() - t0
+        except (ValueError, RuntimeError) as e:
+            shared.show_error(e)
+            st.stop()
+        memo = {"key": mkey, "res": res, "dt": dt}
+        st.session_state["gen_memo"] = memo
+    res, dt = memo["res"], memo["dt"]
+    grid = generate.to_grid(res.images, cols=cols, padding=PAD)
+    grid_png = generate.png_bytes(grid)
+    st.session_state["gen_grid_png"] = grid_png
+    pick = min(int(st.session_state.get("gen_pick", 0)), n - 1)
+    st.session_state["gen_pick"] = pick
+    from_grid = st.session_state.get("gen_source", "grid") == "grid"
+    st.plotly_chart(_grid_figure(grid_png, n, cols, lg.config.img_size, pick if from_grid else None),
+                    key="gen_grid_chart", on_select=_picked_in_grid, selection_mode="points",
+                    config={"displayModeBar": False, "scrollZoom": False}, width="stretch")
     drawn = f" (drawn {n * k}, kept the {n} D rated highest)" if k > 1 else ""
-    st.image(generate.png_bytes(generate.upscale(grid, scale)) if scale > 1 else grid_png,
-             caption=f"seed {seed}, indices {res.indices[0]}…{res.indices[-1]}{drawn}, ψ = {psi:g}")
-    st.caption(f":material/timer: {n} faces in {dt:.2f} s on the CPU{' (with re-ranking)' if k > 1 else ''}.")
+    st.caption(f"**Click a face to pick it.** Seed {seed}, indices {res.indices[0]}…{res.indices[-1]}{drawn}, "
+               f"ψ = {psi:g} · :material/timer: {n} faces in {dt:.2f} s on the CPU"
+               f"{' (with re-ranking)' if k > 1 else ''}.")
     with st.container(horizontal=True):
         st.download_button("Grid (PNG)", grid_png, file_name=generate.grid_name(seed), mime="image/png",
                            icon=":material/download:", key="gen_dl_grid")
         st.download_button("Every face (zip of PNGs)", generate.to_zip(res.images, seed, res.indices),
-                           file_name=generate.grid_name(seed, "zip"), mime="application/zip", icon=":material/download:",
-                           key="gen_dl_zip")
+                           file_name=generate.grid_name(seed, "zip"), mime="application/zip",
+                           icon=":material/download:", key="gen_dl_zip")
+    return res, pick
 
-# --------------------------------------------------------------------------- one face
-st.subheader("One face, large")
-st.caption("Pick a face of the grid (numbered left to right, top to bottom, from 0). It is drawn again on its "
-           "own from (seed, index): the pixels match.")
-f1, f2, f3 = st.columns([1, 1, 1])
-with f1:
-    if int(st.session_state.get("gen_pick", 0)) > n - 1:
-        st.session_state["gen_pick"] = n - 1
-    pos = int(st.number_input("Face in the grid", 0, n - 1, key="gen_pick", help="0 = top left"))
-    pos = min(pos, len(res.indices) - 1)
-    idx = res.indices[pos]
-    st.markdown(f"**seed {seed}, index {idx}**" + (f"  \nD score {res.scores[pos]:.3f}" if res.scores else ""))
-    st.code(f"python -m animegan generate --checkpoint {path} --seed {seed} --start {idx} --n 1"
-            + (f" --truncation {psi:g}" if psi != 1 else "") + " --out face.png", language="bash", wrap_lines=True)
-face = res.images[pos]
-alone = generate.generate(G, seed, 1, start=idx, truncation=psi).images[0]
-same = bool(torch.equal(face, alone))
-f2.image(generate.png_bytes(generate.upscale(generate.to_pil(face), 4)), caption=f"from the grid: (seed {seed}, index {idx})")
-f3.image(generate.png_bytes(generate.upscale(generate.to_pil(alone), 4)),
-         caption=f"regenerated alone: generate(G, {seed}, 1, start={idx})")
-f3.markdown(":green[:material/check_circle: identical pixels]" if same
-            else ":orange[:material/warning: differs (floating-point rounding on this device)]")
 
-# --------------------------------------------------------------------------- interpolation
-st.subheader("Interpolate between two seeds")
-i1, i2, i3, i4 = st.columns(4)
-seed_a = int(i1.number_input("Seed A", 0, MAX_SEED, seed, key="gen_seed_a"))
-seed_b = int(i2.number_input("Seed B", 0, MAX_SEED, seed + 1 if seed < MAX_SEED else 0, key="gen_seed_b"))
-steps = int(i3.number_input("Steps", 2, 64, 12, key="gen_steps"))
-mode = i4.radio("Path", ["slerp", "lerp"], horizontal=True, key="gen_mode",
-                help="slerp follows the sphere where Gaussian latents live; lerp is the straight line.")
-ikey = (str(path), mtime, seed_a, seed_b, steps, mode, psi)
-imemo = st.session_state.get("gen_interp")
-if imemo is None or imemo.get("key") != ikey:
-    frames = generate.interpolate(lg.G, seed_a, seed_b, steps, mode=mode, truncation=psi)
-    gif = io.BytesIO()
-    generate.to_gif(frames, gif, fps=10, upscale=4)
-    imemo = {"key": ikey, "frames": frames, "gif": gif.getvalue()}
-    st.session_state["gen_interp"] = imemo
-frames = imemo["frames"]
-j1, j2 = st.columns(2)
-with j1:
-    if int(st.session_state.get("gen_frame", 0)) > steps - 1:
-        st.session_state["gen_frame"] = steps - 1
-    fr = int(st.slider("Frame", 0, steps - 1, key="gen_frame"))
-    st.image(generate.png_bytes(generate.upscale(generate.to_pil(frames[min(fr, len(frames) - 1)]), 4)),
-             caption=f"frame {fr} of {steps - 1}: image (seed {seed_a}, 0) → (seed {seed_b}, 0)")
-with j2:
-    st.image(imemo["gif"], caption=f"{steps} steps there and back ({mode})")
-    st.download_button("GIF", imemo["gif"], file_name=generate.interpolation_name(seed_a, seed_b), mime="image/gif",
-                       icon=":material/download:", key="gen_dl_gif")
+def _current_face(lg: LoadedGenerator, res, pick: int, seed: int) -> tuple[torch.Tensor, str, int | None]:
+    """The latent being looked at: a grid face, or the projection of an uploaded image."""
+    proj = st.session_state.get("gen_projection")
+    if st.session_state.get("gen_source") == "projection" and proj is not None and proj["ckpt"] == str(lg.path):
+        return proj["z"], f"the projection of {proj['name']}", None
+    st.session_state["gen_source"] = "grid"
+    idx = res.indices[pick]
+    return generate.latents(seed, [idx], lg.G.z_dim)[0], f"seed {seed}, index {idx}", idx
+
+
+@dataclass
+class Picked:
+    """The face being looked at and how it is steered."""
+
+    z: torch.Tensor                  # its latent, before the sliders
+    shift: torch.Tensor              # the sliders' edit, added to z
+    face: torch.Tensor               # uint8 (3, S, S) as shown: edited, truncated
+    what: str                        # "seed 3, index 7" or "the projection of me.png"
+    dirs: directions.Directions
+    method: str
+    strengths: dict[int, float]      # slider values, one per direction shown
+    ckpt_hash: str
+
+
+def picked_section(path: Path, lg: LoadedGenerator, mtime: float, res, pick: int, seed: int, psi: float) -> Picked:
+    """The picked face, large, with a slider per latent direction."""
+    z, what, idx = _current_face(lg, res, pick, seed)
+    st.subheader("The picked face")
+    ckpt_hash = _checkpoint_hash(str(path), mtime, os.path.getsize(path))
+    left, right = st.columns([2, 3], gap="medium")
+    with right:
+        method = st.radio("Directions", directions.METHODS, format_func=METHOD_SHORT.get, key="gen_dir_method",
+                          horizontal=True, help="SeFa: the eigenvectors of the first layer's weights (closed form). "
+                                                "GANSpace: principal components of the first block's activations, "
+                                                "mapped back to the latent.")
+        n_dirs = int(st.slider("Sliders", 1, MAX_DIRECTIONS, 5, key="gen_dir_k"))
+        dirs = _directions(str(path), mtime, method)
+        names = directions.load_names(ckpt_hash, method)
+        strengths = {}
+        for i in range(n_dirs):
+            strengths[i] = float(st.slider(f"Direction {directions.label(i, names)}", -directions.MAX_STRENGTH,
+                                           directions.MAX_STRENGTH, 0.0, 0.25, key=f"gen_dir_{i}"))
+        st.button("Reset sliders", icon=":material/restart_alt:", key="gen_dir_reset", on_click=_reset_sliders)
+    shift = directions.shift(dirs, {i: s for i, s in strengths.items() if s})
+    face = generate.render(lg.G, (z + shift)[None], truncation=psi)[0]
+    edited = {i: s for i, s in strengths.items() if s}
+    with left:
+        smooth = st.toggle("Smooth", True, key="gen_smooth",
+                           help="Enlargement filter. On: Lanczos (smooth). Off: nearest neighbour, every pixel a square.")
+        scale = int(st.select_slider("Size", [2, 3, 4, 6, 8], 4, key="gen_zoom", format_func=lambda s: f"{s}×"))
+        png = _png(face, scale, smooth)
+        st.session_state["gen_face_png"] = png
+        _show(png, caption=what + (f", edited ({len(edited)} directions)" if edited else ""))
+        if idx is not None:
+            alone = generate.generate(lg.G, seed, 1, start=idx, truncation=psi).images[0]
+            same = bool(torch.equal(res.images[pick], alone))
+            st.markdown(":green[:material/check_circle: redrawn alone from (seed, index): identical pixels]" if same
+                        else ":orange[:material/warning: redrawn alone: differs (floating-point rounding on this device)]")
+        else:
+            st.button("Back to the grid's face", key="gen_back_to_grid",
+                      on_click=lambda: st.session_state.update(gen_source="grid"))
+    st.caption("Strength in standard deviations of the prior: a latent's coordinate along any direction is N(0, 1), "
+               "so ±3 is as far as training latents went.")
+    if idx is not None:
+        edits = "".join(f" --edit {i}={s:g}" for i, s in edited.items())
+        st.code(f"python -m animegan generate --checkpoint {path} --seed {seed} --start {idx} --n 1"
+                + (f" --truncation {psi:g}" if psi != 1 else "") + edits
+                + (f" --directions {method}" if edits and method != "sefa" else "") + " --out face.png",
+                language="bash", wrap_lines=True)
+    return Picked(z, shift, face, what, dirs, method, strengths, ckpt_hash)
+
+
+def strips_section(lg: LoadedGenerator, p: Picked, psi: float):
+    st.markdown("**What each direction does** — the picked face moved along it from −3 to +3, the other sliders "
+                "as set.")
+    ckpt_hash, method = p.ckpt_hash, p.method
+    names = directions.load_names(ckpt_hash, method)
+    n_dirs = len(p.strengths)
+    for i in range(n_dirs):
+        others = directions.shift(p.dirs, {j: s for j, s in p.strengths.items() if j != i and s})
+        row = directions.strip(lg.G, p.z, p.dirs.vectors[i], truncation=psi, base=others)
+        _show(_png(row, 2), caption=f"direction {directions.label(i, names)}: "
+                                       + " · ".join(f"{s:+g}" for s in directions.STRIP_STEPS))
+    with st.expander("Name the directions", icon=":material/edit:"):
+        st.caption("A name is kept for this checkpoint (by the hash of its file, whatever its path) in the home "
+                   f"folder (`{directions.names_dir()}`) and shown on the sliders and strips next time.")
+        cells = st.columns(2)
+        for i in range(n_dirs):
+            key = f"gen_dname_{ckpt_hash[:12]}_{method}_{i}"
+            st.session_state.setdefault(key, names.get(i, ""))
+            cells[i % 2].text_input(f"Direction {i}", key=key, placeholder="e.g. hair colour", max_chars=60,
+                                    on_change=_save_name, args=(ckpt_hash, method, i, key))
+
+
+def truncation_section(lg: LoadedGenerator, p: Picked, psi: float):
+    st.markdown("**Truncation ψ, previewed** — the picked face at ψ = " + ", ".join(f"{p:g}" for p in PSI_STRIP)
+                + ", then the average face it is pulled toward (ψ → 0). Truncation pulls the first block's features "
+                  "toward their mean over all latents: less variety, more typical faces.")
+    faces = torch.cat([generate.render(lg.G, (p.z + p.shift)[None], truncation=q) for q in PSI_STRIP]
+                      + [generate.average_face(lg.G)[None]])
+    _show(_png(faces, 2), caption=f"ψ {' · '.join(f'{p:g}' for p in PSI_STRIP)} · average face   (now: ψ = {psi:g})")
+
+
+def interpolation_section(path: Path, lg: LoadedGenerator, mtime: float, z_start: torch.Tensor, what: str, psi: float):
+    st.subheader("Interpolate from the picked face")
+    st.session_state.setdefault("gen_interp_to", "a seed")
+    pinned = st.session_state.get("gen_pinned")
+    i1, i2 = st.columns(2, vertical_alignment="bottom")
+    target = i1.radio("To", ["a seed", "the pinned face"], key="gen_interp_to", horizontal=True,
+                      help="Pin a face (the button), then click another one in the grid: the walk goes from the "
+                           "picked face to the pinned one.")
+    i2.button("Pin the picked face", icon=":material/push_pin:", key="gen_pin", on_click=_pin_end, args=(z_start, what),
+              help="Makes the face shown now the end of the walk.")
+    j1, j2, j3 = st.columns(3)
+    steps = int(j3.number_input("Steps", 2, 64, 12, key="gen_steps"))
+    if target == "the pinned face" and pinned is not None:
+        z_end, end_what = pinned["z"], pinned["label"]
+        j1.markdown(f"to the pinned face: **{end_what}**")
+    else:
+        seed_b = int(j1.number_input("Seed B", 0, MAX_SEED, key="gen_seed_b", help="Follows the main seed (the next one)."))
+        index_b = int(j2.number_input("Index B", 0, 10**6, 0, key="gen_index_b"))
+        z_end, end_what = generate.latents(seed_b, [index_b], lg.G.z_dim)[0], f"seed {seed_b}, index {index_b}"
+        if target == "the pinned face":
+            st.caption("Nothing pinned yet: walking to the seed.")
+    mode = st.radio("Path", ["slerp", "lerp"], horizontal=True, key="gen_mode",
+                    help="slerp follows the sphere where Gaussian latents live; lerp is the straight line.")
+    ikey = (str(path), mtime, z_start.numpy().tobytes(), z_end.numpy().tobytes(), steps, mode, psi)
+    imemo = st.session_state.get("gen_interp")
+    if imemo is None or imemo.get("key") != ikey:
+        frames = generate.render(lg.G, generate.interpolation_latents(z_start, z_end, steps, mode), truncation=psi)
+        gif = io.BytesIO()
+        generate.to_gif(frames, gif, fps=10, upscale=4)
+        imemo = {"key": ikey, "frames": frames, "gif": gif.getvalue()}
+        st.session_state["gen_interp"] = imemo
+    frames = imemo["frames"]
+    j1, j2 = st.columns(2)
+    with j1:
+        if int(st.session_state.get("gen_frame", 0)) > steps - 1:
+            st.session_state["gen_frame"] = steps - 1
+        fr = int(st.slider("Frame", 0, steps - 1, key="gen_frame"))
+        _show(_png(frames[min(fr, len(frames) - 1)], 4, smooth=bool(st.session_state.get("gen_smooth", True))),
+                 caption=f"frame {fr} of {steps - 1}: {what} → {end_what}")
+    with j2:
+        st.image(imemo["gif"], caption=f"{steps} steps there and back ({mode})")
+        st.download_button("GIF", imemo["gif"], file_name="interpolation.gif", mime="image/gif",
+                           icon=":material/download:", key="gen_dl_gif")
+
+
+def projection_section(lg: LoadedGenerator):
+    st.subheader("Bring your own face")
+    st.caption("Upload an image: it is centre-cropped and resized as the training data was, then the generator's "
+               "latent whose face is closest is searched for (several starts; pixel, Laplacian-pyramid and, where "
+               "the checkpoint has a discriminator, its features). The result becomes the picked face: steer it with "
+               "the sliders and interpolate from it.")
+    up = st.file_uploader("An image of a face", type=FACE_TYPES, key="gen_face_upload")
+    if st.button("Project into the generator", icon=":material/center_focus_strong:", key="gen_project",
+                 disabled=up is None):
+        try:
+            target = load_face(up.getvalue(), lg.config.img_size, up.name)
+        except DataError as e:
+            shared.show_error(f"{up.name} cannot be used: {e}")
+            return
+        with st.spinner("Searching the latent space (a few seconds)..."):
+            inv = invert(lg.G, target, D=lg.D)
+        st.session_state["gen_projection"] = {"z": inv.z, "name": up.name, "ckpt": str(lg.path), "mae": inv.mae,
+                                              "seconds": inv.seconds, "png": _png(side_by_side(inv.target, inv.image)),
+                                              "used_d": inv.used_discriminator}
+        st.session_state["gen_source"] = "projection"
+        st.rerun()
+    proj = st.session_state.get("gen_projection")
+    if proj is not None and proj["ckpt"] == str(lg.path):
+        _show(proj["png"], caption=f"{proj['name']} as loaded (left) and its projection (right): mean absolute "
+                                      f"error {proj['mae']:.1f} of 255, {proj['seconds']:.1f} s")
+        if not proj["used_d"]:
+            st.caption(no_discriminator_reason(lg, "The feature term of the projection's loss")
+                       + " Pixels and the Laplacian pyramid were used.")
+        if st.session_state.get("gen_source") != "projection":
+            st.button("Pick the projection", key="gen_use_projection",
+                      on_click=lambda: st.session_state.update(gen_source="projection"))
+
+
+def _default_source(lg: LoadedGenerator) -> str:
+    src = str(lg.config.data or "")
+    return src if src == "synthetic" or (src and Path(src).expanduser().exists()) else ""
+
+
+def memorisation_section(lg: LoadedGenerator, face: torch.Tensor, what: str):
+    st.subheader("Is it a copy? Nearest training faces")
+    st.session_state.setdefault("gen_mem_data", _default_source(lg))
+    st.text_input("Training data (folder, .zip or synthetic)", key="gen_mem_data",
+                  help="The data this checkpoint trained on (from its config where that path exists here). It is "
+                       "split as the run split it, so only its training faces are searched.")
+    if st.button("Search the training faces", icon=":material/search:", key="gen_mem_go"):
+        st.session_state["gen_mem_source"] = str(st.session_state.get("gen_mem_data") or "").strip()
+    source = st.session_state.get("gen_mem_source")
+    if not source:
+        st.caption("Compares the picked face with every training face, in pixels (32 px) and, where the checkpoint "
+                   "has a discriminator, in the discriminator's feature space.")
+        return
+    cfg = lg.config
+    try:
+        data = _training_data(source, cfg.img_size, cfg.val_size, cfg.test_size, cfg.split_seed, cfg)
+        with st.spinner("Searching the training faces..."):
+            found = memorisation.nearest_training_faces(face, data, k=5, D=lg.D)
+    except (DataError, ValueError, OSError) as e:
+        shared.show_error(e)
+        return
+    for space, nb in found.items():
+        row = torch.cat([face[None], nb.images])
+        _show(_png(row, 2), caption=f"{what} (left), then its 5 nearest training faces in "
+                                       f"{memorisation.SPACE_LABELS[space]}: "
+                                       + ", ".join(f"{d:.3g}" for d in nb.distances))
+    if lg.D is None:
+        st.caption(no_discriminator_reason(lg, "The feature-space search") + " Pixels only.")
+    score_section(lg, data, source)
+
+
+def score_section(lg: LoadedGenerator, data, source: str):
+    s1, s2 = st.columns(2, vertical_alignment="bottom")
+    n = int(s1.number_input("Generated faces to score", 50, 5000, 500, 50, key="gen_mem_n"))
+    if s2.button("Memorisation score", icon=":material/analytics:", key="gen_mem_score"):
+        with st.spinner(f"Scoring {n} faces..."):
+            r = memorisation.memorisation_score(lg.G, data, n=n, D=lg.D)
+        st.session_state["gen_mem_result"] = {"key": (str(lg.path), source), "r": r}
+    res = st.session_state.get("gen_mem_result")
+    if res is None or res["key"] != (str(lg.path), source):
+        return
+    r = res["r"]
+    st.dataframe([{"space": memorisation.SPACE_LABELS[s.space], "score": round(s.share, 3),
+                   "threshold": round(s.threshold, 3), "median distance, generated": round(float(np.median(s.generated)), 3),
+                   "median distance, held-out real": round(float(np.median(s.reference)), 3)}
+                  for s in r.spaces.values()], hide_index=True)
+    st.caption(f"**How to read it.** For {r.n_reference} held-out real faces (the val split, never trained on) the "
+               f"distance to their nearest training face is measured; the threshold is the {r.percentile:g}th "
+               f"percentile of those: only 1 in {round(100 / r.percentile)} new real faces is that close to a "
+               f"training face. The score is the share of {r.n} generated faces (seed {r.seed}) at most that close. "
+               f"A generator that copies training faces scores near 1; one whose faces are as new as real held-out "
+               f"faces scores about {r.percentile / 100:.2f}; far below that, its faces are farther from the training "
+               f"set than real faces are (blurry or off-distribution), which says nothing about copying.")
+
+
+# =========================================================================== page
+shared.narrow_window_layout()
+st.title("Generate")
+st.caption("Every face is addressed by **(seed, index)**: the same seed always gives the same faces, and face *i* "
+           "of a grid is the same face when drawn alone.")
+path, lg, mtime = checkpoint_section()
+seed, n, cols, psi, k = controls(lg)
+res, pick = grid_section(path, lg, mtime, seed, n, cols, psi, k)
+picked = picked_section(path, lg, mtime, res, pick, seed, psi)
+strips_section(lg, picked, psi)
+truncation_section(lg, picked, psi)
+interpolation_section(path, lg, mtime, picked.z + picked.shift, picked.what, psi)
+projection_section(lg)
+memorisation_section(lg, picked.face, picked.what)

@@ -22,6 +22,7 @@ def _device() -> dict:
 
 # --------------------------------------------------------------------------- intro
 st.title("animegan")
+shared.narrow_window_layout()
 st.markdown(
     "Train GANs that draw **64×64 anime faces**, from the built-in synthetic set, a folder of images or an uploaded zip.  \n"
     "Watch a run live (losses, D(x)/D(G(z)), sample grids of the same noise every epoch), stop and resume it, and "
@@ -37,16 +38,23 @@ c3.metric("CPU threads", dev.get("threads", "?"))
 c4.metric("Devices here", len(dev.get("available", [])), help=", ".join(dev.get("available", [])))
 
 # --------------------------------------------------------------------------- active job
-st.subheader("Now running")
-try:
-    job = jobs.current_job()
-except Exception as e:  # noqa: BLE001  # a broken lock file must not take the home page down
-    job = None
-    st.caption(f"(could not read the job lock: {e})")
-if job is None:
-    st.caption("No training or evaluation job is running. Start one on the **Train** page, or compute a "
-               "metric on the **Compare** page.")
-else:
+REFRESH_S = 2.0  # how often "Now running" redraws itself while a job runs
+
+
+def now_running(was_running: bool) -> None:
+    """The running job and its progress: a fragment that redraws itself every REFRESH_S seconds
+    while a job runs, and the whole page once when it has ended (its run joins the list below)."""
+    try:
+        job = jobs.current_job()
+    except Exception as e:  # noqa: BLE001  # a broken lock file must not take the home page down
+        st.caption(f"(could not read the job lock: {e})")
+        return
+    if was_running and job is None:
+        st.rerun(scope="app")
+    if job is None:
+        st.caption("No training or evaluation job is running. Start one on the **Train** page, or compute a "
+                   "metric on the **Compare** page.")
+        return
     st.markdown(f"**{job.label}** — pid {job.pid or '(starting)'}, started "
                 f"{max(0.0, time.time() - job.started) / 60:.0f} min ago")
     if job.kind == "train" and job.run_dir is not None:
@@ -57,11 +65,20 @@ else:
         text = (f"{stt.get('state', '?')}: epoch {stt.get('epoch', 0)}/{stt.get('epochs', '?')}, "
                 f"step {step:,}/{total:,}" + (f", about {eta / 60:.0f} min left" if eta else ""))
         st.progress(min(1.0, step / total) if total else 0.0, text=text)
-        st.caption("Watch it live (losses, samples) on the **Train** page.")
+        st.caption(f"This part of the page follows it (every {REFRESH_S:.0f} s); curves on the **Runs** page, "
+                   "stop it on the **Train** page.")
     else:
         tail = job.log_tail(1)
         if tail:
             st.caption(f"last log line: {tail}")
+
+
+st.subheader("Now running")
+try:
+    running = jobs.current_job() is not None
+except Exception:  # noqa: BLE001  # reported inside the fragment
+    running = False
+st.fragment(now_running, run_every=REFRESH_S if running else None)(running)
 
 # --------------------------------------------------------------------------- runs
 st.subheader("Latest runs")
@@ -111,7 +128,8 @@ for p in shipped:
                       f"evaluation: {', '.join(shared.fmt_eval(e) for e in evs) if evs else 'none recorded'}  \n"
                       f"file: {fmt_bytes(size)}")
         with right:
-            shared.sample_grid(p, seed=0, n=8, cols=8, caption="8 faces, seed 0 (the same faces every time)")
+            # two rows of four: faces stay at least their own size in a narrow window too
+            shared.sample_grid(p, seed=0, n=8, cols=4, caption="8 faces, seed 0 (the same faces every time)")
 
 # --------------------------------------------------------------------------- storage
 st.subheader("Storage")

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from animegan import generate, paths
-from animegan.checkpoint import CheckpointError, LoadedGenerator, load_generator
+from animegan import curves, generate, paths
+from animegan.checkpoint import CheckpointError, LoadedGenerator, load_checkpoint, load_generator
 from animegan.config import COMPARABLE_N
 from animegan.rundir import list_runs
 
 MAX_SEED = 2**31 - 1  # the largest seed the seed inputs offer (any int works in the package)
+# One colour per run (or checkpoint) on every chart of a page, in the order they were picked.
+RUN_COLORS = ["#4dabf7", "#ff6fa8", "#69db7c", "#ffa94d", "#b197fc", "#ffd43b", "#3bc9db", "#f783ac"]
+NARROW_PX = 900  # a window at most this wide is narrow: the sidebar starts collapsed, metrics shrink
 
 # -- loading -------------------------------------------------------------------------------------
 
@@ -33,6 +36,21 @@ def get_generator(path: str | Path) -> LoadedGenerator:
     resolved path and its mtime). `.D` is the discriminator of a training checkpoint, else None."""
     p = str(Path(path).resolve())
     return _cached_generator(p, os.path.getmtime(p))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _checkpoint_curve(path: str, mtime: float) -> list[dict]:
+    return curves.curve_points(load_checkpoint(path).get(curves.CURVE_KEY))
+
+
+def checkpoint_curve(path: str | Path) -> list[dict]:
+    """The evaluation curve a checkpoint carries (`curves.CURVE_KEY`: points of kimg, value, n,
+    split), cached per file version; [] when it carries none or cannot be read."""
+    try:
+        p = Path(path).resolve()
+        return _checkpoint_curve(str(p), os.path.getmtime(p))
+    except (CheckpointError, OSError):
+        return []
 
 
 def shipped_checkpoints() -> list[Path]:
@@ -83,8 +101,52 @@ def sample_grid(path: str | Path, seed: int, n: int, cols: int, caption: str | N
     except (CheckpointError, OSError, ValueError) as e:
         show_error(e)
         return False
-    st.image(png, caption=caption if caption is not None else f"seed {seed}, faces 0…{n - 1}")
+    # PNG as drawn (Streamlit would re-encode it as JPEG, blurring the pixels), at its own size:
+    # shrunk only where the column is narrower, never stretched.
+    st.image(png, caption=caption if caption is not None else f"seed {seed}, faces 0…{n - 1}", output_format="PNG",
+             width="content")
     return True
+
+
+# -- narrow windows ------------------------------------------------------------------------------
+
+_NARROW_CSS = f"""<style>
+@media (max-width: {NARROW_PX}px) {{
+  [data-testid="stMetricValue"] {{ font-size: 1.45rem; }}
+  [data-testid="stMetricValue"] > div {{ overflow: visible; text-overflow: clip; white-space: normal; }}
+  [data-testid="stMainBlockContainer"] {{ padding-left: 1.25rem; padding-right: 1.25rem; }}
+}}
+</style>"""
+# Streamlit collapses the sidebar by itself only below 768 px. At most NARROW_PX wide, collapse it
+# once per page load, as Streamlit does below 768 px (opened again, it stays open until the next
+# load), and forget the collapsed state Streamlit then stores, so a wide window later starts with it open.
+_NARROW_JS = f"""<script>
+(function () {{
+  if (window.innerWidth > {NARROW_PX} || window.__animeganSidebarChecked) return;
+  window.__animeganSidebarChecked = true;
+  function attempt(left) {{
+    const bar = document.querySelector('[data-testid="stSidebar"]');
+    const btn = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+    if (bar && bar.getAttribute("data-collapsed") === "true") return;
+    if (bar && btn) {{
+      btn.click();
+      setTimeout(function () {{
+        Object.keys(localStorage).filter(k => k.startsWith("stSidebarCollapsed-")).forEach(k => localStorage.removeItem(k));
+      }}, 300);
+      return;
+    }}
+    if (left > 0) setTimeout(function () {{ attempt(left - 1); }}, 150);
+  }}
+  attempt(40);
+}})();
+</script>"""
+
+
+def narrow_window_layout() -> None:
+    """Make the page usable in a window NARROW_PX wide or less: the sidebar collapses (once per load),
+    metric values shrink instead of being cut. Draws nothing; call it once near the top of a page."""
+    st.html(_NARROW_CSS)
+    st.sidebar.html(_NARROW_JS, unsafe_allow_javascript=True)
 
 
 # -- messages ------------------------------------------------------------------------------------
@@ -109,7 +171,8 @@ def show_flash(page: str) -> None:
 
 # -- formatting ----------------------------------------------------------------------------------
 
-DAGGER_NOTE = f"† n < {COMPARABLE_N:,}: only comparable at the same n and reference"
+DAGGER_NOTE = (f"† n < {COMPARABLE_N:,}: only comparable at the same n and reference; rough: n < "
+               f"{curves.ROUGH_N:,}")
 
 
 def eval_rows(ev: dict | None) -> list[dict]:
@@ -130,10 +193,12 @@ def comparable(n: object) -> bool:
 
 
 def fmt_eval(row: dict) -> str:
-    """"SWD 31.20 (n=2,000) †" — the dagger marks n < COMPARABLE_N (compare only at the same n)."""
+    """"SWD 31.20 (n=2,000) †" — the dagger marks n < COMPARABLE_N (compare only at the same n);
+    "SWD 880.10 (n=20, rough) †" below curves.ROUGH_N."""
     try:
         n = int(row.get("n") or 0)
-        return f"{str(row['metric']).upper()} {float(row['value']):.2f} (n={n:,})" + ("" if comparable(n) else " †")
+        rough = ", rough" if curves.is_rough(n) else ""
+        return f"{str(row['metric']).upper()} {float(row['value']):.2f} (n={n:,}{rough})" + ("" if comparable(n) else " †")
     except (KeyError, TypeError, ValueError):
         return "—"
 

@@ -6,15 +6,16 @@ not stop it, and opening this page later finds it again (the job lock and the ru
 from __future__ import annotations
 
 import math
+import re
 import time
 from pathlib import Path
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from animegan import jobs, paths
+from animegan import jobs, paths, speed
 from animegan.augment import DIFFAUG_OPS
-from animegan.checkpoint import CheckpointError, load_checkpoint
+from animegan.checkpoint import CheckpointError, adopt_architecture
 from animegan.config import (
     ARCHITECTURE_FIELDS,
     COLLAPSE_ACTIONS,
@@ -31,7 +32,9 @@ from animegan.config import (
     preset_config,
     validate,
 )
+from animegan.data import DataError
 from animegan.devices import available_devices
+from animegan.metrics import find_inception_weights, missing_weights_message
 from animegan.models import MODELS
 from animegan.rundir import Run, list_runs, safe_run_name, tail_lines
 from pages import shared
@@ -39,25 +42,58 @@ from pages import shared
 # Form widgets are keyed "tr_<TrainConfig field>"; a preset fills all of them.
 INT_FIELDS = ("epochs", "batch_size", "z_dim", "ngf", "ndf", "n_critic", "eval_every", "eval_n", "seed",
               "max_steps", "log_every", "latest_every", "val_size", "test_size")
-FLOAT_FIELDS = ("lr_g", "lr_d", "aug_flip", "aug_brightness", "ema_kimg")
+FLOAT_FIELDS = ("lr_g", "lr_d", "aug_flip", "aug_brightness", "aug_brightness_strength", "ema_kimg", "minutes",
+                "eval_kimg")
 CHOICE_FIELDS = ("model", "img_size", "loss", "eval_metric", "collapse_action", "compile")
 FORM_FIELDS = ("data",) + INT_FIELDS + FLOAT_FIELDS + CHOICE_FIELDS + ("diffaug",)
 EXTRA_KEYS = ("tr_preset", "tr_device", "tr_nproc", "tr_init", "tr_name")
+# The form's labels, by TrainConfig field: the widgets use them, and messages name the field the
+# user sees where the package names a command-line flag ("--batch-size" -> "Batch size").
+LABELS = {
+    "data": "Data source", "model": "Model", "img_size": "Image size", "epochs": "Epochs", "batch_size": "Batch size",
+    "lr_g": "Learning rate G", "lr_d": "Learning rate D", "loss": "Loss", "n_critic": "D steps per G step (n_critic)",
+    "z_dim": "Latent size (z_dim)", "ngf": "G width (ngf)", "ndf": "D width (ndf)",
+    "ema_kimg": "Generator EMA half-life, k images (0 = off)", "aug_flip": "Flip probability",
+    "aug_brightness": "Brightness jitter probability", "aug_brightness_strength": "Brightness strength",
+    "diffaug": "DiffAugment policy", "eval_every": "Evaluate every N epochs (0 = off)",
+    "eval_n": "Images per evaluation", "eval_kimg": "Also evaluate every N k images (0 = off)", "eval_metric": "Metric", "seed": "Random seed", "device": "Device",
+    "minutes": "Time budget, minutes (0 = none)", "max_steps": "Max steps (0 = no limit; smoke runs)",
+    "log_every": "Log every N steps", "latest_every": "Sample grid every N steps", "collapse_action": "On mode collapse",
+    "val_size": "Validation images", "test_size": "Test images", "compile": "torch.compile",
+}
+HANDOFF = "train_handoff"           # set by the Dataset page's "Train on this data"
 COLORS = {"loss_D": "#ff6fa8", "loss_G": "#4dabf7"}
 SAVED = "train_form_saved"          # non-widget copy: survives visits to other pages
+MEASURED = "train_speed_measured"   # speed key -> speed.Speed timed on this page (this session)
 STATE_ICON = {"starting": ":material/hourglass_top:", "running": ":material/directions_run:",
               "finished": ":material/check_circle:", "stopped": ":material/pause_circle:",
               "collapsed": ":material/warning:", "failed": ":material/error:", "dead": ":material/heart_broken:",
               "unknown": ":material/help:"}
 
 
+def label(field: str) -> str:
+    """A field's label without its parenthetical hint, for messages."""
+    return LABELS[field].split(" (")[0]
+
+
+def friendly(msg: object) -> str:
+    """A package message with every command-line flag of a field named as this page knows it:
+    a field on the form by its label, one that only a preset sets by its config name."""
+    fields = set(TrainConfig.__dataclass_fields__)
+
+    def one(m: re.Match) -> str:
+        f = m.group(1).replace("-", "_")
+        return f"**{label(f)}**" if f in LABELS else f"`{f}`" if f in fields else m.group(0)
+    return re.sub(r"--([a-z0-9][a-z0-9-]*)", one, str(msg))
+
+
 def default_name(preset: str) -> str:
     return f"{preset or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def fill_from_config(cfg: TrainConfig) -> None:
+def fill_from_config(cfg: TrainConfig, only: list[str] | None = None) -> None:
     ss = st.session_state
-    for f in FORM_FIELDS:
+    for f in only or FORM_FIELDS:
         v = getattr(cfg, f)
         if f == "diffaug":
             v = [p.strip() for p in v.split(",") if p.strip() in DIFFAUG_OPS]
@@ -94,8 +130,28 @@ def init_state() -> None:
         ss["tr_preset"] = canonical_preset(ss.get("tr_preset", ""))
     except ConfigError:
         ss["tr_preset"] = "anime64"
+    missing = [f for f in FORM_FIELDS if f"tr_{f}" not in ss]
+    if missing:  # a form saved before these fields were on it: the preset's values
+        fill_from_config(preset_config(ss["tr_preset"]), missing)
     if ss.pop("_tr_renew_name", False) or not ss.get("tr_name"):
         ss["tr_name"] = ss["_tr_auto_name"] = default_name(ss.get("tr_preset", ""))
+    take_handoff()
+
+
+def take_handoff() -> None:
+    """The Dataset page's "Train on this data": its source, size and augmentation fill the form."""
+    hand = st.session_state.pop(HANDOFF, None)
+    if not hand:
+        return
+    for k, v in hand.items():
+        if k in FORM_FIELDS:
+            st.session_state[f"tr_{k}"] = v
+    aug = ", ".join(f"{label(k).lower()} {hand[k]:g}" for k in ("aug_flip", "aug_brightness", "aug_brightness_strength")
+                    if k in hand)
+    policy = ",".join(hand.get("diffaug") or []) or "none"
+    shared.flash("train", "info", f"From the Dataset page: data `{hand.get('data')}` at {hand.get('img_size')} px; "
+                                  f"{aug}; DiffAugment {policy}. The other settings are as they were: check them and "
+                                  f"press **Start training**.")
 
 
 def save_state() -> None:
@@ -169,14 +225,17 @@ def show_state(run: Run, state: str, status: dict, step: int) -> None:
     if state == "starting":
         st.info("Starting: loading PyTorch and preparing the data (the first time, the data set is decoded "
                 "into a cache)...")
+    elif state == "running" and status.get("compiling"):
+        st.info("Compiling the networks (torch.compile) before the first step: about 40 s on a CPU, then the steps "
+                "run faster. Images/s and ETA appear after it.", icon=":material/memory:")
     elif state in ("failed", "dead"):
         st.error(f"The run {'failed' if state == 'failed' else 'died'}: {err or 'no error recorded'}")
         with st.expander("End of the log", expanded=True):
-            st.code(run.log_tail(30) or "(train.log is empty)", language=None)
+            st.code(run.log_tail(30) or "(train.log is empty)", language=None, wrap_lines=True)
             console = tail_lines(run.path / "console.log", 30)
             if console:
                 st.caption("console.log (the process's own output)")
-                st.code(console, language=None)
+                st.code(console, language=None, wrap_lines=True)
     elif state == "collapsed":
         st.warning(f"Training stopped on mode collapse: {err or 'see the log'}. Try a lower learning rate, "
                    f"a different loss, DiffAugment, or collapse action 'rollback'.")
@@ -203,7 +262,19 @@ def show_progress(run: Run, live: bool) -> None:
     else:
         right.caption("Loss curves appear after the first logged steps.")
     with st.expander("Log", expanded=live):
-        st.code(run.log_tail(15) or tail_lines(run.path / "console.log", 15) or "(no log yet)", language=None)
+        st.code(run.log_tail(15) or tail_lines(run.path / "console.log", 15) or "(no log yet)", language=None,
+                wrap_lines=True)
+
+
+def speed_metrics(state: str, status: dict) -> tuple[str, str]:
+    """Images/s and ETA as the trainer wrote them (its own smoothed speed: never recomputed here
+    from single rows, which jump); "–" while there is no speed yet (starting, compiling)."""
+    ips = status.get("images_per_s")
+    ips = float(ips) if isinstance(ips, (int, float)) and math.isfinite(ips) and ips > 0 else 0.0
+    if state == "running" and status.get("compiling"):
+        return "compiling", "–"
+    ips_text = "–" if not ips else f"{ips:,.1f}" if ips < 100 else f"{ips:,.0f}"
+    return ips_text, shared.fmt_eta(status.get("eta_s")) if state == "running" else "–"
 
 
 def monitor(was_running: bool) -> None:
@@ -235,11 +306,12 @@ def monitor(was_running: bool) -> None:
         with btn:
             stop_button(run, job)
     st.progress(min(1.0, step / total) if total else 0.0, text=f"step {step:,} / {total:,}" if total else "preparing...")
+    ips, eta = speed_metrics(state, status)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Epoch", f"{epoch}/{epochs}" if epochs else "–")
     c2.metric("Step", f"{step:,}")
-    c3.metric("Images/s", f"{float(status.get('images_per_s') or 0):.0f}")
-    c4.metric("ETA", shared.fmt_eta(status.get("eta_s")) if state == "running" else "–")
+    c3.metric("Images/s", ips, help="The trainer's own moving average")
+    c4.metric("ETA", eta)
     show_state(run, state, status, step)
     if not live and state in ("failed", "dead", "stopped") and run.last_checkpoint() is not None:
         if st.button("Resume from last checkpoint", icon=":material/play_arrow:", key="train_resume", disabled=job is not None):
@@ -261,12 +333,16 @@ def config_from_form(preset: str) -> TrainConfig:
     return preset_config(preset, **kw)
 
 
-def adopt_architecture(cfg: TrainConfig, ckpt: Path) -> tuple[TrainConfig, list[str]]:
-    """Fine-tuning needs the checkpoint's architecture: take it, and say what changed."""
-    other = TrainConfig.from_dict(load_checkpoint(ckpt).get("config", {}))
-    changed = [f"{k} {getattr(cfg, k)} → {getattr(other, k)}" for k in ARCHITECTURE_FIELDS
-               if getattr(cfg, k) != getattr(other, k)]
-    return cfg.replace(**{k: getattr(other, k) for k in ARCHITECTURE_FIELDS}, init_from=str(ckpt)), changed
+def from_checkpoint(cfg: TrainConfig, preset: str, ckpt: Path) -> tuple[TrainConfig, str]:
+    """Fine-tuning: the architecture fields left at the preset's value come from the checkpoint
+    (`checkpoint.adopt_architecture`); ones the user changed must agree with it (CheckpointError
+    lists the contradictions). Returns the config and a note of what was taken."""
+    base = preset_config(preset)
+    given = {k for k in ARCHITECTURE_FIELDS if getattr(cfg, k) != getattr(base, k)}
+    new = adopt_architecture(cfg.replace(init_from=str(ckpt)), given)
+    taken = [f"{label(k).lower()} {getattr(cfg, k)} → {getattr(new, k)}" for k in ARCHITECTURE_FIELDS
+             if getattr(cfg, k) != getattr(new, k)]
+    return new, (" From the checkpoint: " + ", ".join(taken) + ".") if taken else ""
 
 
 def start(n_cuda: int, choices: dict[str, Path]) -> None:
@@ -275,20 +351,23 @@ def start(n_cuda: int, choices: dict[str, Path]) -> None:
     cfg = config_from_form(ss["tr_preset"])
     init, notes = ss.get("tr_init", "scratch"), ""
     if init != "scratch":
-        try:
-            cfg, changed = adopt_architecture(cfg, choices[init])
-        except (CheckpointError, KeyError) as e:
-            shared.show_error(f"Cannot start from {init}: {e}")
+        if init not in choices:
+            shared.show_error(f"The checkpoint {init} is no longer there: pick another one under **Start from**.")
             return
-        if changed:
-            notes = " Starting from a checkpoint uses its architecture: " + ", ".join(changed) + "."
+        try:
+            cfg, notes = from_checkpoint(cfg, ss["tr_preset"], choices[init])
+        except CheckpointError as e:
+            msg = friendly(e).replace("Leave those settings out to use the checkpoint's",
+                                      "Set those fields back to the preset's values to use the checkpoint's")
+            shared.show_error(f"Cannot start from {init}: {msg}")
+            return
     nproc = int(ss.get("tr_nproc", 1)) if n_cuda > 1 and not str(cfg.device).startswith(("cpu", "mps", "cuda:")) else 1
     try:
         name = safe_run_name(ss["tr_name"])
         validate(cfg)
         jobs.start_training(cfg, name, nproc=nproc)
     except (ValueError, jobs.JobError) as e:  # ConfigError is a ValueError
-        shared.show_error(e)
+        shared.show_error(friendly(e))
         return
     ss["train_watch"] = name
     ss["_tr_renew_name"] = True
@@ -298,59 +377,163 @@ def start(n_cuda: int, choices: dict[str, Path]) -> None:
     st.rerun()
 
 
-def form(running: bool, devices: list[str], n_cuda: int, init_options: list[str]) -> bool:
-    """The New-run form; True when Start was pressed. Numbers have no widget bounds: `validate`
-    checks them on Start and says what to change (a bound would silently keep the old value)."""
+# -- before Start: can the data feed these settings, and how long is an epoch here? ---------------
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _data_plan(cfg_items: tuple) -> speed.DataPlan:
+    return speed.data_plan(TrainConfig(**dict(cfg_items)))
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _recorded(cfg_items: tuple, device: str) -> speed.Speed | None:
+    return speed.recorded_speed(TrainConfig(**dict(cfg_items)), device)
+
+
+def _items(cfg: TrainConfig) -> tuple:
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in cfg.to_dict().items())
+
+
+def measure(running: bool) -> None:
+    """The "Estimate time per epoch" button: when no earlier run with these settings recorded its
+    speed here, time a few eager steps of them on this device."""
+    if running:
+        shared.show_error("A job is running: timing steps now would slow it and measure the wrong thing. "
+                          "Time them when it has ended.")
+        return
+    try:
+        cfg = config_from_form(st.session_state["tr_preset"])
+        validate(cfg)
+        device = speed.device_type(cfg.device)
+        _data_plan(_items(cfg))
+    except (ValueError, DataError):  # settings that cannot train: the estimate below says why, as a warning
+        return
+    if st.session_state.get(MEASURED, {}).get(speed.speed_key(cfg, device)) or _recorded(_items(cfg), device):
+        return  # known already: the estimate below uses it
+    try:
+        with st.spinner(f"Timing {max(2, cfg.n_critic)} training steps of batch {cfg.batch_size} on this "
+                        f"{device.upper()}..."):
+            measured = speed.time_steps(cfg)
+    except RuntimeError as e:  # out of memory on the device, for one
+        shared.show_error(f"Could not time steps with these settings: {str(e).splitlines()[0][:200]}. "
+                          f"Lower the batch size or the widths.")
+        return
+    st.session_state.setdefault(MEASURED, {})[speed.speed_key(cfg, device)] = measured
+
+
+def show_estimate(quiet: bool) -> None:
+    """Time per epoch on this device for the form's settings (as last applied), and whether the
+    data can feed them at all: from earlier runs' recorded speed, else steps timed on demand.
+    `quiet`: Start was pressed, so a problem is not shown here (Start reports it, once)."""
+    ss = st.session_state
+    try:
+        cfg = config_from_form(ss["tr_preset"])
+        validate(cfg)
+        device = speed.device_type(cfg.device)
+        plan = _data_plan(_items(cfg))
+    except (ValueError, DataError) as e:  # ConfigError, DataFitError: the same message Start gives
+        if not quiet:
+            st.warning(f"Before you start: {friendly(e)}", icon=":material/warning:")
+        return
+    found = ss.get(MEASURED, {}).get(speed.speed_key(cfg, device)) or _recorded(_items(cfg), device)
+    where = "CPU" if device == "cpu" else device.upper()
+    text = f"**Data:** {plan.describe()}."
+    if found is None:
+        text += (f"  \n**Time per epoch on this {where}:** no earlier run with these settings here; press "
+                 f"**Estimate time per epoch** to time a few steps (a few seconds"
+                 f"{' to a minute' if device == 'cpu' else ''}).")
+    else:
+        epoch_s = found.epoch_seconds(plan)
+        total_s = epoch_s * cfg.epochs if epoch_s is not None else None
+        if total_s is not None and cfg.max_steps:
+            total_s = min(total_s, cfg.max_steps * cfg.batch_size / found.images_per_s)
+        budget = f"; the time budget stops it after {shared.fmt_duration(cfg.minutes * 60)}" if cfg.minutes else ""
+        text += (f"  \n**Time per epoch on this {where}:** about {shared.fmt_duration(epoch_s)} "
+                 f"({found.images_per_s:,.1f} images/s: {found.detail}); {cfg.epochs:,} epochs "
+                 f"≈ {shared.fmt_duration(total_s)}{budget}.")
+        if found.source == "measured" and speed.will_compile(cfg, plan, device):
+            text += " This run will use torch.compile: ~40 s of compiling first, then about 1.2× faster steps."
+    st.caption(text)
+
+
+def fid_note() -> str | None:
+    """Why FID cannot be picked here (None when it can)."""
+    return None if find_inception_weights() is not None else f"FID is unavailable here. {missing_weights_message()}"
+
+
+def form(running: bool, devices: list[str], n_cuda: int, init_options: list[str]) -> tuple[bool, bool, object]:
+    """The New-run form; (Start pressed, Time pressed, the slot for the estimate above the
+    buttons). Numbers have no widget bounds: `validate` checks them on Start and says what to
+    change (a bound would silently keep the old value)."""
+    L = LABELS
+    no_fid = fid_note()
     with st.form("train_form", border=True):
-        st.text_input("Data source", key="tr_data",
+        st.text_input(L["data"], key="tr_data",
                       help=f"'{SYNTHETIC}' (the built-in faces), a folder of images, or a .zip of images")
         c1, c2, c3, c4 = st.columns(4)
-        c1.selectbox("Model", list(MODELS), key="tr_model")
-        c2.selectbox("Image size", list(IMAGE_SIZES), key="tr_img_size",
+        c1.selectbox(L["model"], list(MODELS), key="tr_model")
+        c2.selectbox(L["img_size"], list(IMAGE_SIZES), key="tr_img_size",
                      help="Not every model draws every size; Start says when they do not fit")
-        c3.number_input("Epochs", step=1, key="tr_epochs")
-        c4.number_input("Batch size", step=8, key="tr_batch_size")
+        c3.number_input(L["epochs"], step=1, key="tr_epochs")
+        c4.number_input(L["batch_size"], step=8, key="tr_batch_size")
         c1, c2, c3, c4 = st.columns(4)
-        c1.number_input("Learning rate G", step=1e-5, format="%.5f", key="tr_lr_g")
-        c2.number_input("Learning rate D", step=1e-5, format="%.5f", key="tr_lr_d")
-        c3.selectbox("Loss", list(LOSSES), key="tr_loss")
-        c4.number_input("D steps per G step (n_critic)", step=1, key="tr_n_critic")
+        c1.number_input(L["lr_g"], step=1e-5, format="%.5f", key="tr_lr_g")
+        c2.number_input(L["lr_d"], step=1e-5, format="%.5f", key="tr_lr_d")
+        c3.selectbox(L["loss"], list(LOSSES), key="tr_loss")
+        c4.number_input(L["n_critic"], step=1, key="tr_n_critic")
         c1, c2, c3, c4 = st.columns(4)
-        c1.number_input("Latent size (z_dim)", step=1, key="tr_z_dim")
-        c2.number_input("G width (ngf)", step=8, key="tr_ngf")
-        c3.number_input("D width (ndf)", step=8, key="tr_ndf")
-        c4.number_input("Generator EMA half-life, k images (0 = off)", step=1.0, format="%.1f", key="tr_ema_kimg")
-        c1, c2, c3 = st.columns(3)
-        c1.slider("Flip probability", 0.0, 1.0, step=0.05, key="tr_aug_flip")
-        c2.slider("Brightness jitter probability", 0.0, 1.0, step=0.05, key="tr_aug_brightness")
-        c3.multiselect("DiffAugment policy", list(DIFFAUG_OPS), key="tr_diffaug",
-                       help="Differentiable augmentation of D's inputs (real and fake)")
+        c1.number_input(L["z_dim"], step=1, key="tr_z_dim")
+        c2.number_input(L["ngf"], step=8, key="tr_ngf")
+        c3.number_input(L["ndf"], step=8, key="tr_ndf")
+        c4.number_input(L["ema_kimg"], step=1.0, format="%.1f", key="tr_ema_kimg")
+        c1, c2, c3, c4 = st.columns([1, 1, 1, 1.4])
+        c1.slider(L["aug_flip"], 0.0, 1.0, step=0.05, key="tr_aug_flip")
+        c2.slider(L["aug_brightness"], 0.0, 1.0, step=0.05, key="tr_aug_brightness")
+        c3.slider(L["aug_brightness_strength"], 0.0, 0.5, step=0.05, key="tr_aug_brightness_strength",
+                  help="The factor is drawn from [1 − s, 1 + s]")
+        c4.multiselect(L["diffaug"], list(DIFFAUG_OPS), key="tr_diffaug",
+                       help="Differentiable augmentation of D's inputs (real and fake); preview it on the Dataset page")
         c1, c2, c3, c4 = st.columns(4)
-        c1.number_input("Evaluate every N epochs (0 = off)", step=1, key="tr_eval_every")
-        c2.number_input("Images per evaluation", step=100, key="tr_eval_n")
-        c3.selectbox("Metric", list(METRICS), key="tr_eval_metric", help="best.pt follows it; FID needs Inception weights")
-        c4.number_input("Random seed", step=1, key="tr_seed", help="Initial weights, noise and data order")
-        c1, c2, c3 = st.columns(3)
-        c1.selectbox("Device", devices, key="tr_device")
+        c1.number_input(L["eval_every"], step=1, key="tr_eval_every")
+        c2.number_input(L["eval_n"], step=100, key="tr_eval_n")
+        c3.selectbox(L["eval_metric"], list(METRICS), key="tr_eval_metric",
+                     format_func=lambda m: "FID (unavailable here)" if m == "fid" and no_fid else m.upper(),
+                     help="best.pt follows it. " + (no_fid or "FID uses the Inception weights found on this machine"))
+        c4.number_input(L["seed"], step=1, key="tr_seed", help="Initial weights, noise and data order")
+        if no_fid:
+            st.caption(f":material/block: {no_fid}")
+        c1, c2, c3, c4 = st.columns(4)
+        c1.selectbox(L["device"], devices, key="tr_device")
+        c2.number_input(L["minutes"], step=5.0, format="%.1f", key="tr_minutes",
+                        help="Wall-clock budget: the run ends 'finished', with a checkpoint, when it is spent")
         if n_cuda > 1:
-            c2.number_input("Number of GPUs", min_value=1, max_value=n_cuda, step=1, key="tr_nproc",
+            c4.number_input("Number of GPUs", min_value=1, max_value=n_cuda, step=1, key="tr_nproc",
                             help="More than one runs torchrun, one process per GPU (device auto)")
         c3.selectbox("Start from", init_options, key="tr_init",
-                     help="Fine-tune from a checkpoint (its architecture is used) or start from scratch")
+                     help="Fine-tune from a checkpoint: architecture settings left at the preset's values are "
+                          "taken from it; ones you changed must agree with it")
         with st.expander("Advanced"):
             c1, c2, c3, c4 = st.columns(4)
-            c1.number_input("Max steps (0 = no limit; smoke runs)", step=10, key="tr_max_steps")
-            c2.number_input("Log every N steps", step=1, key="tr_log_every")
-            c3.number_input("Sample grid every N steps", step=10, key="tr_latest_every")
-            c4.selectbox("On mode collapse", list(COLLAPSE_ACTIONS), key="tr_collapse_action")
-            c1, c2, c3 = st.columns(3)
-            c1.number_input("Validation images", step=100, key="tr_val_size")
-            c2.number_input("Test images", step=100, key="tr_test_size")
-            c3.selectbox("torch.compile", list(SWITCHES), key="tr_compile",
+            c1.number_input(L["max_steps"], step=10, key="tr_max_steps")
+            c2.number_input(L["log_every"], step=1, key="tr_log_every")
+            c3.number_input(L["latest_every"], step=10, key="tr_latest_every")
+            c4.selectbox(L["collapse_action"], list(COLLAPSE_ACTIONS), key="tr_collapse_action")
+            c1, c2, c3, c4 = st.columns(4)
+            c1.number_input(L["val_size"], step=100, key="tr_val_size")
+            c2.number_input(L["test_size"], step=100, key="tr_test_size")
+            c3.number_input(L["eval_kimg"], step=100.0, format="%.0f", key="tr_eval_kimg",
+                            help="For long runs with short epochs (the GPU preset): SWD every N thousand images")
+            c4.selectbox(L["compile"], list(SWITCHES), key="tr_compile",
                          help="auto: on for CPU runs of 500+ steps (measured 1.18× faster; ~40 s to compile first)")
         st.text_input("Run name", key="tr_name", help="Letters, digits, '.', '_' and '-'; other characters become '-'")
-        return st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary", disabled=running,
-                                     key="tr_start")
+        slot = st.container()
+        row = st.container(horizontal=True)
+        started = row.form_submit_button("Start training", icon=":material/play_arrow:", type="primary",
+                                         disabled=running, key="tr_start")
+        timed = row.form_submit_button("Estimate time per epoch", icon=":material/timer:", key="tr_time",
+                                       disabled=running,
+                                       help="From earlier runs with these settings on this device; without one, times "
+                                            "a few training steps here (seconds). Also checks the settings against the data")
+        return started, timed, slot
 
 
 # -- the page ------------------------------------------------------------------------------------
@@ -381,7 +564,11 @@ st.selectbox("Preset", list(PRESETS), key="tr_preset", on_change=on_preset_chang
              help="A recipe: choosing one fills every field below with its values (classic-*: the classic write-ups' "
                   "published recipes; anime64: the project's own)")
 st.caption(f"Model **{st.session_state['tr_model']}**: {MODELS[st.session_state['tr_model']].description}")
-submitted = form(running, devices, n_cuda, init_options)
+submitted, timed, estimate_slot = form(running, devices, n_cuda, init_options)
 save_state()
+with estimate_slot:
+    if timed:
+        measure(running)
+    show_estimate(quiet=submitted)
 if submitted:
     start(n_cuda, choices)

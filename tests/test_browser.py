@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,11 +62,13 @@ def browser_home(sync_api, tmp_path_factory):
     return home
 
 
-@pytest.fixture
-def server(browser_home, tmp_path):
+@contextmanager
+def serve(home: Path, log_path: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free port with ANIMEGAN_HOME=home; yields its base URL and stops
+    it (its whole process group) afterwards. Shared with test_browser_flows."""
     port = _free_port()
-    env = dict(os.environ, ANIMEGAN_HOME=str(browser_home), PYTHONUNBUFFERED="1")
-    log = open(tmp_path / "streamlit.log", "w")
+    env = dict(os.environ, ANIMEGAN_HOME=str(home), PYTHONUNBUFFERED="1")
+    log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
@@ -74,7 +78,7 @@ def server(browser_home, tmp_path):
         deadline = time.time() + 120
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"streamlit exited ({proc.returncode}):\n{(tmp_path / 'streamlit.log').read_text()}")
+                pytest.fail(f"streamlit exited ({proc.returncode}):\n{log_path.read_text()}")
             try:
                 urllib.request.urlopen(base + "/_stcore/health", timeout=2)
                 break
@@ -93,16 +97,24 @@ def server(browser_home, tmp_path):
         log.close()
 
 
-def _settle(page, url: str) -> float:
-    """Open url and wait until the script has finished: no running-status widget and no loading
-    skeleton for several checks in a row (the widget appears a moment after a run starts)."""
+@pytest.fixture
+def server(browser_home, tmp_path):
+    with serve(browser_home, tmp_path / "streamlit.log") as base:
+        yield base
+
+
+def _settle(page, url: str | None = None) -> float:
+    """Open url (None: stay on the page) and wait until the script has finished: no running-status
+    widget and no loading skeleton for several checks in a row (the widget appears a moment after
+    a run starts)."""
     t0 = time.time()
-    page.goto(url)
+    if url is not None:
+        page.goto(url)
     page.wait_for_selector('[data-testid="stApp"]', timeout=PAGE_TIMEOUT_S * 1000)
     quiet = 0
     while quiet < QUIET_CHECKS:
         if time.time() - t0 > PAGE_TIMEOUT_S:
-            raise AssertionError(f"{url} still running after {PAGE_TIMEOUT_S} s")
+            raise AssertionError(f"{url or page.url} still running after {PAGE_TIMEOUT_S} s")
         busy = page.query_selector('[data-testid="stStatusWidget"]') or page.query_selector('[data-testid="stSkeleton"]')
         quiet = 0 if busy else quiet + 1
         page.wait_for_timeout(500)

@@ -3,6 +3,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,9 +85,14 @@ def test_rerank_needs_a_discriminator(trained, tmp_path, capsys):
     _, out = trained
     ck = out / "checkpoints" / "last.pt"
     assert main(["generate", "--checkpoint", str(ck), "--n", "4", "--rerank", "3", "--out", str(tmp_path / "r.png")]) == 0
-    assert main(["export", str(out), "--out", str(tmp_path / "g.pt")]) == 0
-    assert main(["generate", "--checkpoint", str(tmp_path / "g.pt"), "--n", "4", "--rerank", "3", "--out", str(tmp_path / "r2.png")]) == 2
-    assert "discriminator" in capsys.readouterr().err
+    assert main(["export", str(out), "--out", str(tmp_path / "g.pt")]) == 0  # exports carry D: re-ranking works
+    assert main(["generate", "--checkpoint", str(tmp_path / "g.pt"), "--n", "4", "--rerank", "3", "--out", str(tmp_path / "r2.png")]) == 0
+    # an export made before exports carried D: refused, saying why
+    old = torch.load(tmp_path / "g.pt", weights_only=True)
+    torch.save({**old, "D": None}, tmp_path / "old.pt")
+    assert main(["generate", "--checkpoint", str(tmp_path / "old.pt"), "--n", "4", "--rerank", "3", "--out", str(tmp_path / "r3.png")]) == 2
+    err = capsys.readouterr().err
+    assert "discriminator" in err and "exported without it" in err
 
 
 def test_export_is_small_fp16_safe_and_samples_like_the_run(trained, tmp_path):
@@ -94,9 +100,10 @@ def test_export_is_small_fp16_safe_and_samples_like_the_run(trained, tmp_path):
     exp = tmp_path / "exp.pt"
     assert main(["export", str(out), "--out", str(exp)]) == 0
     raw = torch.load(exp, weights_only=True)
-    assert raw["kind"] == "generator" and raw["version"] >= 1 and raw.get("D") is None
-    floats = [v.dtype for v in raw["G_ema"].values() if v.is_floating_point()]
-    assert len(floats) > 10 and set(floats) == {torch.float16}
+    assert raw["kind"] == "generator" and raw["version"] >= 1 and raw.get("D") is not None
+    for net in ("G_ema", "D"):  # the generator and (for re-ranking, inversion, memorisation) the discriminator
+        floats = [v.dtype for v in raw[net].values() if v.is_floating_point()]
+        assert len(floats) > 10 and set(floats) == {torch.float16}, net
     assert raw["config"]["model"] == "anime64"
     a = load_generator(exp)
     b = load_generator(out / "checkpoints" / "last.pt")
@@ -142,7 +149,7 @@ def test_fine_tune_from_a_checkpoint(trained, tmp_path, capsys):
     args[args.index("--ngf") + 1] = "16"
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "ngf: checkpoint 8 vs this run 16" in err
+    assert "ngf: checkpoint 8 vs given 16" in err  # checkpoint.adopt_architecture's words
 
 
 def test_checkpoints_record_the_format_version(trained):
@@ -272,3 +279,76 @@ def test_init_from_adopts_the_checkpoints_architecture_and_refuses_contradiction
     rc = main(["train", "--preset", "anime64", "--init-from", ck, "--ngf", "32", "--out", str(tmp_path / "r")])
     assert rc != 0 and "ngf: checkpoint 16 vs given 32" in capsys.readouterr().err
     assert not (tmp_path / "r").exists(), "nothing written for a refused start"
+
+
+# -- exploring: directions, invert, nearest, memorisation ------------------------------------------
+
+SYNTHETIC64 = ROOT / "checkpoints" / "synthetic64.pt"
+
+
+def test_directions_verb_draws_a_strip_per_direction_and_names_them(tmp_path, capsys):
+    out = tmp_path / "dirs.png"
+    assert main(["directions", "--checkpoint", str(SYNTHETIC64), "--k", "3", "--measure", "--name", "1=hair colour",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert Image.open(out).size == ((7 * 66 + 2) * 2, (3 * 66 + 2) * 2), "3 rows of 7 strengths, 2x"
+    assert "sefa: 3 directions" in text and "hair colour" in text and "random unit directions" in text
+    changes = [float(x) for x in re.findall(r"change\s+([\d.]+) /unit step", text)]
+    assert len(changes) == 4 and min(changes[:3]) > changes[3], "found directions beat random ones"
+    assert main(["directions", "--checkpoint", str(SYNTHETIC64), "--k", "2", "--method", "both", "--faces", "2",
+                 "--out", str(tmp_path / "both.png")]) == 0
+    for m in ("sefa", "ganspace"):
+        assert Image.open(tmp_path / f"both-{m}.png").size == ((7 * 66 + 2) * 2, (4 * 66 + 2) * 2)
+    assert "hair colour" in capsys.readouterr().out, "the name is kept (home folder) and shown next time"
+
+
+def test_generate_edit_moves_faces_along_a_direction(tmp_path, capsys):
+    base = ["generate", "--checkpoint", str(SYNTHETIC64), "--seed", "7", "--n", "4"]
+    assert main([*base, "--out", str(tmp_path / "plain.png")]) == 0
+    assert main([*base, "--edit", "0=0", "--out", str(tmp_path / "zero.png")]) == 0
+    assert main([*base, "--edit", "0=2.5", "--edit", "3=-1", "--out", str(tmp_path / "edit.png")]) == 0
+    assert main([*base, "--edit", "0=2.5", "--edit", "3=-1", "--directions", "ganspace", "--out", str(tmp_path / "g.png")]) == 0
+    assert sha(tmp_path / "plain.png") == sha(tmp_path / "zero.png")
+    assert len({sha(tmp_path / f) for f in ("plain.png", "edit.png", "g.png")}) == 3
+    capsys.readouterr()
+    assert main([*base, "--edit", "hair", "--out", str(tmp_path / "x.png")]) == 2
+    assert "DIRECTION=STRENGTH" in capsys.readouterr().err
+
+
+def test_invert_verb_saves_the_latent_and_prints_mae_last(tmp_path, capsys):
+    import numpy as np
+
+    from animegan.generate import generate, png_bytes, render
+    G = load_generator(SYNTHETIC64).G
+    face = generate(G, 4, 1, start=3).images[0]
+    src = tmp_path / "face.png"
+    src.write_bytes(png_bytes(face))
+    out = tmp_path / "inverted.png"
+    assert main(["invert", "--checkpoint", str(SYNTHETIC64), "--image", str(src), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    last = captured.out.strip().splitlines()[-1]
+    assert re.fullmatch(r"MAE \d+\.\d+", last) and float(last.split()[1]) <= 10
+    assert "exported without it" in captured.err, "no discriminator in this export: said so"
+    assert Image.open(out).size == (2 * 256 + 4, 256)
+    z = torch.from_numpy(np.load(out.with_suffix(".npy")))
+    assert z.shape == (G.z_dim,)
+    right = np.asarray(Image.open(out))[:, 260:][::4, ::4]
+    assert np.array_equal(right, render(G, z[None])[0].permute(1, 2, 0).numpy()), "the .npy redraws the projection"
+    assert main(["invert", "--checkpoint", str(SYNTHETIC64), "--image", str(tmp_path / "none.png"), "--out", str(out)]) == 2
+
+
+def test_nearest_and_memorisation_verbs(trained, tmp_path, capsys):
+    faces, run = trained
+    ck = str(run / "checkpoints" / "last.pt")
+    out = tmp_path / "nn.png"
+    assert main(["nearest", "--checkpoint", ck, "--data", str(faces), "--seed", "3", "--index", "2", "--k", "4",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "pixels at 32 px" in text and "discriminator features" in text
+    assert Image.open(out).size == ((5 * 66 + 2) * 2, (2 * 66 + 2) * 2), "two rows: the face and its 4 nearest"
+    assert main(["memorisation", "--checkpoint", ck, "--data", str(faces), "--n", "20", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(r["spaces"]) == {"pixels", "discriminator"} and r["n"] == 20 and r["n_reference"] == 4
+    assert all(0 <= s["share"] <= 1 for s in r["spaces"].values())
+    assert main(["memorisation", "--checkpoint", str(SYNTHETIC64), "--data", str(faces), "--n", "10"]) == 0
+    assert "memorisation score: pixels" in capsys.readouterr().out

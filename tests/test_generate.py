@@ -1,15 +1,21 @@
-"""generate.py: (seed, index) addressing, determinism, reranking, interpolation, output files."""
+"""generate.py: (seed, index) addressing, determinism, reranking, interpolation, output files; and the
+Generate page's logic (AppTest)."""
 from __future__ import annotations
 
 import io
+import re
+import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 from torch import nn
 
+from animegan import directions, paths
 from animegan import generate as gen
 from animegan.generate import (
     GenerateResult,
@@ -80,14 +86,16 @@ def test_latents_are_addressed_by_seed_and_index():
     assert latents(-3, [0], Z).shape == (1, Z) and latents(2**62, [0], Z).shape == (1, Z)
 
 
-def test_truncation_scales_latents():
-    z = latents(1, range(32), Z)
-    zt = latents(1, range(32), Z, truncation=0.5)
-    assert torch.allclose(zt, 0.5 * z)
-    assert (zt.norm(dim=1) < z.norm(dim=1)).all()
+def test_truncation_of_a_generator_of_unknown_layout_scales_z(G):
+    """TinyG is no DCGAN/linear generator: truncation falls back to scaling z (the DCGAN case, toward
+    the mean first-block features, is tested in test_explore.py)."""
+    z = latents(1, range(8), Z)
+    assert torch.equal(gen.render(G, z, truncation=0.5), gen.render(G, 0.5 * z))
+    assert torch.equal(gen.generate(G, 1, 8, truncation=0.5).images, gen.render(G, 0.5 * z))
+    assert torch.equal(gen.generate(G, 1, 8).images, gen.render(G, z))
     for bad in (0.0, -0.5, 1.5, float("nan")):
         with pytest.raises(ValueError):
-            latents(1, [0], Z, truncation=bad)
+            gen.generate(G, 1, 1, truncation=bad)
 
 
 def test_generate_is_deterministic_and_restores_training_mode(G):
@@ -200,6 +208,8 @@ def test_grid_and_upscale(G, tmp_path):
     big = upscale(grid, 3)
     assert big.size == (grid.width * 3, grid.height * 3)
     assert np.array_equal(np.asarray(big)[::3, ::3], np.asarray(grid))
+    smooth = upscale(grid, 3, smooth=True)
+    assert smooth.size == big.size and not np.array_equal(np.asarray(smooth), np.asarray(big))
     t = upscale(imgs[0], 2)
     assert t.shape == (3, 2 * S, 2 * S) and torch.equal(t[:, ::2, ::2], imgs[0])
     p = save_grid(imgs, tmp_path / "g" / "grid.png", cols=4, scale=2)
@@ -242,3 +252,186 @@ def test_save_checkpoint_upload_stays_in_its_folder(tmp_path, monkeypatch):
     assert p == tmp_path / "home" / "uploads" / "outside.pt" and p.read_bytes() == b"bytes"
     q = gen.save_checkpoint_upload("a/b/c", b"x", folder=tmp_path / "elsewhere")
     assert q == tmp_path / "elsewhere" / "c.pt"
+
+
+# =========================================================================== the Generate page (AppTest)
+# The page's logic, driven in this process: a click in the grid sets `gen_pick` (its browser test is
+# tests/test_browser_generate.py); here the pick is set the way that click sets it.
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "generate.py")
+SYNTHETIC64 = Path(__file__).resolve().parent.parent / "checkpoints" / "synthetic64.pt"
+PAGE_TIMEOUT = 180  # the CPU is shared with training runs
+
+
+@pytest.fixture
+def shipped_synthetic(tmp_path, monkeypatch):
+    """Only synthetic64 ships (the smallest shipped checkpoint)."""
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    shutil.copy(SYNTHETIC64, folder / "synthetic64.pt")
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", folder)
+    return folder / "synthetic64.pt"
+
+
+@pytest.fixture(scope="module")
+def tiny_with_d(tmp_path_factory):
+    """A tiny anime64 run's export (it carries the discriminator) and the faces it trained on."""
+    from animegan.checkpoint import export_generator
+    from animegan.config import preset_config
+    from animegan.synth import write_synthetic
+    from animegan.train import train
+
+    base = tmp_path_factory.mktemp("tinyd")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ANIMEGAN_HOME", str(base / "home"))
+        faces = write_synthetic(base / "faces", n=60, workers=1)
+        cfg = preset_config("anime64", data=str(faces), ngf=8, ndf=8, batch_size=8, epochs=1, max_steps=2,
+                            val_size=6, test_size=6, latest_every=2, log_every=2, compile="off")
+        assert train(cfg, base / "run", progress=False) == "finished"
+        export_generator(base / "run", base / "shipped" / "tiny-d.pt")
+    return base
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=PAGE_TIMEOUT)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def rerun(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
+    parts += [c for im in at.image for c in im.captions] + [c.value for c in at.code]
+    return "\n".join(str(p) for p in parts)
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [c for im in at.image for c in im.captions]
+
+
+def test_page_pick_steer_with_sliders_and_reset(shipped_synthetic):
+    at = page()
+    assert "Click a face to pick it" in texts(at) and at.get("plotly_chart")
+    assert "seed 0, index 0" in image_captions(at)
+    at.session_state["gen_pick"] = 5  # what a click on face 5 of the grid does
+    rerun(at)
+    t = texts(at)
+    assert "seed 0, index 5" in image_captions(at) and "identical pixels" in t and "--start 5 --n 1" in t
+    plain = at.session_state["gen_face_png"]
+    strips = [c for c in image_captions(at) if c.startswith("direction ")]
+    assert len(strips) == 5 and all("-3 · -2 · -1 · +0 · +1 · +2 · +3" in c for c in strips)
+    at.slider(key="gen_dir_0").set_value(2.0)
+    at.slider(key="gen_dir_2").set_value(-1.5)
+    rerun(at)
+    assert at.session_state["gen_face_png"] != plain
+    assert "seed 0, index 5, edited (2 directions)" in image_captions(at)
+    assert "--edit 0=2 --edit 2=-1.5" in texts(at)
+    at.button(key="gen_dir_reset").click()
+    rerun(at)
+    assert at.slider(key="gen_dir_0").value == 0.0 and at.session_state["gen_face_png"] == plain
+    at.radio(key="gen_dir_method").set_value("ganspace")
+    at.slider(key="gen_dir_k").set_value(3)
+    at.slider(key="gen_dir_1").set_value(1.0)
+    rerun(at)
+    assert len([c for c in image_captions(at) if c.startswith("direction ")]) == 3
+    assert "--directions ganspace" in texts(at)
+    at.number_input(key="gen_n").set_value(4)
+    rerun(at)
+    assert at.session_state["gen_pick"] == 3, "the pick is clamped into a smaller grid"
+    at.toggle(key="gen_smooth").set_value(False)
+    rerun(at)
+
+
+def test_page_direction_names_are_kept_for_the_checkpoint(shipped_synthetic):
+    at = page()
+    h = directions.checkpoint_hash(shipped_synthetic)
+    at.text_input(key=f"gen_dname_{h[:12]}_sefa_1").input("hair colour")
+    rerun(at)
+    assert directions.load_names(h, "sefa") == {1: "hair colour"}
+    assert (paths.home() / "directions" / f"{h}.json").is_file()
+    again = page()  # a new session: the name comes back, on the slider and the strip
+    assert again.slider(key="gen_dir_1").label == "Direction 1: hair colour"
+    assert any(c.startswith("direction 1: hair colour:") for c in image_captions(again))
+
+
+def test_page_truncation_strip_and_interpolation_seeds_follow(shipped_synthetic):
+    at = page()
+    assert any(c.startswith("ψ 1 · 0.9") and "average face" in c for c in image_captions(at))
+    assert at.number_input(key="gen_seed_b").value == 1
+    at.number_input(key="gen_seed").set_value(7)
+    rerun(at)
+    assert at.number_input(key="gen_seed_b").value == 8, "seed B follows the main seed"
+    at.button(key="gen_new_seed").click()
+    rerun(at)
+    assert at.session_state["gen_seed_b"] == (at.session_state["gen_seed"] + 1) % (2**31)
+    at.number_input(key="gen_seed").set_value(3)
+    rerun(at)
+    at.session_state["gen_pick"] = 2
+    rerun(at)
+    assert any("seed 3, index 2 → seed 4, index 0" in c for c in image_captions(at))
+    at.button(key="gen_pin").click()  # pin face 2, then pick face 6: the walk goes 6 → 2
+    rerun(at)
+    at.session_state["gen_pick"] = 6
+    at.number_input(key="gen_steps").set_value(5)
+    rerun(at)
+    assert at.radio(key="gen_interp_to").value == "the pinned face"
+    at.slider(key="gen_frame").set_value(4)
+    rerun(at)
+    assert any("frame 4 of 4: seed 3, index 6 → seed 3, index 2" in c for c in image_captions(at))
+    assert [b.label for b in at.get("download_button")] == ["Grid (PNG)", "Every face (zip of PNGs)", "GIF"]
+
+
+def test_page_projection_of_an_uploaded_face(shipped_synthetic):
+    from animegan.checkpoint import load_generator
+
+    G = load_generator(shipped_synthetic).G
+    face = gen.generate(G, 0, 1, start=2).images[0]
+    at = page()
+    at.file_uploader(key="gen_face_upload").set_value(("my face.png", gen.png_bytes(face), "image/png"))
+    rerun(at)
+    at.button(key="gen_project").click()
+    rerun(at)
+    caps = image_captions(at)
+    proj = next(c for c in caps if "as loaded (left) and its projection" in c)
+    assert float(re.search(r"mean absolute error ([\d.]+) of 255", proj).group(1)) <= 10
+    assert "the projection of my face.png" in caps, "the projection is the picked face now"
+    assert "pixels and the laplacian pyramid were used" in texts(at).lower(), "no D in this export: said so"
+    at.slider(key="gen_dir_0").set_value(1.0)
+    rerun(at)
+    assert "the projection of my face.png, edited (1 directions)" in image_captions(at)
+    at.button(key="gen_back_to_grid").click()
+    rerun(at)
+    assert "seed 0, index 0, edited (1 directions)" in image_captions(at)
+    at.file_uploader(key="gen_face_upload").set_value(("junk.png", b"not an image", "image/png"))
+    rerun(at)
+    at.button(key="gen_project").click()
+    rerun(at)
+    assert "junk.png cannot be used" in texts(at)
+
+
+def test_page_memorisation_check_with_a_discriminator(tiny_with_d, monkeypatch):
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", tiny_with_d / "shipped")
+    at = page()
+    assert at.slider(key="gen_k"), "an export with D offers re-ranking"
+    assert at.text_input(key="gen_mem_data").value == str(tiny_with_d / "faces"), "the data from its config"
+    at.button(key="gen_mem_go").click()
+    rerun(at)
+    caps = [c for c in image_captions(at) if "nearest training faces" in c]
+    assert len(caps) == 2 and "pixels at 32 px" in caps[0] and "discriminator features" in caps[1]
+    at.number_input(key="gen_mem_n").set_value(50)
+    at.button(key="gen_mem_score").click()
+    rerun(at)
+    table = at.dataframe[0].value
+    assert len(table) == 2 and set(table.columns) >= {"space", "score", "threshold"}
+    assert ((table["score"] >= 0) & (table["score"] <= 1)).all()
+    assert "5th percentile" in texts(at)
+    at.text_input(key="gen_mem_data").input(str(tiny_with_d / "nowhere"))
+    at.button(key="gen_mem_go").click()
+    rerun(at)
+    assert at.error, "a missing data folder is one clear error"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -148,7 +150,7 @@ def test_two_concurrent_starts_give_one_job(sleeper):
     lock = json.loads((paths.runs_dir() / jobs.LOCK_NAME).read_text())
     assert lock["pid"] == started[0].pid and lock["proc_start"] == jobs.proc_start_time(started[0].pid)
     with pytest.raises(jobs.JobError, match="already running"):
-        jobs.start_eval(__file__, "swd", "synthetic", 10)
+        jobs.start_eval(paths.SHIPPED_CHECKPOINTS / "synthetic64.pt", "swd", "synthetic", 10)
     assert jobs.stop_job(timeout=10) is True
     assert not started[0].alive()
     assert jobs.current_job() is None
@@ -254,25 +256,52 @@ def test_bad_settings_are_refused_before_spawning(tmp_path):
     assert [p.name for p in paths.runs_dir().iterdir() if not p.name.startswith(".")] == []  # no run folder made
 
 
-def test_eval_job_starts_and_ends(tmp_path):
-    ck = tmp_path / "fake.pt"
-    ck.write_bytes(b"not a checkpoint")
+def test_eval_job_starts_and_ends(tmp_path, monkeypatch):
+    ck = paths.SHIPPED_CHECKPOINTS / "synthetic64.pt"
+    monkeypatch.setattr(jobs, "job_argv_for_eval", lambda *a, **k: [sys.executable, "-c", "print('done')"])
     job = jobs.start_eval(ck, "swd", "synthetic", 8, split="val", seed=1)
     assert job.kind == "eval" and job.pid > 0 and job.run_dir is None
-    assert job.argv == jobs.job_argv_for_eval(ck.resolve(), "swd", "synthetic", 8, "val", 1)
-    assert "SWD of fake.pt" in job.label
-    assert jobs.current_job().pid == job.pid
+    assert "SWD of synthetic64.pt" in job.label
+    assert job.extra == {"checkpoint": str(ck.resolve()), "metric": "swd", "data": "synthetic", "n": 8, "split": "val",
+                         "seed": 1}
     wait_for(lambda: jobs.current_job() is None, 120, "the eval job to end")
-    assert job.returncode == 2, job.log_tail()  # a fake checkpoint: the CLI refuses it as a user error
-    assert jobs.last_job()["returncode"] == 2
-    log = job.log.read_text()
-    assert log.startswith("=== ") and "Traceback" not in log
-    assert log.splitlines()[-1].startswith("error:") and "fake.pt" in log.splitlines()[-1]
-    assert jobs.eval_result(job) is None
+    assert job.returncode == 0 and jobs.last_job()["returncode"] == 0
+    assert job.log.read_text().startswith("=== ")
+    assert jobs.eval_result(job) is None  # it printed no result
     with pytest.raises(jobs.JobError, match="unknown metric"):
         jobs.start_eval(ck, "lpips", "synthetic", 8)
     with pytest.raises(jobs.JobError, match="checkpoint not found"):
         jobs.start_eval(tmp_path / "nothing.pt", "swd", "synthetic", 8)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a checkpoint", "fake.pt is not a PyTorch checkpoint"),
+    (b"", re.escape("fake.pt is empty (0 bytes)")),
+    (b"PK\x03\x04" + b"\0" * 200, "fake.pt is not a readable checkpoint"),
+])
+def test_an_eval_of_a_garbage_checkpoint_is_refused_on_submit(tmp_path, content, message):
+    """Compute on Compare with a file that is no checkpoint: refused at once with the checkpoint's
+    own message (no library internals), no job started, no log written."""
+    ck = tmp_path / "fake.pt"
+    ck.write_bytes(content)
+    with pytest.raises(jobs.JobError, match=message) as e:
+        jobs.start_eval(ck, "swd", "synthetic", 8)
+    assert "Traceback" not in str(e.value) and "torch" not in str(e.value)
+    assert jobs.current_job() is None and jobs.last_job() is None
+    assert not any(paths.logs_dir().glob("*.log"))
+
+
+def test_fid_without_weights_is_refused_before_a_job_starts(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANIMEGAN_INCEPTION_WEIGHTS", str(tmp_path / "none.pth"))
+    with pytest.raises(jobs.JobError, match="FID cannot be computed for synthetic64.pt: FID needs the Inception "
+                                            "weights file") as e:
+        jobs.start_eval(paths.SHIPPED_CHECKPOINTS / "synthetic64.pt", "fid", "synthetic", 8)
+    assert "none.pth" in str(e.value)
+    with pytest.raises(jobs.JobError, match="FID cannot be computed for this run's evaluations"):
+        jobs.start_training(TrainConfig(eval_metric="fid", eval_every=1), "fid-run")
+    with pytest.raises(jobs.JobError, match="FID cannot be computed"):
+        jobs.start_training(TrainConfig(eval_metric="fid", eval_kimg=10.0), "fid-run")
+    assert jobs.current_job() is None and not (paths.runs_dir() / "fid-run").exists()
 
 
 def test_eval_job_measures_and_records(tmp_path):
@@ -351,3 +380,78 @@ def test_a_run_resumed_from_the_dashboard_trains_on(tmp_path):
     assert st["step"] > first and st["epochs"] == 2
     assert load_generator(run.path / "checkpoints" / "last.pt").step == st["step"]
     assert run.config()["epochs"] == 2
+
+
+# -- before a run: the data-aware check and the epoch-time estimate (animegan.speed) ----------------
+
+def test_the_data_must_feed_the_settings_before_a_run_starts(tmp_path, sleeper):
+    """A batch larger than the training split, an image size larger than the images: refused by
+    the job starter with what to change, before anything is spawned or written."""
+    from animegan import speed
+    from animegan.data import prepare
+    from animegan.synth import write_synthetic
+    faces = write_synthetic(tmp_path / "faces", n=24)  # 96 px faces; 2 validation + 2 test held out
+    cfg = preset_config("classic-dcgan", data=str(faces))
+    with pytest.raises(jobs.JobError, match=re.escape(
+            f"Batch size 128 is larger than the training split of folder {faces.resolve()}: 20 images (24 image files "
+            f"minus 2 validation and 2 test images). To train on it, lower the batch size to 20 or less, or add images.")):
+        jobs.start_training(cfg, "big-batch")
+    with pytest.raises(jobs.JobError, match="Image size 128 px is larger than the images of folder .*: the largest of "
+                                            "16 looked at is 96 px .* choose image size 96 or less"):
+        jobs.start_training(cfg.replace(batch_size=8, img_size=128), "too-large")
+    one = write_synthetic(tmp_path / "one", n=1)
+    with pytest.raises(jobs.JobError, match="1 image \\(1 image file\\)\\. To train on it, add images \\(training needs at least 2 per batch\\)"):
+        jobs.start_training(cfg.replace(data=str(one), batch_size=2), "one-image")
+    assert jobs.current_job() is None and not [p for p in paths.runs_dir().iterdir() if not p.name.startswith(".")]
+    plan = speed.data_plan(cfg.replace(batch_size=8))
+    assert (plan.images, plan.exact, plan.train, plan.steps_per_epoch, plan.epoch_images) == (24, False, 20, 2, 16)
+    prepare(str(faces), 64, val=2000, test=2000)  # prepared: the count is exact (usable images)
+    assert speed.data_plan(cfg.replace(batch_size=8)).exact
+    assert speed.data_plan(preset_config("anime64")).images == 10_000  # the built-in set the trainer renders
+    jobs.start_training(cfg, "asked-not-to-check", check_data=False)  # the check can be skipped
+    assert jobs.current_job() is not None
+
+
+def _fake_run(name: str, ips: float, **cfg_kw) -> None:
+    from animegan.rundir import write_json_atomic
+    d = paths.ensure(paths.runs_dir()) / name
+    host = cfg_kw.pop("host", socket.gethostname())
+    device = cfg_kw.pop("device_ran", "cpu")
+    write_json_atomic(d / "config.json", preset_config("anime64", **cfg_kw).to_dict())
+    write_json_atomic(d / "status.json", {"state": "finished", "images_per_s": ips, "device": device, "world_size": 1,
+                                          "host": host})
+
+
+def test_recorded_speed_comes_from_runs_with_the_same_settings_here():
+    from animegan import speed
+    cfg = preset_config("anime64")
+    assert speed.recorded_speed(cfg, "cpu") is None
+    _fake_run("a", 10.0)
+    _fake_run("b", 14.0, epochs=3, data="/somewhere/else", lr_g=1e-3)  # neither changes a step's speed
+    _fake_run("c", 30.0)
+    _fake_run("wider", 99.0, ngf=128)
+    _fake_run("other-host", 99.0, host="elsewhere")
+    _fake_run("on-gpu", 999.0, device_ran="cuda:0")
+    _fake_run("not-yet", 0.0)
+    got = speed.recorded_speed(cfg, "cpu")
+    assert got is not None and got.source == "recorded" and got.images_per_s == 14.0  # the median of a, b, c
+    assert sorted(got.detail.split("(")[-1].rstrip(")").split(", ")) == ["a", "b", "c"]
+    assert speed.recorded_speed(cfg, "cuda").images_per_s == 999.0
+    assert speed.recorded_speed(cfg.replace(batch_size=32), "cpu") is None
+
+
+def test_time_steps_times_the_trainers_step_without_its_return_value(monkeypatch):
+    from animegan import speed, step
+    calls = []
+    real = step.train_step
+
+    def step_returning_nothing(*a, **k):
+        calls.append(a[-1])
+        real(*a, **k)
+    monkeypatch.setattr(step, "train_step", step_returning_nothing)
+    cfg = preset_config("classic-wgangp", ngf=8, ndf=8, batch_size=4, device="cpu")  # n_critic 5
+    got = speed.time_steps(cfg)
+    assert got.source == "measured" and got.images_per_s > 0
+    assert calls == list(range(6))  # a warm-up step, then n_critic timed ones (G's update counted)
+    plan = speed.DataPlan("x", 100, True, 80, 10, 10, 4, None)
+    assert got.epoch_seconds(plan) == pytest.approx(80 / got.images_per_s)

@@ -93,12 +93,13 @@ def test_train_page_renders_on_a_fresh_home():
 
 def start_and_expect_error(at: AppTest, text: str) -> None:
     """Press Start: the page shows one error containing `text`, no traceback, and starts nothing."""
+    before = set(paths.runs_dir().glob("*"))
     at.button(key="tr_start").click().run()
     assert not at.exception, at.exception
     errs = texts(at, "error")
     assert any(text in e for e in errs), errs
     assert jobs.current_job() is None
-    assert not any(paths.runs_dir().glob("*/config.json")), "nothing may be written for a refused start"
+    assert set(paths.runs_dir().glob("*")) == before, "nothing may be written for a refused start"
 
 
 def test_train_page_refuses_bad_input_without_traceback(tmp_path):
@@ -116,19 +117,46 @@ def test_train_page_refuses_bad_input_without_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("tr_batch_size", 1, "--batch-size must be at least 2"),
-    ("tr_epochs", 0, "--epochs must be at least 1"),
-    ("tr_eval_n", 1, "--eval-n must be at least 2"),
-    ("tr_lr_g", 0.0, "--lr-g and --lr-d must be more than 0"),
-    ("tr_log_every", 0, "must be at least 1"),
+    ("tr_batch_size", 1, "**Batch size** must be at least 2"),
+    ("tr_epochs", 0, "**Epochs** must be at least 1"),
+    ("tr_eval_n", 1, "**Images per evaluation** must be at least 2"),
+    ("tr_lr_g", 0.0, "**Learning rate G** and **Learning rate D** must be more than 0"),
+    ("tr_log_every", 0, "**Log every N steps**"),
+    ("tr_minutes", -1.0, "**Time budget, minutes** and **Also evaluate every N k images** must be 0 (off) or more"),
 ])
 def test_train_page_says_why_an_out_of_range_number_cannot_start(key, value, message):
-    """An out-of-range number is checked by config.validate on Start and reported; it is neither
-    replaced by a default behind the user's back nor a Start that silently does nothing."""
+    """An out-of-range number is checked by config.validate on Start and reported, naming the
+    form's field (not a command-line flag); it is neither replaced by a default behind the
+    user's back nor a Start that silently does nothing. The form says so before Start too."""
     at = app(TRAIN).run()
     at.number_input(key=key).set_value(value)
+    at.button(key="tr_time").click().run()  # any submit of the form: the estimate says what is wrong
+    assert [w for w in texts(at, "warning") if w.startswith("Before you start:") and message in w], texts(at, "warning")
+    assert not texts(at, "error") and "train_speed_measured" not in at.session_state  # nothing timed
     start_and_expect_error(at, message)
+    assert not any("--" in e for e in texts(at, "error")), texts(at, "error")
     assert at.number_input(key=key).value == value, "the form keeps what the user typed"
+    assert not texts(at, "warning"), "after Start the message is shown once, as the error"
+
+
+def test_train_page_refuses_settings_the_data_cannot_feed(faces):
+    """A batch larger than the training split and an image size larger than the images are
+    caught before launch, with what to change; nothing starts, nothing is written."""
+    at = app(TRAIN).run()
+    at.text_input(key="tr_data").input(str(faces))
+    at.number_input(key="tr_batch_size").set_value(64)
+    at.button(key="tr_time").click().run()  # a submit of the form
+    warned = " ".join(texts(at, "warning"))
+    assert "Batch size 64 is larger than the training split" in warned and "40 images" in warned, warned
+    start_and_expect_error(at, "lower the batch size to 40 or less")
+    at.number_input(key="tr_batch_size").set_value(8)
+    at.selectbox(key="tr_img_size").set_value(128)
+    start_and_expect_error(at, "Image size 128 px is larger than the images")
+    assert "choose image size 96 or less" in " ".join(texts(at, "error"))
+    at.selectbox(key="tr_img_size").set_value(96)  # what the data gives: no warning any more
+    at.button(key="tr_time").click().run()
+    assert not texts(at, "warning") and not texts(at, "error"), texts(at, "warning")
+    assert any("40 training images" in c for c in texts(at, "caption"))
 
 
 def test_train_page_refuses_a_folder_without_images(tmp_path):
@@ -304,9 +332,7 @@ def test_runs_page_resumes_a_run(tiny_run):
 
 def test_train_page_while_an_evaluation_runs(monkeypatch, tmp_path):
     monkeypatch.setattr(jobs, "job_argv_for_eval", lambda *a, **k: list(SLEEPER))
-    ck = tmp_path / "g.pt"
-    ck.write_bytes(b"x")
-    jobs.start_eval(ck, "swd", "synthetic", 10)
+    jobs.start_eval(paths.SHIPPED_CHECKPOINTS / "synthetic64.pt", "swd", "synthetic", 10)
     at = app(TRAIN).run()
     assert not at.exception
     assert any("evaluation is running" in i for i in texts(at, "info"))
@@ -314,3 +340,219 @@ def test_train_page_while_an_evaluation_runs(monkeypatch, tmp_path):
     at.button(key="train_stop_eval").click().run()
     assert jobs.current_job() is None
     assert not at.button(key="tr_start").disabled
+
+
+# -- Train: fine-tuning, the time budget, FID, the estimate, the monitor ----------------------------
+
+def recording_argv(monkeypatch) -> list:
+    """Training jobs that only sleep; the configs they were given are recorded."""
+    seen: list = []
+
+    def argv(cfg, *a, **k):
+        seen.append(cfg)
+        return list(SLEEPER)
+    monkeypatch.setattr(jobs, "job_argv_for_training", argv)
+    return seen
+
+
+def small_form(at: AppTest, faces: Path, **values) -> None:
+    at.text_input(key="tr_data").input(str(faces))
+    for key, v in dict(tr_batch_size=8, tr_val_size=4, tr_test_size=4, **values).items():
+        at.number_input(key=key).set_value(v)
+
+
+def test_train_page_fine_tunes_with_the_checkpoints_architecture_and_a_time_budget(tiny_run, faces, monkeypatch):
+    """Start from a checkpoint: the architecture fields left at the preset's values come from the
+    checkpoint (`checkpoint.adopt_architecture`); a changed one that contradicts it is listed;
+    the time budget field reaches the run."""
+    install(tiny_run)  # classic-dcgan: model dcgan, ngf = ndf = 8, 64 px
+    seen = recording_argv(monkeypatch)
+    at = app(TRAIN).run()
+    assert at.selectbox(key="tr_preset").value == "anime64"  # model anime64, ngf = ndf = 64
+    small_form(at, faces, tr_ngf=16, tr_minutes=2.5)
+    at.selectbox(key="tr_init").set_value("run tiny: last")
+    start_and_expect_error(at, "ngf: checkpoint 8 vs given 16")
+    assert "Set those fields back to the preset's values to use the checkpoint's" in " ".join(texts(at, "error"))
+    at.number_input(key="tr_ngf").set_value(64)  # back to the preset's: the checkpoint's is used
+    at.button(key="tr_start").click().run()
+    assert not at.exception and not texts(at, "error"), texts(at, "error")
+    cfg = seen[-1]
+    assert (cfg.model, cfg.ngf, cfg.ndf, cfg.img_size) == ("dcgan", 8, 8, 64)
+    assert Path(cfg.init_from) == (paths.runs_dir() / "tiny" / "checkpoints" / "last.pt").resolve()
+    assert cfg.minutes == 2.5
+    note = " ".join(texts(at, "success"))
+    assert "From the checkpoint: model anime64 → dcgan, g width 64 → 8, d width 64 → 8" in note, note
+
+
+def test_train_page_shows_fid_unavailable_before_a_job_can_fail(monkeypatch, tmp_path, faces):
+    monkeypatch.setenv("ANIMEGAN_INCEPTION_WEIGHTS", str(tmp_path / "no-weights.pth"))
+    at = app(TRAIN).run()
+    assert "FID (unavailable here)" in at.selectbox(key="tr_eval_metric").options
+    note = [c for c in texts(at, "caption") if "FID is unavailable here" in c]
+    assert note and "no-weights.pth" in note[0] and "ANIMEGAN_INCEPTION_WEIGHTS" in note[0], texts(at, "caption")
+    small_form(at, faces, tr_eval_every=1)
+    at.selectbox(key="tr_eval_metric").set_value("fid")
+    start_and_expect_error(at, "FID cannot be computed")
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"x")
+    monkeypatch.setenv("ANIMEGAN_INCEPTION_WEIGHTS", str(weights))
+    at.run()
+    assert "FID" in at.selectbox(key="tr_eval_metric").options
+    assert not [c for c in texts(at, "caption") if "FID is unavailable" in c]
+
+
+def estimate_caption(at: AppTest) -> str:
+    found = [c for c in texts(at, "caption") if c.startswith("**Data:**")]
+    assert len(found) == 1, texts(at, "caption")
+    return found[0]
+
+
+def test_train_page_estimates_the_time_per_epoch(tiny_run, faces, monkeypatch):
+    """From an earlier run with the same settings on this machine (the trainer's recorded speed),
+    else from a few steps timed only when asked (never on the page's load)."""
+    import socket
+
+    from animegan import speed
+    run = install(tiny_run, "fast")
+    st = read_json(run.path / "status.json")
+    write_json_atomic(run.path / "status.json", dict(st, images_per_s=80.0, device="cpu", world_size=1,
+                                                     host=socket.gethostname()))
+    real_time_steps = speed.time_steps
+    monkeypatch.setattr(speed, "time_steps", lambda *a, **k: pytest.fail("steps were timed without being asked"))
+    at = app(TRAIN).run()
+    at.selectbox(key="tr_preset").set_value("classic-dcgan").run()
+    small_form(at, faces, tr_ngf=8, tr_ndf=8, tr_epochs=3)
+    at.button(key="tr_time").click().run()  # the recorded speed is used: nothing is timed
+    text = estimate_caption(at)
+    assert "40 training images" in text and "5 steps of 8 per epoch" in text, text
+    assert "80.0 images/s: an earlier run with these settings on this CPU (fast)" in text, text
+    assert "about 0 s" in text or "about 1 s" in text, text  # 40 images at 80 images/s
+    at.number_input(key="tr_batch_size").set_value(16)
+    at.text_input(key="tr_name").input("fast")  # a refused start (the name exists) also applies the form
+    at.button(key="tr_start").click().run()
+    assert any("a run named fast already exists" in e for e in texts(at, "error"))
+    assert "press **Estimate time per epoch** to time a few steps" in estimate_caption(at)
+    monkeypatch.setattr(speed, "time_steps", real_time_steps)
+    at.button(key="tr_time").click().run()
+    assert not at.exception and not texts(at, "error"), texts(at, "error")
+    text = estimate_caption(at)
+    assert "steps of batch 16 timed on this CPU just now" in text, text
+    assert jobs.current_job() is None
+
+
+def test_train_page_monitor_says_compiling_and_shows_the_trainers_speed(tiny_run):
+    run = install(tiny_run, "live")
+    st = read_json(run.path / "status.json")
+    write_json_atomic(run.path / "status.json", dict(st, state="running", pid=os.getpid(), compiling=True,
+                                                     images_per_s=0.0, eta_s=None))
+    (run.path / "train.log").write_text("a very long log line " * 40 + "\n")
+    at = app(TRAIN).run()
+    assert subheader_state(at, "live") == "running"
+    assert any("Compiling the networks" in i for i in texts(at, "info")), texts(at, "info")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images/s"] == "compiling" and metrics["ETA"] == "–", metrics
+    write_json_atomic(run.path / "status.json", dict(st, state="running", pid=os.getpid(), compiling=False,
+                                                     images_per_s=145.3, eta_s=90))
+    at.run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images/s"] == "145" and metrics["ETA"] == "1m 30s", metrics  # the trainer's value, as is
+    assert not any("Compiling" in i for i in texts(at, "info"))
+    logs = [c for c in at.code if "a very long log line" in c.value]
+    assert logs and all(c.proto.wrap_lines for c in logs)
+
+
+def test_train_page_takes_the_dataset_pages_handoff(tmp_path):
+    at = app(TRAIN)
+    at.session_state["train_handoff"] = {"data": str(tmp_path), "img_size": 96, "aug_flip": 0.25, "aug_brightness": 0.5,
+                                         "aug_brightness_strength": 0.3, "diffaug": ["color", "translation"]}
+    at.run()
+    assert not at.exception
+    assert at.text_input(key="tr_data").value == str(tmp_path)
+    assert at.selectbox(key="tr_img_size").value == 96
+    assert at.slider(key="tr_aug_flip").value == 0.25 and at.slider(key="tr_aug_brightness").value == 0.5
+    assert at.slider(key="tr_aug_brightness_strength").value == 0.3
+    assert at.multiselect(key="tr_diffaug").value == ["color", "translation"]
+    assert any("From the Dataset page" in i and "DiffAugment color,translation" in i for i in texts(at, "info"))
+    at.run()  # taken once: the form keeps it, the note goes
+    assert at.text_input(key="tr_data").value == str(tmp_path)
+    assert not any("From the Dataset page" in i for i in texts(at, "info"))
+
+
+# -- Dataset: uploads, the augmentation preview, "Train on this data" ------------------------------
+
+DATASET = str(ROOT / "pages" / "dataset.py")
+
+
+def faces_zip(n: int, folder: str = "faces") -> bytes:
+    import io
+    import zipfile
+
+    from animegan.synth import render_face
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(n):
+            img, _ = render_face(0, i, size=64)
+            b = io.BytesIO()
+            img.save(b, format="PNG")
+            zf.writestr(f"{folder}/{i}.png", b.getvalue())
+    return buf.getvalue()
+
+
+def corrupt_zip() -> bytes:
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(3):
+            zf.writestr(f"x/{i}.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    return buf.getvalue()
+
+
+def test_dataset_uses_each_new_upload_and_a_refused_one_shows_only_its_error():
+    at = app(DATASET).run()
+    at.radio(key="ds_kind").set_value("upload").run()
+    at.file_uploader(key="ds_upload").set_value(("first set.zip", faces_zip(6), "application/zip")).run()
+    assert not at.exception and not texts(at, "error"), texts(at, "error")
+    first = paths.uploads_dir() / "first-set"
+    assert at.selectbox(key="ds_upload_pick").value == str(first)
+    assert any(f"Extracted to `{first}`" in c for c in texts(at, "caption"))
+    at.button(key="ds_prepare").click().run()
+    assert {m.label: m.value for m in at.metric}["Usable"] == "6"
+    # A second upload in the same visit is the one used (not the first one the box held).
+    at.file_uploader(key="ds_upload").set_value(("second.zip", faces_zip(11), "application/zip")).run()
+    assert at.selectbox(key="ds_upload_pick").value == str(paths.uploads_dir() / "second")
+    at.button(key="ds_prepare").click().run()
+    assert {m.label: m.value for m in at.metric}["Usable"] == "11"
+    # A refused upload: its error alone, not the earlier data set's report under it; nothing kept.
+    for name, blob, msg in (("broken.zip", b"PK\x03\x04 not a zip", "is not a zip archive"),
+                            ("corrupt.zip", corrupt_zip(), "none of its 3 image files can be used")):
+        at.file_uploader(key="ds_upload").set_value((name, blob, "application/zip")).run()
+        assert not at.exception
+        errs = texts(at, "error")
+        assert len(errs) == 1 and msg in errs[0] and "Traceback" not in errs[0], errs
+        assert not at.metric and not [s for s in at.selectbox if s.key == "ds_upload_pick"]
+        assert sorted(p.name for p in paths.uploads_dir().iterdir()) == ["first-set", "second"]
+    # Removing it brings the earlier uploads back.
+    at.file_uploader(key="ds_upload").set_value(None).run()
+    assert not texts(at, "error")
+    assert at.selectbox(key="ds_upload_pick").options == ["second", "first-set"]
+
+
+def test_dataset_previews_diffaugment_and_hands_the_data_to_train():
+    from animegan.synth import write_synthetic
+    write_synthetic(paths.synthetic_dir(), n=24, workers=1)
+    at = app(DATASET).run()
+    at.button(key="ds_prepare").click().run()
+    assert not at.exception and not texts(at, "error"), texts(at, "error")
+    assert at.multiselect(key="ds_aug_diffaug").value == ["translation"]  # the default recipe's
+    assert at.slider(key="ds_aug_flip").value == 0.5 and at.slider(key="ds_aug_bright").value == 0.0
+    captions = [c for im in at.image for c in im.captions]
+    assert any("then DiffAugment translation: what D sees" in c for c in captions), captions
+    at.multiselect(key="ds_aug_diffaug").set_value(["color", "cutout"]).run()
+    assert any("then DiffAugment color, cutout" in c for im in at.image for c in im.captions)
+    at.slider(key="ds_aug_flip").set_value(1.0).run()
+    at.button(key="ds_train").click().run()
+    assert not at.exception
+    assert at.session_state["train_handoff"] == {"data": "synthetic", "img_size": 64, "aug_flip": 1.0,
+                                                 "aug_brightness": 0.0, "aug_brightness_strength": 0.2,
+                                                 "diffaug": ["color", "cutout"]}

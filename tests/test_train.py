@@ -271,6 +271,10 @@ def test_minutes_budget_ends_the_run_finished_with_a_checkpoint(faces, tmp_path)
     evals = run.evals()
     assert evals and all("kimg" in e for e in evals)
     assert evals[-1]["step"] == st["step"], "the budget's end is evaluated"
+    from animegan.checkpoint import export_generator
+    assert [c["kimg"] for c in ck["curve"]] == [e["kimg"] for e in evals], "last.pt carries the SWD curve"
+    out = export_generator(tmp_path / "run" / "checkpoints" / "last.pt", tmp_path / "export.pt")
+    assert load_checkpoint(out)["curve"] == ck["curve"] and ck["curve"][0]["split"] == "val", "and so does its export"
 
 
 def test_r1_penalty_is_applied_lazily(faces, tmp_path):

@@ -343,8 +343,71 @@ def test_a_zip_without_images_is_a_clear_error(tmp_path):
     with pytest.raises(UploadError, match="holds no image files") as e:
         extract_zip(data, dest)
     msg = str(e.value)
-    assert "1 other files ignored" in msg and "nested archive" in msg and "unsafe path" in msg
+    assert "1 other file ignored" in msg and "nested archive" in msg and "unsafe path" in msg
     no_leftovers(tmp_path, dest)
+
+
+def test_not_a_zip_is_said_without_zipfiles_own_words(tmp_path):
+    for data in (b"hello, not a zip", b"", make_zip([("a.png", png())])[:150]):
+        with pytest.raises(UploadError) as e:
+            extract_zip(data, tmp_path / "dest")
+        assert "File is not a zip file" not in str(e.value) and "BadZipFile" not in str(e.value), str(e.value)
+        assert "Upload a .zip of images" in str(e.value)
+
+
+# --------------------------------------------------------------------------- the dashboard's uploads
+
+
+def named(data: bytes, name: str) -> io.BytesIO:
+    f = io.BytesIO(data)
+    f.name = name  # as Streamlit's UploadedFile
+    return f
+
+
+def test_extract_upload_puts_each_upload_in_the_uploads_folder_and_lists_them_newest_first(tmp_path):
+    from animegan import paths
+    root = paths.uploads_dir()
+    first = uploads.extract_upload(named(make_zip([("a.png", png())]), "My Faces.zip"))
+    assert first == root / "My-Faces" and read_report(first).source == "My Faces.zip"
+    os.utime(first / uploads.REPORT_NAME, (1, 1))  # extracted long ago
+    second = uploads.extract_upload(named(make_zip([("b.png", png()), ("c.png", png())]), "second.ZIP"))
+    assert second == root / "second"
+    (root / "not-an-upload").mkdir()  # a folder someone made: never listed (nor touched)
+    assert uploads.list_extracted() == [second, first]
+    assert uploads.list_extracted(tmp_path / "nowhere") == []
+
+
+def test_a_rejected_upload_is_kept_nowhere_and_an_earlier_one_survives(tmp_path):
+    from animegan import paths
+    root = paths.uploads_dir()
+    good = uploads.extract_upload(named(make_zip([("a.png", png())]), "faces.zip"))
+    broken = make_zip([(f"x/{i}.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40) for i in range(3)]
+                      + [("x/tiny.png", png(side=8))])
+    with pytest.raises(UploadError, match="none of its 4 image files can be used \\(corrupt or truncated 3, too "
+                                          "small 1\\)") as e:
+        uploads.extract_upload(named(broken, "faces.zip"))  # the same name as the good one
+    assert "Nothing was kept" in str(e.value)
+    assert {p.name for p in good.iterdir()} == {"a.png", uploads.REPORT_NAME}, "the earlier upload is kept as it was"
+    for bad, name in ((b"PK\x03\x04 nope", "other.zip"), (make_zip([("notes.txt", b"x")]), "text.zip"), (broken, "b.zip")):
+        with pytest.raises(UploadError):
+            uploads.extract_upload(named(bad, name))
+    assert sorted(p.name for p in root.iterdir()) == ["faces"]
+    assert uploads.list_extracted() == [good]
+    # extract_zip itself still copies whatever has an image name (decoding is prepare's job)
+    assert extract_zip(broken, tmp_path / "raw") == tmp_path / "raw"
+
+
+def test_list_extracted_sweeps_what_a_killed_extraction_left(tmp_path):
+    from animegan import paths
+    root = paths.ensure(paths.uploads_dir())
+    stale, fresh, old = root / ".faces.abc.extracting", root / ".faces.def.extracting", root / ".faces.ghi.old"
+    for p in (stale, fresh, old):
+        p.mkdir()
+        (p / "1.png").write_bytes(png())
+    for p in (stale, old):
+        os.utime(p, (0, 0))
+    assert uploads.list_extracted() == []
+    assert sorted(p.name for p in root.iterdir()) == [fresh.name], "a fresh one may be an extraction under way"
 
 
 def test_safe_name():
