@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import paths
+from .cli_common import DATA_HELP, UserError
+from .cli_common import load_for_verb as _load
 from .config import (
     COMPARABLE_N,
     DIRECTION_METHODS,
@@ -28,13 +30,10 @@ from .config import (
     PRESETS,
     SPLITS,
     SWITCHES,
-    SYNTHETIC,
     TrainConfig,
     flag_name,
     preset_config,
 )
-
-DATA_HELP = f"folder of images, .zip, or '{SYNTHETIC}' (the built-in set)"
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -123,11 +122,6 @@ def cmd_train(a: argparse.Namespace) -> int:
     state = train(cfg, out, resume=bool(a.resume), progress=None if not a.no_progress else False)
     print(f"{out}: {state}")
     return 0 if state in ("finished", "stopped") else 3
-
-
-def _load(a: argparse.Namespace, with_d: bool = False):
-    from .checkpoint import load_generator
-    return load_generator(a.checkpoint, device=a.device, with_discriminator=with_d)
 
 
 def _parse_edits(edits: Sequence[str]) -> dict[int, float]:
@@ -256,10 +250,6 @@ def cmd_info(a: argparse.Namespace) -> int:
     info["home"] = str(paths.home())
     print(json.dumps(info, indent=1))
     return 0
-
-
-class UserError(Exception):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@
     python -m animegan memorisation --checkpoint CKPT --data SRC --n 500
 
 Each verb is one call into the package (directions, invert, memorisation); errors a user can
-cause raise cli.UserError (or the package's own), which `cli.main` prints as one line.
+cause raise cli_common.UserError (or the package's own), which `cli.main` prints as one line.
 """
 from __future__ import annotations
 
@@ -18,14 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-
-def _load(a: argparse.Namespace, with_d: bool = False):
-    from .cli import _load as load
-    return load(a, with_d)
+from .cli_common import DATA_HELP, UserError
+from .cli_common import load_for_verb as _load
+from .config import DIRECTION_METHODS
 
 
 def _user_error(msg: str) -> Exception:
-    from .cli import UserError
     return UserError(msg)
 
 
@@ -137,7 +135,6 @@ def cmd_memorisation(a: argparse.Namespace) -> int:
 
 def add_verbs(sub: Any, ckpt_args: Callable[[argparse.ArgumentParser], None]) -> None:
     """The exploring verbs' parsers, added to the CLI's subparsers (called by cli.build_parser)."""
-    from .cli import DATA_HELP, DIRECTION_METHODS
     p = sub.add_parser("directions", help="latent directions (SeFa / GANSpace) as strips, one per direction")
     ckpt_args(p)
     p.add_argument("--k", type=int, default=10, help="number of directions")
