@@ -13,6 +13,7 @@ import streamlit as st
 from animegan import curves, jobs, paths, rundir
 from animegan.checkpoint import CheckpointError, LoadedGenerator
 from animegan.config import COMPARABLE_N, METRICS, SYNTHETIC
+from animegan.metrics import find_inception_weights, missing_weights_message
 from pages import shared
 
 CAVEAT = "only comparable at the same n and reference"
@@ -300,8 +301,12 @@ def compute_section(choices: dict[str, Path], labels: list[str], sel: list[str],
     without = [lb for lb in pool if lb in loaded and not checkpoint_evals(*loaded[lb])]
     e1, e2, e3 = st.columns([3, 2, 1])
     target = e1.selectbox("Checkpoint", pool, index=pool.index(without[0]) if without else 0, key="cmp_eval_ckpt")
-    e2.radio("Metric", list(METRICS), format_func=str.upper, horizontal=True, key="cmp_eval_metric",
+    fid_here = find_inception_weights() is not None
+    e2.radio("Metric", list(METRICS), horizontal=True, key="cmp_eval_metric",
+             format_func=lambda m: m.upper() if m != "fid" or fid_here else "FID (unavailable here)",
              help="SWD needs nothing extra. FID needs the Inception weights (pytorch-fid) on this machine.")
+    if not fid_here and st.session_state.get("cmp_eval_metric") == "fid":
+        st.caption(f"FID is unavailable here. {missing_weights_message()}")
     e3.number_input("n", 2, 50_000, 1000, step=500, key="cmp_eval_n",
                     help=f"Images compared (capped by the split's size). {COMPARABLE_N:,} for numbers comparable "
                          f"with published ones; below {curves.ROUGH_N:,} the value is rough.")
