@@ -5,10 +5,12 @@ One process trains on one device. Under torchrun (WORLD_SIZE > 1) every process 
 share of every global batch, and the trainer averages gradients with `average_gradients` after
 every backward pass (an all-reduce, as stylegan2-ada does instead of wrapping in DDP; that keeps
 the gradient penalty's double backward simple). Only rank 0 (`Dist.main`) writes files.
+`StopRequested` turns SIGTERM / Ctrl-C into a flag the training loop checks after each step.
 """
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,3 +144,26 @@ def max_param_diff(modules: list[nn.Module], dist: Dist, device: torch.device) -
     diff = diff.to(device)
     torchdist.all_reduce(diff, op=torchdist.ReduceOp.MAX)
     return float(diff)
+
+
+class StopRequested:
+    """SIGTERM / Ctrl-C: finish the step, save, exit cleanly."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopRequested":
+        for s in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[s] = signal.signal(s, self._handle)
+            except ValueError:  # not the main thread (e.g. inside a test runner thread)
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.flag = True
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import signal
 import socket
 import sys
 import time
@@ -34,7 +33,17 @@ import torch
 from . import checkpoint as ckpt
 from .augment import ClassicAugment
 from .config import ConfigError, TrainConfig, validate
-from .devices import Dist, any_rank, barrier, broadcast_module, close_distributed, init_distributed, max_param_diff, pick_device
+from .devices import (
+    Dist,
+    StopRequested,
+    any_rank,
+    barrier,
+    broadcast_module,
+    close_distributed,
+    init_distributed,
+    max_param_diff,
+    pick_device,
+)
 from .models import count_params
 from .rundir import Run, RunWriter
 from .step import (
@@ -274,29 +283,6 @@ def _outcome_recorded(run: RunWriter, dist: Dist) -> Iterator[None]:
         raise
     finally:
         close_distributed(dist)
-
-
-class StopRequested:
-    """SIGTERM / Ctrl-C: finish the step, save, exit cleanly."""
-
-    def __init__(self) -> None:
-        self.flag = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "StopRequested":
-        for s in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._old[s] = signal.signal(s, self._handle)
-            except ValueError:  # not the main thread (e.g. inside a test runner thread)
-                pass
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.flag = True
-
-    def __exit__(self, *exc) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
 
 
 def _ended(run: RunWriter, state: str) -> str:
