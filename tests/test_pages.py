@@ -142,6 +142,9 @@ def test_pages_import_the_package_one_way_and_stay_small():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 120:
                 long.append(f"{f.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert not long, long
+    big = [f"{f.relative_to(ROOT)} ({n} lines)" for f in sorted((ROOT / "animegan").rglob("*.py"))
+           if (n := len(f.read_text().splitlines())) > 600]
+    assert not big, f"files in animegan/ stay readable top to bottom (600 lines at most): {big}"
 
 
 # --------------------------------------------------------------------------- home
