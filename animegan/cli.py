@@ -1,4 +1,6 @@
-"""The verbs: prepare, synth, train, generate, interpolate, export, fid, swd, runs, clean, info, timelapse,
+"""Train, evaluate and explore anime-face GANs from the command line.
+
+The verbs: prepare, synth, train, generate, interpolate, export, fid, swd, runs, clean, info, timelapse,
 and the exploring ones (in cli_explore.py): directions, invert, nearest, memorisation.
 
     python -m animegan train --preset anime64 --data PATH|ZIP|synthetic --epochs N --name NAME
