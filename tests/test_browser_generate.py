@@ -9,30 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, serve
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PAGE_TIMEOUT_S = 240        # the first run imports torch and loads a checkpoint on a busy CPU
 QUIET_CHECKS = 6            # consecutive idle checks (0.5 s apart) before the page counts as settled
 COLS, SIZE, PAD = 8, 64, 2  # the page's default grid: 8 columns of 64 px faces, 2 px apart
 MIN_FACE_PX = 48
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -49,36 +35,8 @@ def sync_api():
 def server(sync_api, tmp_path_factory):
     """`streamlit run app.py` on an empty home: the shipped checkpoints are the choices (anime64 first)."""
     home = tmp_path_factory.mktemp("browser-generate-home")
-    port = _free_port()
-    env = dict(os.environ, ANIMEGAN_HOME=str(home), PYTHONUNBUFFERED="1")
-    log_path = home / "streamlit.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited ({proc.returncode}):\n{log_path.read_text()}")
-            try:
-                urllib.request.urlopen(base + "/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    pytest.fail("streamlit did not come up in 120 s")
-                time.sleep(0.5)
+    with serve(home, home / "streamlit.log") as base:
         yield base
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 def _settle(page) -> None:
