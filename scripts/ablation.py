@@ -33,6 +33,7 @@ ARMS: dict[str, tuple[str, dict]] = {
     "b32": ("batch 32", dict(batch_size=32)),
     "ttur": ("faster D (TTUR): lr_D 4e-4, lr_G 1e-4", dict(lr_d=4e-4, lr_g=1e-4)),
     "beta0": ("Adam betas (0, 0.99) as in SNGAN/StyleGAN", dict(beta1=0.0, beta2=0.99)),
+    "beta0-b32": ("Adam betas (0, 0.99) and batch 32 together", dict(beta1=0.0, beta2=0.99, batch_size=32)),
     "ema1": ("EMA half-life 1 kimg instead of 10", dict(ema_kimg=1.0)),
     "sn-r1": ("spectral-norm D with R1 and the non-saturating loss", dict(model="anime64-sn", loss="bce", r1_gamma=0.1)),
 }
