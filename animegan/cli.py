@@ -192,14 +192,13 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def _metric(a: argparse.Namespace, metric: str) -> int:
-    from .data import prepare
-    from .evaluation import evaluate_on_split
+    from .evaluation import checkpoint_data, evaluate_on_split
     from .metrics import load_inception
     weights = getattr(a, "inception_weights", None)
     if metric == "fid":
         load_inception(weights, a.device)  # no weights: say so before preparing any data (cached for below)
     lg = _load(a)
-    data = prepare(a.data, lg.config.img_size, progress=True)
+    data = checkpoint_data(lg.config, a.data, progress=True)
     r = evaluate_on_split(lg.G, data, a.split, metric=metric, n=a.n, seed=a.seed, device=a.device,
                           inception_weights=weights)
     if r.n < a.n:

@@ -92,8 +92,8 @@ def cmd_invert(a: argparse.Namespace) -> int:
 
 
 def _explore_data(a: argparse.Namespace, lg):
-    from .memorisation import training_data
-    return training_data(lg.config, a.data, progress=True)
+    from .evaluation import checkpoint_data
+    return checkpoint_data(lg.config, a.data, progress=True)
 
 
 def cmd_nearest(a: argparse.Namespace) -> int:

@@ -2,17 +2,21 @@
 
 The one home of how an evaluation names what it was measured against (`reference_label`) and
 where real-set statistics are cached (`stats_key`). The trainer (evaluations during training),
-the CLI (`swd`, `fid`) and background jobs all call `evaluate_on_split`, so the same checkpoint
+the CLI (`swd`, `fid`) and background jobs all call `evaluate_on_split`, on the data as the
+checkpoint split it (`checkpoint_data`), so the same checkpoint
 measured by any of them gets the same label and the same number.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from . import metrics
+from .config import TrainConfig
+from .data import PreparedData, prepare
 from .metrics import MetricResult
 
 
@@ -24,6 +28,15 @@ def reference_label(source: str, fingerprint: str, size: int, split: str = "val"
 def stats_key(fingerprint: str, size: int, split: str) -> str:
     """The cache key of a split's real-set FID statistics."""
     return f"{fingerprint}_{int(size)}_{split}"
+
+
+def checkpoint_data(cfg: TrainConfig, source: str | None = None,
+                    progress: bool | Callable[[int, int], object] = False) -> PreparedData:
+    """The source a checkpoint trained on (or `source`), prepared at its size and split as its
+    training split it (val/test sizes and split seed from its config): its "val" and "test" are
+    the faces it held out, its "train" what it saw."""
+    return prepare(source or cfg.data, cfg.img_size, val=cfg.val_size, test=cfg.test_size,
+                   split_seed=cfg.split_seed, progress=progress)
 
 
 def evaluate_on_split(G: nn.Module, data, split: str, *, metric: str, n: int, seed: int = 0,

@@ -33,8 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .anatomy import discriminator_features, discriminator_trunk
-from .config import TrainConfig
-from .data import PreparedData, prepare, to_float
+from .data import PreparedData, to_float
 from .generate import _eval_mode, _weights_version, image_batches
 
 PIXEL_SIDE = 32
@@ -87,15 +86,6 @@ def _distances(space: str, q: torch.Tensor, t: torch.Tensor, t_sq: torch.Tensor)
 
 
 # --------------------------------------------------------------------------- the training set
-
-
-def training_data(cfg: TrainConfig, source: str | None = None, progress: bool | Callable[[int, int], object] = False
-                  ) -> PreparedData:
-    """The source a checkpoint trained on (or `source`), prepared at its size with its own split
-    (val/test sizes and split seed from its config), so "train" is what it saw."""
-    return prepare(source or cfg.data, cfg.img_size, val=cfg.val_size, test=cfg.test_size,
-                   split_seed=cfg.split_seed, progress=progress)
-
 
 
 @dataclass
@@ -236,7 +226,7 @@ def memorisation_score(G: nn.Module, data: PreparedData, *, n: int = 500, n_refe
                        progress: Callable[[int, int], None] | None = None) -> MemorisationScore:
     """The share of n generated faces closer to a training face than all but `percentile` % of
     held-out real faces are (module docstring). Pixel space always; discriminator space with D.
-    `data` is prepared at G's size (`prepare(src, G.img_size)`); its val split is the reference."""
+    `data` is the checkpoint's own source and split (`evaluation.checkpoint_data`); its val split is the reference."""
     val = np.asarray(data.splits.get("val", []), dtype=np.int64)[: int(n_reference)]
     if len(val) == 0:
         raise ValueError("the memorisation score needs held-out real faces, and this source's val split is empty "

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from animegan import directions, generate, memorisation, paths
+from animegan import directions, evaluation, generate, memorisation, paths
 from animegan.checkpoint import CheckpointError, LoadedGenerator, no_discriminator_reason
 from animegan.data import DataError
 from animegan.invert import invert, load_face, side_by_side
@@ -127,7 +127,7 @@ def _checkpoint_hash(path: str, mtime: float, size: int) -> str:
 
 @st.cache_resource(max_entries=4, show_spinner="Preparing the training data (decoded once, then cached)...")
 def _training_data(source: str, size: int, val: int, test: int, split_seed: int, _cfg) -> memorisation.PreparedData:
-    return memorisation.training_data(_cfg, source)
+    return evaluation.checkpoint_data(_cfg, source)
 
 
 def _png(img, scale: int = 1, smooth: bool = False) -> bytes:

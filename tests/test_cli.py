@@ -206,6 +206,13 @@ def test_presets_by_current_and_old_names():
 
 # -- metrics --------------------------------------------------------------------------------------
 
+def test_swd_measures_the_split_the_checkpoint_held_out(trained, capsys, tmp_path):
+    _, out = trained  # trained with --val-size 4; on 100 faces a default split would hold out 10
+    more = write_synthetic(tmp_path / "more", n=100)
+    assert main(["swd", "--checkpoint", str(out / "checkpoints" / "last.pt"), "--data", str(more), "--n", "50", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 4
+
+
 def test_swd_verb_prints_records_and_labels_its_reference(trained, capsys):
     faces, out = trained
     ck = out / "checkpoints" / "last.pt"

@@ -1,0 +1,88 @@
+"""A shipped checkpoint's model-card figures and numbers, measured from the file itself.
+
+    python scripts/model_card.py checkpoints/anime64.pt --data ../shared/data/anime-faces-96.zip --out docs/cards
+
+writes, next to each other in --out:
+  NAME-curve.png   SWD against images seen, from the evaluation curve the checkpoint carries,
+                   with the real-vs-real floor drawn in (--floor; 6.5 for the shared real set)
+  NAME-grid.png    64 faces of fixed seed 0 (the same faces `generate --seed 0 --n 64` draws)
+and prints the card's facts as markdown: recipe, images seen, training time, the curve's points,
+and SWD on the test split (the split nothing was selected on), each with its command.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from animegan import curves, generate
+from animegan.checkpoint import load_checkpoint, load_generator
+from animegan.config import TrainConfig, preset_base
+from animegan.evaluation import checkpoint_data, evaluate_on_split
+from animegan.plots import line_plot
+
+
+def recipe_changes(cfg: TrainConfig) -> dict:
+    """The fields where this checkpoint's config differs from its preset's (data and paths aside)."""
+    base = preset_base(cfg).to_dict()
+    skip = {"data", "init_from", "preset", "device", "threads", "compile"}
+    return {k: v for k, v in cfg.to_dict().items() if k not in skip and base.get(k) != v}
+
+
+def write_figures(ck_path: Path, out: Path, floor: float | None) -> tuple[Path | None, Path]:
+    """NAME-curve.png (None when the checkpoint carries no curve) and NAME-grid.png."""
+    name = ck_path.stem
+    out.mkdir(parents=True, exist_ok=True)
+    series = curves.curve_series(load_checkpoint(ck_path).get(curves.CURVE_KEY))
+    curve_png = None
+    if series:
+        lines = {f"{name} · n={n:,}" + (f" · {split}" if split else ""): ([x / 1000 for x in xs], ys)
+                 for (n, split), (xs, ys) in series.items()}
+        curve_png = line_plot(lines, f"{name}: SWD x1e3 against images seen", "thousands of images seen",
+                              "SWD x1e3", out / f"{name}-curve.png", floor=floor, log_y=True)
+    G = load_generator(ck_path).G
+    grid_png = generate.save_grid(generate.generate(G, 0, 64).images, out / f"{name}-grid.png", cols=8)
+    return curve_png, grid_png
+
+
+def card_facts(ck_path: Path, data: str | None, n: int) -> str:
+    """The card's numbers as markdown lines, each measured here from the file."""
+    ck = load_checkpoint(ck_path)
+    cfg = TrainConfig.from_dict(ck.get("config", {}))
+    info = ck.get("info") or {}
+    step = int(ck.get("step", 0))
+    lines = [f"- **Recipe**: `--preset {cfg.preset or '(none)'}`"
+             + "".join(f" `--{k.replace('_', '-')} {v}`" for k, v in recipe_changes(cfg).items()),
+             f"- **Trained**: {step:,} steps × batch {cfg.batch_size} = {step * cfg.batch_size / 1000:,.0f}k images seen"
+             + (f", {info['train_seconds'] / 3600:.2f} h of training on {info.get('device', '?')}"
+                if info.get("train_seconds") else "")]
+    pts = curves.curve_points(ck.get(curves.CURVE_KEY))
+    if pts:
+        lines.append("- **SWD curve** (kimg: value): " + " · ".join(f"{p['kimg']:.0f}: {p['value']:.1f}" for p in pts))
+    if data:
+        lg = load_generator(ck_path)
+        r = evaluate_on_split(lg.G, checkpoint_data(lg.config, data), "test", metric="swd", n=n, seed=0)
+        lines.append(f"- **SWD on the test split**: **{r.value:.1f}** (n={r.n}, seed 0: "
+                     f"`python -m animegan swd --checkpoint {ck_path} --data {data} --split test --n {n}`)")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--data", help="the data it was trained on, to measure SWD on its test split (omit to skip)")
+    ap.add_argument("--n", type=int, default=2000, help="faces compared for the test-split SWD")
+    ap.add_argument("--out", type=Path, default=Path("docs/cards"))
+    ap.add_argument("--floor", type=float, default=6.5, help="real-vs-real SWD drawn as the floor (0: none)")
+    a = ap.parse_args()
+    if not a.checkpoint.exists():
+        print(f"no such checkpoint: {a.checkpoint}", file=sys.stderr)
+        return 2
+    curve_png, grid_png = write_figures(a.checkpoint, a.out, a.floor or None)
+    print(f"wrote {grid_png}" + (f" and {curve_png}" if curve_png else " (the checkpoint carries no curve)"))
+    print(card_facts(a.checkpoint, a.data, a.n))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
