@@ -5,6 +5,7 @@ time, then a table of what each reached.
     python scripts/ablation.py run ... --arms base,sn --minutes 40 --tag long    # the second round
     python scripts/ablation.py report --out ~/animegan-runs/ablation             # markdown table
     python scripts/ablation.py plots --out ~/animegan-runs/ablation --docs docs/ablation   # curves + grids for docs
+    python scripts/ablation.py report --out ~/animegan-runs/ablation-r2 --minutes 40 --also beta0=~/animegan-runs/long64-beta0
 
 Each arm is the `anime64` preset at width 32 with a few fields changed. An arm whose run already
 finished is skipped, so the script can be restarted after an interruption (an unfinished arm is
@@ -34,6 +35,8 @@ ARMS: dict[str, tuple[str, dict]] = {
     "ttur": ("faster D (TTUR): lr_D 4e-4, lr_G 1e-4", dict(lr_d=4e-4, lr_g=1e-4)),
     "beta0": ("Adam betas (0, 0.99) as in SNGAN/StyleGAN", dict(beta1=0.0, beta2=0.99)),
     "beta0-b32": ("Adam betas (0, 0.99) and batch 32 together", dict(beta1=0.0, beta2=0.99, batch_size=32)),
+    "beta0-r1": ("Adam betas (0, 0.99) with R1 (gamma 0.1, lazy every 16 steps, non-saturating loss)",
+                 dict(beta1=0.0, beta2=0.99, loss="bce", r1_gamma=0.1)),
     "ema1": ("EMA half-life 1 kimg instead of 10", dict(ema_kimg=1.0)),
     "sn-r1": ("spectral-norm D with R1 and the non-saturating loss", dict(model="anime64-sn", loss="bce", r1_gamma=0.1)),
 }
@@ -73,17 +76,31 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def report(out: Path) -> str:
-    lines = ["| arm | what | SWD ×1e3 at end | best SWD | kimg seen | img/s | evals (kimg: SWD) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, (what, _) in ARMS.items():
-        run = out / name
+def _arms(out: Path, also: dict[str, Path], minutes: float):
+    """(name, what, run dir, SWD evals, images/s readings, kimg seen, start time) per arm that ran,
+    then per `also` run (a longer run of the same recipe, e.g. the long run), cut at `minutes`
+    after its start so it compares with arms of that budget."""
+    runs = [(name, what, out / name, None) for name, (what, _) in ARMS.items()]
+    runs += [(name, f"the first {minutes:g} min of {path.name}", path, minutes * 60) for name, path in also.items()]
+    for name, what, run, cut in runs:
         if not (run / "status.json").exists():
             continue
         st = json.loads((run / "status.json").read_text())
+        batch = json.loads((run / "config.json").read_text())["batch_size"]
         evals = [e for e in _rows(run / "evals.jsonl") if e.get("metric") == "swd"]
-        speeds = [m["images_per_s"] for m in _rows(run / "metrics.jsonl") if "images_per_s" in m]
-        kimg = st.get("step", 0) * json.loads((run / "config.json").read_text())["batch_size"] / 1000
+        metrics = [m for m in _rows(run / "metrics.jsonl") if "images_per_s" in m]
+        t0 = st.get("first_started", st.get("started", evals[0]["time"] if evals else 0))
+        if cut is not None:  # the budget's end, with a minute's grace for the evaluation at that point
+            evals = [e for e in evals if e["time"] - t0 <= cut + 60]
+            metrics = [m for m in metrics if m["time"] - t0 <= cut]
+        step = metrics[-1]["step"] if cut is not None and metrics else st.get("step", 0)
+        yield name, what, run, evals, [m["images_per_s"] for m in metrics], step * batch / 1000, t0
+
+
+def report(out: Path, also: dict[str, Path] | None = None, minutes: float = 0.0) -> str:
+    lines = ["| arm | what | SWD ×1e3 at end | best SWD | kimg seen | img/s | evals (kimg: SWD) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, what, _, evals, speeds, kimg, _ in _arms(out, also or {}, minutes):
         last = f"{evals[-1]['value']:.1f}" if evals else "–"
         best = f"{min(e['value'] for e in evals):.1f}" if evals else "–"
         speed = f"{sorted(speeds)[len(speeds) // 2]:.0f}" if speeds else "–"
@@ -92,21 +109,15 @@ def report(out: Path) -> str:
     return "\n".join(lines)
 
 
-def plots(out: Path, docs: Path) -> None:
+def plots(out: Path, docs: Path, also: dict[str, Path] | None = None, minutes: float = 0.0) -> None:
     """SWD against images seen and against wall time, one line per arm; the arms' grids copied."""
     import shutil
 
     from animegan.plots import line_plot
     by_kimg, by_min = {}, {}
-    for name in ARMS:
-        run = out / name
-        if not (run / "status.json").exists():
-            continue
-        st = json.loads((run / "status.json").read_text())
-        evals = [e for e in _rows(run / "evals.jsonl") if e.get("metric") == "swd"]
+    for name, _, _, evals, _, _, t0 in _arms(out, also or {}, minutes):
         if not evals:
             continue
-        t0 = st.get("first_started", st.get("started", evals[0]["time"]))
         by_kimg[name] = ([e.get("kimg", 0) for e in evals], [e["value"] for e in evals])
         by_min[name] = ([(e["time"] - t0) / 60 for e in evals], [e["value"] for e in evals])
         grid = out / "grids" / f"{name}.png"
@@ -129,7 +140,15 @@ def main() -> int:
     ap.add_argument("--arms", default=",".join(ARMS), help="comma-separated arm names")
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--eval-kimg", type=float, default=4.0)
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=RUN",
+                    help="report/plots: a longer run of one arm's recipe, cut at --minutes after its start")
     a = ap.parse_args()
+    also = {}
+    for item in a.also:
+        name, sep, path = item.partition("=")
+        if not sep or not Path(path).expanduser().is_dir():
+            ap.error(f"--also wants NAME=RUN_DIRECTORY, got {item!r}")
+        also[name] = Path(path).expanduser()
     a.out.mkdir(parents=True, exist_ok=True)
     if a.what == "run":
         for name in a.arms.split(","):
@@ -138,9 +157,9 @@ def main() -> int:
         for name in a.arms.split(","):
             run_arm(name, str(Path(a.data).resolve()) if a.data != "synthetic" else a.data, a.out, a.minutes, a.eval_kimg)
     if a.what == "plots":
-        plots(a.out, a.docs)
+        plots(a.out, a.docs, also, a.minutes)
         return 0
-    print(report(a.out))
+    print(report(a.out, also, a.minutes))
     return 0
 
 

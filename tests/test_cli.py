@@ -280,11 +280,11 @@ def test_init_from_adopts_the_checkpoints_architecture_and_refuses_contradiction
     from animegan.config import preset_config
     ck = str(ROOT / "checkpoints" / "synthetic64.pt")
     cfg = adopt_architecture(preset_config("anime64", init_from=ck))
-    assert (cfg.model, cfg.ngf, cfg.ndf, cfg.z_dim) == ("anime64", 16, 16, 100), "the preset's 64/64 gave way"
-    with pytest.raises(CheckpointError, match="ngf: checkpoint 16 vs given 32"):
-        adopt_architecture(preset_config("anime64", init_from=ck, ngf=32), {"ngf"})
-    rc = main(["train", "--preset", "anime64", "--init-from", ck, "--ngf", "32", "--out", str(tmp_path / "r")])
-    assert rc != 0 and "ngf: checkpoint 16 vs given 32" in capsys.readouterr().err
+    assert (cfg.model, cfg.ngf, cfg.ndf, cfg.z_dim) == ("anime64", 16, 16, 100), "the preset's 32/32 gave way"
+    with pytest.raises(CheckpointError, match="ngf: checkpoint 16 vs given 48"):
+        adopt_architecture(preset_config("anime64", init_from=ck, ngf=48), {"ngf"})
+    rc = main(["train", "--preset", "anime64", "--init-from", ck, "--ngf", "48", "--out", str(tmp_path / "r")])
+    assert rc != 0 and "ngf: checkpoint 16 vs given 48" in capsys.readouterr().err
     assert not (tmp_path / "r").exists(), "nothing written for a refused start"
 
 

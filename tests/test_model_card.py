@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_card_draws_the_carried_curve_the_seed_grid_and_measures_the_test_split(tmp_path, animegan_home):
     faces = write_synthetic(tmp_path / "faces", n=100)
     cfg = preset_config("anime64", data=str(faces), ngf=8, ndf=8, batch_size=8, val_size=3, test_size=3,
-                        threads=1, epochs=2, eval_kimg=0.08, eval_n=3, beta1=0.0)
+                        threads=1, epochs=2, eval_kimg=0.08, eval_n=3, lr_d=3e-4)
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     ck = export_generator(tmp_path / "run", tmp_path / "tiny.pt")
     out = tmp_path / "cards"
@@ -27,7 +27,7 @@ def test_card_draws_the_carried_curve_the_seed_grid_and_measures_the_test_split(
     assert grid.size == (8 * 66 + 2, 8 * 66 + 2), "64 faces of 64 px, 8 a row"
     curve = Image.open(out / "tiny-curve.png")
     assert curve.size == (900, 520) and len(curve.convert("L").getcolors(maxcolors=100000)) > 5, "a drawn plot, not a blank"
-    assert "`--beta1 0.0`" in r.stdout, "the recipe names what differs from the preset"
+    assert "`--lr-d 0.0003`" in r.stdout, "the recipe names what differs from the preset"
     assert "images seen" in r.stdout
     assert r.stdout.count(": ") > 3 and "SWD curve" in r.stdout, "at least two evaluations on the curve"
     test_line = [line for line in r.stdout.splitlines() if "SWD on the test split" in line]

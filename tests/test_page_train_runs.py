@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from animegan import jobs, paths
 from animegan.checkpoint import load_checkpoint
-from animegan.config import preset_config
+from animegan.config import PRESETS, preset_config
 from animegan.rundir import Run, append_jsonl, read_json, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -368,12 +368,12 @@ def test_train_page_fine_tunes_with_the_checkpoints_architecture_and_a_time_budg
     install(tiny_run)  # classic-dcgan: model dcgan, ngf = ndf = 8, 64 px
     seen = recording_argv(monkeypatch)
     at = app(TRAIN).run()
-    assert at.selectbox(key="tr_preset").value == "anime64"  # model anime64, ngf = ndf = 64
+    assert at.selectbox(key="tr_preset").value == "anime64"  # model anime64, ngf = ndf = 32
     small_form(at, faces, tr_ngf=16, tr_minutes=2.5)
     at.selectbox(key="tr_init").set_value("run tiny: last")
     start_and_expect_error(at, "ngf: checkpoint 8 vs given 16")
     assert "Set those fields back to the preset's values to use the checkpoint's" in " ".join(texts(at, "error"))
-    at.number_input(key="tr_ngf").set_value(64)  # back to the preset's: the checkpoint's is used
+    at.number_input(key="tr_ngf").set_value(PRESETS["anime64"]["ngf"])  # back to the preset's: the checkpoint's is used
     at.button(key="tr_start").click().run()
     assert not at.exception and not texts(at, "error"), texts(at, "error")
     cfg = seen[-1]
@@ -381,7 +381,8 @@ def test_train_page_fine_tunes_with_the_checkpoints_architecture_and_a_time_budg
     assert Path(cfg.init_from) == (paths.runs_dir() / "tiny" / "checkpoints" / "last.pt").resolve()
     assert cfg.minutes == 2.5
     note = " ".join(texts(at, "success"))
-    assert "From the checkpoint: model anime64 → dcgan, g width 64 → 8, d width 64 → 8" in note, note
+    w = PRESETS["anime64"]["ngf"]
+    assert f"From the checkpoint: model anime64 → dcgan, g width {w} → 8, d width {w} → 8" in note, note
 
 
 def test_train_page_shows_fid_unavailable_before_a_job_can_fail(monkeypatch, tmp_path, faces):
