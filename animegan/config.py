@@ -140,22 +140,25 @@ PRESETS: dict[str, dict[str, Any]] = {
     "classic-dcgan96": dict(model="dcgan96", img_size=96, real_label=0.8, opt_g="adam", opt_d="sgd",
                          momentum=0.9, batch_size=128, lr_g=2e-4, lr_d=2e-4, epochs=80),
     # The project's recipe: DCGAN's fast-converging networks, a minibatch-stddev feature in D
-    # (it sees sample diversity, fights collapse), hinge loss, translation DiffAugment on both
+    # (it sees sample diversity, fights collapse), the non-saturating loss with a lazy R1 penalty
+    # on reals (gamma 0.1, every 16 steps), Adam betas (0, 0.99), translation DiffAugment on both
     # real and fake, flips, and an EMA generator with its own BatchNorm statistics. It evaluates
     # SWD every epoch so best.pt is the best by metric, not the last.
-    # Adam betas (0, 0.99) and width 32 won the recipe ablation on the 2-core CPU (docs/recipes.md:
-    # round 1, 10 arms x 10 min: beta0 50.6 vs the old betas (0.5, 0.999) 68.2; round 2, 40 min:
-    # batch 64 beat batch 32 with these betas at every evaluation from 48k images on, best SWD 27.3
-    # vs 45.7). Every arm was measured at width 32; wider networks are the GPU preset's.
-    "anime64": dict(model="anime64", ngf=32, ndf=32, loss="hinge", batch_size=64, lr_g=2e-4, lr_d=2e-4,
-                    beta1=0.0, beta2=0.99, ema_kimg=10.0, diffaug="translation",
+    # Chosen by the recipe ablation on the 2-core CPU at width 32 (docs/recipes.md). Round 1, 10 arms
+    # x 10 min: betas (0, 0.99) 50.6 vs the old (0.5, 0.999) 68.2. Round 2, 40 min: with those
+    # betas, R1 kept improving to the end (16.6 at 202k images) where hinge without it turned back
+    # up after 80k (best 27.3, 41.5 at the end), and batch 32 was worse than 64 (best 40.4).
+    # Wider networks are the GPU preset's.
+    "anime64": dict(model="anime64", ngf=32, ndf=32, loss="bce", r1_gamma=0.1, r1_every=16, batch_size=64,
+                    lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.99, ema_kimg=10.0, diffaug="translation",
                     aug_flip=0.5, epochs=60, eval_every=1, eval_n=1000),
-    # The GPU recipe: the same networks twice as wide, batch 256 with a faster D (TTUR), colour and
-    # translation DiffAugment, and bookkeeping spaced for ~100 steps a second (an epoch of 26k faces
-    # passes in about a second on an H100): grids every 10 epochs, checkpoints every 50, SWD every
-    # 500k images. Meant to be run with a wall-clock budget (`--minutes`).
-    "anime64-gpu": dict(model="anime64", ngf=64, ndf=64, loss="hinge", batch_size=256, lr_g=2e-4, lr_d=4e-4,
-                        beta1=0.5, beta2=0.999, ema_kimg=20.0, diffaug="color,translation", aug_flip=0.5,
+    # The GPU recipe: the CPU winner's loss, R1 and betas with the networks twice as wide, batch 256
+    # with a faster D (TTUR), colour and translation DiffAugment, and bookkeeping spaced for ~100
+    # steps a second (an epoch of 26k faces passes in about a second on an H100): grids every 10
+    # epochs, checkpoints every 50, SWD every 500k images. Meant to be run with a wall-clock budget
+    # (`--minutes`). Not yet measured on a GPU: width, batch, TTUR and colour are guesses.
+    "anime64-gpu": dict(model="anime64", ngf=64, ndf=64, loss="bce", r1_gamma=0.1, r1_every=16, batch_size=256,
+                        lr_g=2e-4, lr_d=4e-4, beta1=0.0, beta2=0.99, ema_kimg=20.0, diffaug="color,translation", aug_flip=0.5,
                         epochs=10_000, eval_kimg=500.0, eval_n=1000, log_every=50, latest_every=500,
                         sample_every=10, checkpoint_every=50),
 }

@@ -111,24 +111,41 @@ def report(out: Path, also: dict[str, Path] | None = None, minutes: float = 0.0)
 
 def plots(out: Path, docs: Path, also: dict[str, Path] | None = None, minutes: float = 0.0) -> None:
     """SWD against images seen and against wall time, one line per arm; the arms' grids copied."""
-    import shutil
-
     from animegan.plots import line_plot
-    by_kimg, by_min = {}, {}
+    by_kimg, by_min, grids = {}, {}, {}
     for name, _, _, evals, _, _, t0 in _arms(out, also or {}, minutes):
         if not evals:
             continue
         by_kimg[name] = ([e.get("kimg", 0) for e in evals], [e["value"] for e in evals])
         by_min[name] = ([(e["time"] - t0) / 60 for e in evals], [e["value"] for e in evals])
-        grid = out / "grids" / f"{name}.png"
-        if grid.exists():
-            (docs / "grids").mkdir(parents=True, exist_ok=True)
-            shutil.copy(grid, docs / "grids" / f"{name}.png")
+        if (out / "grids" / f"{name}.png").exists():
+            grids[name] = out / "grids" / f"{name}.png"
     line_plot(by_kimg, "SWD x1e3 (n=1000, val split) vs images seen", "thousands of images seen", "SWD x1e3",
               docs / "swd-by-kimg.png", floor=6.5, log_y=True)
     line_plot(by_min, "SWD x1e3 (n=1000, val split) vs wall time (this 2-core CPU, 1 thread)", "minutes",
               "SWD x1e3", docs / "swd-by-minutes.png", floor=6.5, log_y=True)
-    print(f"wrote {docs}/swd-by-kimg.png, swd-by-minutes.png and {len(list((docs / 'grids').glob('*.png')))} grids")
+    if grids:
+        faces_sheet(grids, docs / "grids.jpg")
+    print(f"wrote {docs}/swd-by-kimg.png, swd-by-minutes.png" + (f" and grids.jpg ({len(grids)} arms)" if grids else ""))
+
+
+def faces_sheet(grids: dict[str, Path], out: Path, faces: int = 16, cols: int = 8) -> None:
+    """The first `faces` faces of each arm's seed-0 grid (64 px faces, 2 px gaps, 8 a row), one
+    labelled block per arm, as one JPEG."""
+    from PIL import Image, ImageDraw
+    cell, label_h = 66, 20
+    rows = -(-faces // cols)
+    sheet = Image.new("RGB", (cols * cell + 2, len(grids) * (label_h + rows * cell)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (name, path) in enumerate(grids.items()):
+        top = i * (label_h + rows * cell)
+        draw.text((4, top + 4), name, fill="black")
+        grid = Image.open(path).convert("RGB")
+        for k in range(faces):
+            box = ((k % cols) * cell, (k // cols) * cell)
+            sheet.paste(grid.crop((box[0], box[1], box[0] + cell, box[1] + cell)),
+                        ((k % cols) * cell, top + label_h + (k // cols) * cell))
+    sheet.save(out, quality=90)
 
 
 def main() -> int:
