@@ -186,7 +186,17 @@ def cmd_export(a: argparse.Namespace) -> int:
     src = Path(a.run)
     if not src.exists():
         src = resolve_run(a.run).path
-    out = export_generator(src, a.out)
+    summary = None
+    if a.eval:
+        try:
+            summary = json.loads(Path(a.eval).read_text().strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError):
+            raise UserError(f"--eval {a.eval}: not a metric result; write one with "
+                            f"`python -m animegan swd --checkpoint ... --json > FILE`") from None
+        if not isinstance(summary, dict) or not {"metric", "value", "n", "reference"} <= summary.keys():
+            raise UserError(f"--eval {a.eval}: not a metric result (metric, value, n, reference); write one with "
+                            f"`python -m animegan swd --checkpoint ... --json > FILE`")
+    out = export_generator(src, a.out, eval_summary=summary, info={"hardware": a.hardware} if a.hardware else None)
     print(f"exported {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -318,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="a run's generator (EMA) as a small fp16 checkpoint")
     p.add_argument("run", help="run directory or name, or a checkpoint file")
     p.add_argument("--out", required=True)
+    p.add_argument("--eval", metavar="FILE", help="the measurement the file carries as its own (the JSON line "
+                   "`swd/fid --json` prints), instead of the run's best evaluation")
+    p.add_argument("--hardware", metavar="TEXT", help="what it was trained on, in words, kept in the file")
     p.set_defaults(fn=cmd_export)
 
     for name in METRICS:

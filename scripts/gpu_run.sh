@@ -44,8 +44,10 @@ LOG=$OUTDIR/gpu_run.log
 say() { echo "[gpu_run $(date +%H:%M:%S)] $*" | tee -a "$LOG"; }
 T0=$(date +%s)
 # phase NAME SECONDS CMD...: run with a time limit, output into the log; returns the command's status.
+# The limits are the GPU machine's; a rehearsal on a (possibly busy) CPU gets five times as long.
 phase() {
   local name=$1 limit=$2; shift 2
+  [ "$REHEARSE" = 1 ] && limit=$(( limit * 5 ))
   local t=$(date +%s)
   say "phase $name (limit ${limit}s): $*"
   timeout --kill-after=10 "$limit" "$@" >> "$LOG" 2>&1

@@ -4,10 +4,11 @@
 
 writes, next to each other in --out:
   NAME-curve.png   SWD against images seen, from the evaluation curve the checkpoint carries,
-                   with the real-vs-real floor drawn in (--floor; 6.5 for the shared real set)
+                   with the real-vs-real floor drawn in: the checkpoint's test split against its
+                   val split at the curve's n, measured here when --data is given
   NAME-grid.png    64 faces of fixed seed 0 (the same faces `generate --seed 0 --n 64` draws)
 and prints the card's facts as markdown: recipe, images seen, training time, the curve's points,
-and SWD on the test split (the split nothing was selected on), each with its command.
+SWD on the test split (the split nothing was selected on) and the real-vs-real floor beside it.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from animegan import curves, generate
+from animegan import curves, generate, metrics
 from animegan.checkpoint import load_checkpoint, load_generator
 from animegan.config import TrainConfig, preset_base
 from animegan.evaluation import checkpoint_data, evaluate_on_split
@@ -29,7 +30,8 @@ def recipe_changes(cfg: TrainConfig) -> dict:
     return {k: v for k, v in cfg.to_dict().items() if k not in skip and base.get(k) != v}
 
 
-def write_figures(ck_path: Path, out: Path, floor: float | None) -> tuple[Path | None, Path]:
+def write_figures(ck_path: Path, out: Path, floor: float | None, floor_label: str = "real vs real"
+                  ) -> tuple[Path | None, Path]:
     """NAME-curve.png (None when the checkpoint carries no curve) and NAME-grid.png."""
     name = ck_path.stem
     out.mkdir(parents=True, exist_ok=True)
@@ -39,10 +41,17 @@ def write_figures(ck_path: Path, out: Path, floor: float | None) -> tuple[Path |
         lines = {f"{name} · n={n:,}" + (f" · {split}" if split else ""): ([x / 1000 for x in xs], ys)
                  for (n, split), (xs, ys) in series.items()}
         curve_png = line_plot(lines, f"{name}: SWD x1e3 against images seen", "thousands of images seen",
-                              "SWD x1e3", out / f"{name}-curve.png", floor=floor, log_y=True)
+                              "SWD x1e3", out / f"{name}-curve.png", floor=floor, floor_label=floor_label, log_y=True)
     G = load_generator(ck_path).G
     grid_png = generate.save_grid(generate.generate(G, 0, 64).images, out / f"{name}-grid.png", cols=8)
     return curve_png, grid_png
+
+
+def real_floor(data, n: int) -> float:
+    """SWD between two sets of real faces the checkpoint never trained on: its test split against
+    its val split, n each (seed 0). What a perfect generator would score at this n."""
+    n = min(n, len(data.split_images("test")), len(data.split_images("val")))
+    return metrics.swd(data.split_images("test")[:n], data.split_images("val")[:n], seed=0).value
 
 
 def card_facts(ck_path: Path, data: str | None, n: int) -> str:
@@ -61,9 +70,12 @@ def card_facts(ck_path: Path, data: str | None, n: int) -> str:
         lines.append("- **SWD curve** (kimg: value): " + " · ".join(f"{p['kimg']:.0f}: {p['value']:.1f}" for p in pts))
     if data:
         lg = load_generator(ck_path)
-        r = evaluate_on_split(lg.G, checkpoint_data(lg.config, data), "test", metric="swd", n=n, seed=0)
-        lines.append(f"- **SWD on the test split**: **{r.value:.1f}** (n={r.n}, seed 0: "
-                     f"`python -m animegan swd --checkpoint {ck_path} --data {data} --split test --n {n}`)")
+        prepared = checkpoint_data(lg.config, data)
+        r = evaluate_on_split(lg.G, prepared, "test", metric="swd", n=n, seed=0)
+        lines.append(f"- **SWD on the test split**: **{r.value:.1f}** (n={r.n}, seed 0; levels fine→coarse "
+                     + " / ".join(f"{v:.1f}" for v in r.levels or []) + "; "
+                     f"`python -m animegan swd --checkpoint {ck_path} --data {data} --split test --n {n}`); "
+                     f"two real sets, its test split vs its val split at the same n: {real_floor(prepared, r.n):.1f}")
     return "\n".join(lines)
 
 
@@ -73,12 +85,19 @@ def main() -> int:
     ap.add_argument("--data", help="the data it was trained on, to measure SWD on its test split (omit to skip)")
     ap.add_argument("--n", type=int, default=2000, help="faces compared for the test-split SWD")
     ap.add_argument("--out", type=Path, default=Path("docs/cards"))
-    ap.add_argument("--floor", type=float, default=6.5, help="real-vs-real SWD drawn as the floor (0: none)")
+    ap.add_argument("--floor", type=float, help="the real-vs-real SWD to draw (default: measured with --data, "
+                                                "test vs val split at the curve's n; none without --data)")
     a = ap.parse_args()
     if not a.checkpoint.exists():
         print(f"no such checkpoint: {a.checkpoint}", file=sys.stderr)
         return 2
-    curve_png, grid_png = write_figures(a.checkpoint, a.out, a.floor or None)
+    floor, label = a.floor, "real vs real"
+    pts = curves.curve_points(load_checkpoint(a.checkpoint).get(curves.CURVE_KEY))
+    if floor is None and a.data and pts:
+        lg = load_generator(a.checkpoint)
+        n = max(p["n"] for p in pts) or a.n
+        floor, label = round(real_floor(checkpoint_data(lg.config, a.data), n), 1), f"real vs real, test vs val, n={n:,}"
+    curve_png, grid_png = write_figures(a.checkpoint, a.out, floor or None, label)
     print(f"wrote {grid_png}" + (f" and {curve_png}" if curve_png else " (the checkpoint carries no curve)"))
     print(card_facts(a.checkpoint, a.data, a.n))
     return 0

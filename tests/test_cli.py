@@ -114,6 +114,24 @@ def test_export_is_small_fp16_safe_and_samples_like_the_run(trained, tmp_path):
     assert a.ema and b.ema
 
 
+def test_export_carries_a_given_measurement_and_hardware(trained, tmp_path, capsys):
+    """How a shipped checkpoint gets its card numbers: measure (test split), then export with it."""
+    faces, out = trained
+    ck = out / "checkpoints" / "last.pt"
+    assert main(["swd", "--checkpoint", str(ck), "--data", str(faces), "--split", "test", "--n", "4", "--json"]) == 0
+    measured = tmp_path / "test.json"
+    measured.write_text(capsys.readouterr().out)
+    exp = tmp_path / "exp.pt"
+    assert main(["export", str(ck), "--out", str(exp), "--eval", str(measured), "--hardware", "a 2-core CPU"]) == 0
+    raw = torch.load(exp, weights_only=True)
+    assert raw["eval"]["reference"].startswith("test split of") and raw["eval"]["n"] == 4
+    assert raw["info"]["hardware"] == "a 2-core CPU"
+    (tmp_path / "bad.json").write_text("SWD 12.3 n=4")
+    assert main(["export", str(ck), "--out", str(tmp_path / "x.pt"), "--eval", str(tmp_path / "bad.json")]) == 2
+    err = capsys.readouterr().err
+    assert "not a metric result" in err and "--json" in err and not (tmp_path / "x.pt").exists()
+
+
 def test_interpolation_gif(trained, tmp_path):
     _, out = trained
     gif = tmp_path / "walk.gif"

@@ -33,6 +33,7 @@ def test_card_draws_the_carried_curve_the_seed_grid_and_measures_the_test_split(
     test_line = [line for line in r.stdout.splitlines() if "SWD on the test split" in line]
     assert test_line and "(n=3," in test_line[0] and "--split test" in test_line[0], \
         "measured on the 3 faces this checkpoint held out for testing, not on a default split of the source"
+    assert "two real sets, its test split vs its val split at the same n: " in test_line[0]
 
 
 def test_card_of_a_checkpoint_without_a_curve_still_draws_its_grid(tmp_path):
