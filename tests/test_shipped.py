@@ -7,7 +7,7 @@ from animegan.checkpoint import load_generator
 from animegan.config import METRICS
 from animegan.generate import generate
 
-SHIPPED = ["anime64", "dcgan64", "synthetic64"]
+SHIPPED = ["anime64", "anime96", "dcgan64", "synthetic64"]
 MAX_BYTES = 15 * 1024 * 1024
 
 
@@ -29,7 +29,8 @@ def test_shipped_checkpoint_loads_safely_and_draws_varied_faces(name):
     lg = load_generator(path)
     a = generate(lg.G, seed=123, n=16).images
     b = generate(lg.G, seed=123, n=16).images
-    assert a.shape == (16, 3, 64, 64) and a.dtype == torch.uint8
+    size = lg.config.img_size
+    assert a.shape == (16, 3, size, size) and a.dtype == torch.uint8 and size == (96 if name.endswith("96") else 64)
     assert torch.equal(a, b), "the same seed gives the same pixels"
     x = a.float()
     assert x.std() > 20, "not a flat image"
