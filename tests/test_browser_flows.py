@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _settle, serve
+from test_browser import CHROMIUM, CHROMIUM_ARGS, _settle, serve, sync_api  # noqa: F401  (sync_api: the shared fixture)
 
 from animegan import jobs
 from animegan.checkpoint import load_checkpoint
@@ -23,14 +23,6 @@ TRAINING_TIMEOUT_S = 240      # a resumed trainer imports torch and reads the da
 METRICS_JS = """() => Object.fromEntries([...document.querySelectorAll('[data-testid="stMetric"]')].map(m => [
     m.querySelector('[data-testid="stMetricLabel"]').innerText.trim(),
     m.querySelector('[data-testid="stMetricValue"]').innerText.trim()]))"""
-
-
-@pytest.fixture(scope="module")
-def sync_api():
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    from playwright import sync_api
-    return sync_api
 
 
 @pytest.fixture(scope="module")

@@ -12,19 +12,11 @@ import sys
 import time
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, serve
+from test_browser import CHROMIUM, CHROMIUM_ARGS, serve, sync_api  # noqa: F401  (sync_api: the shared fixture)
 
 PAGE_TIMEOUT_S = 180          # a page's first run imports torch on a busy CPU
 QUIET_CHECKS = 6              # consecutive idle checks (0.5 s apart) before a page counts as settled
 MIN_FACE_PX = 48
-
-
-@pytest.fixture(scope="module")
-def sync_api():
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    from playwright import sync_api
-    return sync_api
 
 
 @pytest.fixture(scope="module")
