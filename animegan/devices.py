@@ -52,6 +52,20 @@ def pick_device(pref: str = "auto", local_rank: int = 0) -> torch.device:
     return dev
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Does `device` run bf16 faster than fp32? CUDA GPUs (Ampere and later run it natively; older
+    ones emulate it, still correctly), and CPUs with AVX512-BF16 or AMX, where oneDNN runs bf16
+    convolutions natively (README: step speed). Elsewhere bf16 is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes: assume no native bf16
+        return False
+
+
 def device_summary() -> dict[str, Any]:
     """The device `auto` picks, its name, torch's version and threads, and every device here."""
     d = pick_device()

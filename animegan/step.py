@@ -21,7 +21,7 @@ from torch import nn
 
 from .augment import ClassicAugment, diff_augment
 from .config import ConfigError, TrainConfig
-from .devices import Dist, average_gradients
+from .devices import Dist, average_gradients, native_bf16
 from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
 from .models import build_models, recalibrate_bn
 
@@ -99,6 +99,11 @@ class StepOptions:
     channels_last: bool = False
     amp: bool = False
 
+    def describe(self) -> dict[str, str]:
+        """What ran, as status.json records it: {"compile": "on"|"off", "channels_last": ..., "amp": "bf16"|"off"}."""
+        return {"compile": "on" if self.compile else "off", "channels_last": "on" if self.channels_last else "off",
+                "amp": "bf16" if self.amp else "off"}
+
     @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
@@ -118,11 +123,12 @@ def compile_enabled(cfg: TrainConfig, device: torch.device, total_steps: int) ->
 
 
 def step_options(cfg: TrainConfig, device: torch.device, total_steps: int) -> StepOptions:
-    """The settings' "auto"s decided for this device and run length (channels_last and bf16 on CUDA)."""
+    """The settings' "auto"s decided for this device and run length: channels_last on CUDA, bf16
+    autocast where the device runs bf16 natively (CUDA, CPUs with AVX512-BF16 or AMX)."""
     cuda = device.type == "cuda"
     return StepOptions(compile=compile_enabled(cfg, device, total_steps),
                        channels_last=cfg.channels_last == "on" or (cfg.channels_last == "auto" and cuda),
-                       amp=cfg.amp == "bf16" or (cfg.amp == "auto" and cuda))
+                       amp=cfg.amp == "bf16" or (cfg.amp == "auto" and native_bf16(device)))
 
 
 # -- optimisers, schedules, EMA ------------------------------------------------------------------

@@ -375,10 +375,10 @@ def _start(run: RunWriter, plan: Plan, nets: Nets, p: Progress, progress: bool |
                  run.path.name, cfg.model, plan.data.source, len(plan.train_idx), plan.steps_per_epoch, cfg.batch_size,
                  f"{count_params(nets.G):,}", f"{count_params(nets.D):,}", plan.device,
                  f" × {dist.world} processes" if dist.world > 1 else "")
-        log.info("step options: torch.compile %s, channels_last %s, bf16 autocast %s", "on" if opts.compile else "off",
-                 "on" if opts.channels_last else "off", "on" if opts.amp else "off")
+        d = opts.describe()
+        log.info("step options: torch.compile %s, channels_last %s, autocast %s", d["compile"], d["channels_last"], d["amp"])
     p.compiling = opts.compile
-    run.update_status(state="running", compiling=opts.compile, total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
+    run.update_status(state="running", compiling=opts.compile, step_options=opts.describe(), total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
                       epoch=plan.epoch(p.step), step=p.step, params_g=count_params(nets.G), params_d=count_params(nets.D))
     bar = None
     if dist.main and (progress if progress is not None else sys.stderr.isatty()):

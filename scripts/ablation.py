@@ -1,16 +1,20 @@
-"""The recipe ablation: every arm trained for the same wall-clock budget on the same data, one at a
-time, then a table of what each reached.
+"""The recipe ablation: every arm trained for the same wall-clock budget (or the same number of
+images) on the same data, then a table of what each reached.
 
     python scripts/ablation.py run --data ../shared/data/anime-faces-96.zip --out ~/animegan-runs/ablation
     python scripts/ablation.py run ... --arms base,sn --minutes 40 --tag long    # the second round
     python scripts/ablation.py report --out ~/animegan-runs/ablation             # markdown table
     python scripts/ablation.py plots --out ~/animegan-runs/ablation --docs docs/ablation   # curves + grids for docs
     python scripts/ablation.py report --out ~/animegan-runs/ablation-r2 --minutes 40 --also beta0=~/animegan-runs/long64-beta0
+    python scripts/ablation.py run --arms fp32,fp32-s1,bf16 --kimg 64 --eval-kimg 16 --eval-n 2000 --out ~/animegan-runs/bf16
 
-Each arm is the pre-ablation `anime64` recipe (BASE) at width 32 with a few fields changed. An arm whose run already
+Rounds 1 and 2: each arm is the pre-ablation `anime64` recipe (BASE) at width 32 with a few fields
+changed. Round 3 and the fp32-vs-bf16 check: each arm is today's `anime64` preset (BASE3) with a
+few fields changed. An arm whose run already
 finished is skipped, so the script can be restarted after an interruption (an unfinished arm is
 started again from scratch: a fair arm has one uninterrupted budget). SWD (n=1000, val split) is
-evaluated every --eval-kimg thousand images, so curves compare by images seen and by wall time.
+evaluated every --eval-kimg thousand images (n = --eval-n), so curves compare by images seen and by
+wall time. `--kimg` gives every arm the same number of images instead of the same minutes.
 """
 from __future__ import annotations
 
@@ -21,11 +25,13 @@ import sys
 import time
 from pathlib import Path
 
-# name -> (what it tests, field overrides on the base)
+# name -> (what it tests, field overrides on the base[, the base: BASE unless given])
 # The base is the `anime64` recipe as it was before the ablation (hinge, no R1, Adam betas 0.5/0.999),
 # spelled out so that the arms reproduce after the preset took the winner's settings.
 BASE = dict(preset="anime64", ngf=32, ndf=32, loss="hinge", r1_gamma=0.0, beta1=0.5, beta2=0.999,
             compile="off", threads=1)
+# Round 3's base: today's anime64 preset (round 2's winner) as the preset spells it, one thread.
+BASE3 = dict(preset="anime64", compile="off", threads=1)
 ARMS: dict[str, tuple[str, dict]] = {
     "base": ("today's anime64: hinge, BatchNorm D + mbstd, translation, EMA 10 kimg, batch 64, lr 2e-4", {}),
     "sn": ("spectral-norm D instead of BatchNorm D", dict(model="anime64-sn")),
@@ -42,6 +48,11 @@ ARMS: dict[str, tuple[str, dict]] = {
                  dict(beta1=0.0, beta2=0.99, loss="bce", r1_gamma=0.1)),
     "ema1": ("EMA half-life 1 kimg instead of 10", dict(ema_kimg=1.0)),
     "sn-r1": ("spectral-norm D with R1 and the non-saturating loss", dict(model="anime64-sn", loss="bce", r1_gamma=0.1)),
+    # fp32 against bf16 autocast on the CPU: the same recipe, equal images (--kimg); two fp32 seeds give the noise
+    "fp32": ("anime64 in fp32, seed 0", dict(amp="off"), BASE3),
+    "fp32-s1": ("anime64 in fp32, seed 1", dict(amp="off", seed=1), BASE3),
+    "bf16": ("anime64 in bf16 autocast, seed 0", dict(amp="bf16"), BASE3),
+    "bf16-s1": ("anime64 in bf16 autocast, seed 1", dict(amp="bf16", seed=1), BASE3),
 }
 
 
@@ -52,14 +63,21 @@ def _flags(fields: dict) -> list[str]:
     return out
 
 
-def run_arm(name: str, data: str, out: Path, minutes: float, eval_kimg: float) -> Path:
+def arm_fields(name: str, data: str, minutes: float, kimg: float, eval_kimg: float, eval_n: int) -> dict:
+    """The train flags of arm `name`: its base, its overrides, the budget (minutes, or kimg as max_steps)."""
+    what, over, *base = ARMS[name]
+    fields = {**(base[0] if base else BASE), **over}
+    budget = {"minutes": minutes} if not kimg else {"max_steps": -(-int(kimg * 1000) // fields.get("batch_size", 64))}
+    return {**fields, **budget, "eval_kimg": eval_kimg, "eval_n": eval_n, "eval_every": 0, "epochs": 1000, "data": data}
+
+
+def run_arm(name: str, data: str, out: Path, minutes: float, eval_kimg: float, kimg: float = 0.0, eval_n: int = 1000) -> Path:
     run = out / name
     status = run / "status.json"
     if status.exists() and json.loads(status.read_text()).get("state") == "finished":
         print(f"{name}: finished before, skipped", flush=True)
         return run
-    fields = {**BASE, **ARMS[name][1], "minutes": minutes, "eval_kimg": eval_kimg, "eval_n": 1000,
-              "eval_every": 0, "epochs": 1000, "data": data}
+    fields = arm_fields(name, data, minutes, kimg, eval_kimg, eval_n)
     cmd = [sys.executable, "-m", "animegan", "train", *_flags(fields), "--out", str(run), "--overwrite", "--no-progress"]
     print(f"{name}: {' '.join(cmd)}", flush=True)
     t = time.time()
@@ -83,13 +101,14 @@ def _arms(out: Path, also: dict[str, Path], minutes: float):
     """(name, what, run dir, SWD evals, images/s readings, kimg seen, start time) per arm that ran,
     then per `also` run (a longer run of the same recipe, e.g. the long run), cut at `minutes`
     after its start so it compares with arms of that budget."""
-    runs = [(name, what, out / name, None) for name, (what, _) in ARMS.items()]
+    runs = [(name, what, out / name, None) for name, (what, *_) in ARMS.items()]
     runs += [(name, f"the first {minutes:g} min of {path.name}", path, minutes * 60) for name, path in also.items()]
     for name, what, run, cut in runs:
         if not (run / "status.json").exists():
             continue
         st = json.loads((run / "status.json").read_text())
-        batch = json.loads((run / "config.json").read_text())["batch_size"]
+        cfg = json.loads((run / "config.json").read_text())
+        batch = cfg["batch_size"]
         evals = [e for e in _rows(run / "evals.jsonl") if e.get("metric") == "swd"]
         metrics = [m for m in _rows(run / "metrics.jsonl") if "images_per_s" in m]
         t0 = st.get("first_started", st.get("started", evals[0]["time"] if evals else 0))
@@ -115,17 +134,18 @@ def report(out: Path, also: dict[str, Path] | None = None, minutes: float = 0.0)
 def plots(out: Path, docs: Path, also: dict[str, Path] | None = None, minutes: float = 0.0) -> None:
     """SWD against images seen and against wall time, one line per arm; the arms' grids copied."""
     from animegan.plots import line_plot
-    by_kimg, by_min, grids = {}, {}, {}
+    by_kimg, by_min, grids, n = {}, {}, {}, 1000
     for name, _, _, evals, _, _, t0 in _arms(out, also or {}, minutes):
         if not evals:
             continue
+        n = evals[-1].get("n", n)
         by_kimg[name] = ([e.get("kimg", 0) for e in evals], [e["value"] for e in evals])
         by_min[name] = ([(e["time"] - t0) / 60 for e in evals], [e["value"] for e in evals])
         if (out / "grids" / f"{name}.png").exists():
             grids[name] = out / "grids" / f"{name}.png"
-    line_plot(by_kimg, "SWD x1e3 (n=1000, val split) vs images seen", "thousands of images seen", "SWD x1e3",
+    line_plot(by_kimg, f"SWD x1e3 (n={n}, val split) vs images seen", "thousands of images seen", "SWD x1e3",
               docs / "swd-by-kimg.png", floor=6.5, log_y=True)
-    line_plot(by_min, "SWD x1e3 (n=1000, val split) vs wall time (this 2-core CPU, 1 thread)", "minutes",
+    line_plot(by_min, f"SWD x1e3 (n={n}, val split) vs wall time (this 2-core CPU, 1 thread)", "minutes",
               "SWD x1e3", docs / "swd-by-minutes.png", floor=6.5, log_y=True)
     if grids:
         faces_sheet(grids, docs / "grids.jpg")
@@ -160,6 +180,8 @@ def main() -> int:
     ap.add_argument("--arms", default=",".join(ARMS), help="comma-separated arm names")
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--eval-kimg", type=float, default=4.0)
+    ap.add_argument("--eval-n", type=int, default=1000, help="images per SWD evaluation (round 3: 2000)")
+    ap.add_argument("--kimg", type=float, default=0.0, help="run: every arm sees this many thousand images (instead of --minutes)")
     ap.add_argument("--also", action="append", default=[], metavar="NAME=RUN",
                     help="report/plots: a longer run of one arm's recipe, cut at --minutes after its start")
     a = ap.parse_args()
@@ -175,7 +197,8 @@ def main() -> int:
             if name not in ARMS:
                 ap.error(f"unknown arm {name!r}; choose from {', '.join(ARMS)}")
         for name in a.arms.split(","):
-            run_arm(name, str(Path(a.data).resolve()) if a.data != "synthetic" else a.data, a.out, a.minutes, a.eval_kimg)
+            run_arm(name, str(Path(a.data).resolve()) if a.data != "synthetic" else a.data, a.out, a.minutes, a.eval_kimg,
+                    a.kimg, a.eval_n)
     if a.what == "plots":
         plots(a.out, a.docs, also, a.minutes)
         return 0
