@@ -17,7 +17,7 @@ from typing import Any
 # -- every choice, in one place ------------------------------------------------------------------
 SYNTHETIC = "synthetic"                    # the data source name of the built-in set
 IMAGE_SIZES = (32, 64, 96, 128)            # sizes the networks draw and the Dataset page offers
-LOSSES = ("bce", "wgan-gp", "hinge")
+LOSSES = ("bce", "wgan-gp", "hinge", "rpgan")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULES = ("none", "step", "cosine")
 METRICS = ("swd", "fid")
@@ -50,7 +50,8 @@ class TrainConfig:
     ngf: int = 64
     ndf: int = 64
     z_dim: int = 100
-    # -- loss: "bce" (non-saturating, optional one-sided label smoothing), "wgan-gp", "hinge"
+    # -- loss: "bce" (non-saturating, optional one-sided label smoothing), "wgan-gp", "hinge",
+    # "rpgan" (relativistic pairing, R3GAN: softplus of the paired real-minus-fake score difference)
     loss: str = "bce"
     real_label: float = 1.0          # 0.9 / 0.8 = one-sided label smoothing
     gp_lambda: float = 10.0
@@ -58,6 +59,9 @@ class TrainConfig:
     # (scaled by r1_every, as stylegan2 does); 0 = off. Works with any loss.
     r1_gamma: float = 0.0
     r1_every: int = 16
+    # R2 (Huang et al., 2024, R3GAN): gamma/2 · E‖∇D(x_fake)‖² on the fakes D saw, on R1's lazy
+    # schedule (every r1_every steps, scaled by it); 0 = off. Works with any loss.
+    r2_gamma: float = 0.0
     # -- optimisation, per network
     opt_g: str = "adam"              # adam | sgd | rmsprop
     opt_d: str = "adam"
@@ -216,6 +220,7 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.lr_g > 0 and cfg.lr_d > 0, "--lr-g and --lr-d must be more than 0")
     need(cfg.n_critic >= 1, "--n-critic must be at least 1")
     need(cfg.r1_gamma >= 0 and cfg.r1_every >= 1, "--r1-gamma must be 0 or more and --r1-every at least 1")
+    need(cfg.r2_gamma >= 0, "--r2-gamma must be 0 (off) or more")
     need(cfg.minutes >= 0 and cfg.eval_kimg >= 0, "--minutes and --eval-kimg must be 0 (off) or more")
     need(cfg.eval_every >= 0 and cfg.patience >= 0, "--eval-every and --patience must be 0 (off) or more")
     need(cfg.ema_kimg >= 0 and cfg.ema_rampup >= 0, "--ema-kimg and --ema-rampup must be 0 (off) or more")

@@ -1,5 +1,5 @@
 """GAN losses on raw discriminator scores: BCE (non-saturating, one-sided label smoothing),
-WGAN-GP and hinge."""
+WGAN-GP, hinge and the relativistic pairing loss (RpGAN); gradient penalty, R1 and R2."""
 from __future__ import annotations
 
 from typing import Callable
@@ -20,10 +20,23 @@ def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor, real_label: float 
         return fake.mean() - real.mean()
     if kind == "hinge":
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    if kind == "rpgan":  # each real paired with a fake: softplus(-(D(x_i) - D(G(z_i))))
+        return F.softplus(fake - real).mean()
     raise ValueError(f"unknown loss {kind!r}; choose one of: {', '.join(LOSSES)}")
 
 
-def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+def g_loss_needs_real(kind: str) -> bool:
+    """Does the generator's loss also read D's scores of real images (the relativistic one does)?"""
+    return kind == "rpgan"
+
+
+def g_loss(kind: str, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+    """Generator loss; `real` (D's scores of real images, paired with `fake`) only where
+    `g_loss_needs_real(kind)`: G's gradient flows through `fake`."""
+    if kind == "rpgan":  # softplus(-(D(G(z_i)) - D(x_i)))
+        if real is None:
+            raise ValueError("the rpgan generator loss needs D's scores of real images too")
+        return F.softplus(real - fake).mean()
     if kind == "bce":  # non-saturating: maximise log D(G(z))
         return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
     if kind in ("wgan-gp", "hinge"):
@@ -50,3 +63,8 @@ def r1_penalty(D: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) ->
     x = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
     return grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
+def r2_penalty(D: Callable[[torch.Tensor], torch.Tensor], fake: torch.Tensor) -> torch.Tensor:
+    """R2 (Huang et al., 2024, R3GAN): the same zero-centred E[‖∇ₓD(x)‖²] on fake images, detached from G."""
+    return r1_penalty(D, fake)

@@ -22,7 +22,7 @@ from torch import nn
 from .augment import ClassicAugment, diff_augment
 from .config import ConfigError, TrainConfig
 from .devices import Dist, average_gradients, native_bf16
-from .losses import d_loss, g_loss, gradient_penalty, r1_penalty
+from .losses import d_loss, g_loss, g_loss_needs_real, gradient_penalty, r1_penalty, r2_penalty
 from .models import build_models, recalibrate_bn
 
 COMPILE_MIN_STEPS = 500  # compile="auto" compiles CPU runs at least this long (compiling costs ~40 s)
@@ -253,7 +253,7 @@ def train_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, z: torch.Tensor
     """One D update and, every n_critic steps, one G update. Returns the step's scalars as
     0-dim tensors on the device, so the step never waits for the GPU (the loop gathers them every
     log_every steps): loss_D, D_x, D_G_z, gp always; loss_G only on steps with a G update; r1
-    only on steps that computed it. The EMA is the caller's (`ema_update`)."""
+    and r2 only on steps that computed them. The EMA is the caller's (`ema_update`)."""
     # D on real and (detached) fake, both through DiffAugment when on.
     with nets.autocast():
         fake = nets.G_run(z)
@@ -266,22 +266,32 @@ def train_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, z: torch.Tensor
     if cfg.loss == "wgan-gp":  # eager D: double backward does not go through torch.compile
         gp = gradient_penalty(nets.D, real_in.float(), fake_in.float(), generator=g)
     # Lazy R1 on the reals D saw, every r1_every steps, scaled up to keep its average weight.
-    r1 = None
+    # R2 likewise on the fakes D saw (detached from G), on R1's schedule.
+    r1 = r2 = None
     if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:
         r1 = r1_penalty(nets.D, real_in.float())
+    if cfg.r2_gamma > 0 and step % cfg.r1_every == 0:
+        r2 = r2_penalty(nets.D, fake_in.float())
     nets.opt_d.zero_grad(set_to_none=True)
     total_d = loss_d + cfg.gp_lambda * gp
     if r1 is not None:
         total_d = total_d + (cfg.r1_gamma / 2 * cfg.r1_every) * r1
+    if r2 is not None:
+        total_d = total_d + (cfg.r2_gamma / 2 * cfg.r1_every) * r2
     total_d.backward()
     average_gradients(nets.D, dist)
     nets.opt_d.step()
 
-    # G every n_critic D steps, reusing this step's fake (G has not changed since).
+    # G every n_critic D steps, reusing this step's fake (G has not changed since). A relativistic
+    # loss also reads the updated D's scores of the same reals (no gradient: G's flows through the fakes).
     out: dict[str, torch.Tensor] = {"loss_D": loss_d.detach()}
     if (step + 1) % cfg.n_critic == 0:
         with nets.autocast():
-            loss_g = g_loss(cfg.loss, nets.D_run(fake_in).float())
+            s_fake_g, s_real_g = nets.D_run(fake_in).float(), None
+            if g_loss_needs_real(cfg.loss):  # after the fakes: autocast's weight casts are cached with grad
+                with torch.no_grad():
+                    s_real_g = nets.D_run(real_in).float()
+            loss_g = g_loss(cfg.loss, s_fake_g, s_real_g)
         nets.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         average_gradients(nets.G, dist)
@@ -292,4 +302,6 @@ def train_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, z: torch.Tensor
     out.update(D_x=judge(s_real.detach()).mean(), D_G_z=judge(s_fake.detach()).mean(), gp=gp.detach())
     if r1 is not None:
         out["r1"] = r1.detach()
+    if r2 is not None:
+        out["r2"] = r2.detach()
     return out
