@@ -7,7 +7,10 @@
 
 (`extract_zip(data, dest)` is the same extraction into any folder.)
 
-An upload is untrusted input. The rules:
+An upload is untrusted input. It is opened, sorted and read by ``data.zipread``, the one zip
+reader (a zip given to ``prepare`` by path goes through it too), with its limits
+(``MAX_MEMBERS``, ``MAX_TOTAL_BYTES``, ``MAX_MEMBER_BYTES``, ``MAX_RATIO``: the same constants,
+re-exported here). The rules:
 
 * nothing is ever written outside ``dest``: backslashes count as separators, drive letters
   (``C:``) and leading ``/`` are dropped (the member lands inside ``dest``), a member with a
@@ -16,9 +19,12 @@ An upload is untrusted input. The rules:
   ``O_EXCL`` in folders this function made itself;
 * the member count and the total uncompressed size of what would be extracted are checked
   against ``max_members`` / ``max_total`` from the central directory before anything is
-  written (a zip bomb is refused before it fills the disk; so is a member that inflates more
-  than ``MAX_RATIO`` times), and again while streaming: the bytes actually written are
-  counted, so a header that lies about a size cannot get past the cap;
+  written (the archive is refused as a whole), and the total again while streaming;
+* a member that cannot be extracted safely is not extracted and is reported with its reason,
+  and the rest is extracted: over ``MAX_MEMBER_BYTES`` or inflating more than ``MAX_RATIO``
+  times (a zip bomb; checked from the directory before reading, and again while streaming:
+  the bytes actually read are counted, so a header that lies about a size gets no further
+  than the caps), encrypted, an unsupported compression, damaged data;
 * only files with an image extension (``data.IMAGE_EXTS``) are extracted; nested archives
   (.zip, .tar, .gz, .7z, .rar, ...) are not unpacked (reported), other files are counted and
   ignored, hidden files and ``__MACOSX`` (which ``prepare`` would ignore anyway) are dropped;
@@ -43,7 +49,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import tempfile
 import time
 import unicodedata
@@ -53,32 +58,42 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import paths
+from .data import zipread
 from .data.sources import IMAGE_EXTS, is_hidden, is_image_name
+from .data.zipread import (  # the one set of limits and refusal reasons, re-exported
+    DAMAGED,
+    ENCRYPTED,
+    FOLDER,
+    MAX_MEMBER_BYTES,
+    MAX_MEMBERS,
+    MAX_RATIO,
+    MAX_TOTAL_BYTES,
+    MEMBER_TOO_LARGE,
+    NESTED,
+    NESTED_EXTS,
+    RATIO_MIN_BYTES,
+    SPECIAL,
+    SYMLINK,
+    TOO_COMPRESSED,
+    UNSAFE,
+    UNSUPPORTED,
+)
 
-__all__ = ["MAX_MEMBERS", "MAX_RATIO", "MAX_TOTAL_BYTES", "NESTED_EXTS", "REPORT_NAME", "ExtractReport",
-           "UploadError", "extract_upload", "extract_zip", "list_extracted", "read_report", "safe_name"]
+__all__ = ["MAX_MEMBERS", "MAX_MEMBER_BYTES", "MAX_RATIO", "MAX_TOTAL_BYTES", "NESTED_EXTS", "RATIO_MIN_BYTES",
+           "REPORT_NAME", "ExtractReport", "UploadError", "extract_upload", "extract_zip", "list_extracted",
+           "read_report", "safe_name",
+           # reasons a member is not extracted (ExtractReport.skipped keys)
+           "BAD_NAME", "DAMAGED", "DUPLICATE", "ENCRYPTED", "FOLDER", "MEMBER_TOO_LARGE", "NESTED", "SPECIAL",
+           "SYMLINK", "TOO_COMPRESSED", "UNSAFE", "UNSUPPORTED"]
 
-MAX_MEMBERS = 100_000
-MAX_TOTAL_BYTES = 2 * 1024**3      # uncompressed
-MAX_RATIO = 200                    # per-member compression ratio cap (zip bomb)
-RATIO_MIN_BYTES = 1 << 20          # the ratio cap applies to members larger than this (tiny flat files compress well)
 DISK_MARGIN = 64 << 20             # free space kept on the disk after extraction
-NESTED_EXTS = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".tbz", ".tbz2", ".xz", ".txz", ".7z", ".rar", ".zst",
-               ".lz", ".lzma", ".z", ".cab", ".jar", ".apk", ".iso", ".dmg")
 REPORT_NAME = ".animegan-upload.json"
-_CHUNK = 1 << 20
 STALE_S = 3600                     # a temporary folder this old is left over from a killed extraction
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
-# Reasons a member was not extracted (keys of ExtractReport.skipped).
-UNSAFE = "unsafe path"
-SYMLINK = "symlink"
-SPECIAL = "special file"
-NESTED = "nested archive (not unpacked)"
-ENCRYPTED = "encrypted"
-UNSUPPORTED = "unsupported compression"
-DAMAGED = "damaged"
+# Reasons a member was not extracted (keys of ExtractReport.skipped): those of the zip reader
+# (UNSAFE, SYMLINK, SPECIAL, FOLDER, NESTED, ENCRYPTED, UNSUPPORTED, DAMAGED, MEMBER_TOO_LARGE,
+# TOO_COMPRESSED, imported above), and two of extraction itself:
 DUPLICATE = "duplicate name"
 BAD_NAME = "name not usable here"
 
@@ -155,33 +170,6 @@ def safe_name(name: str) -> str:
     return s or "upload"
 
 
-def _member_parts(name: str) -> tuple[list[str] | None, bool]:
-    """-> (path components inside dest, or None when the name is unsafe; whether it was rewritten)."""
-    if "\x00" in name:
-        return None, False
-    s = name.replace("\\", "/")
-    rewritten = s != name
-    m = _DRIVE.match(s)
-    if m:
-        s, rewritten = s[2:], True
-    if s.startswith("/"):
-        rewritten = True
-    parts = [p for p in s.split("/") if p not in ("", ".")]
-    if not parts or any(p == ".." for p in parts):
-        return None, rewritten
-    return parts, rewritten
-
-
-def _declared_size(info: zipfile.ZipInfo) -> int:
-    """The uncompressed size the central directory declares (what the caps are checked against)."""
-    return int(info.file_size)
-
-
-def _file_type(info: zipfile.ZipInfo) -> int:
-    """The Unix file type bits of a member (0 when the archiver stored none)."""
-    return stat.S_IFMT(info.external_attr >> 16)
-
-
 # --------------------------------------------------------------------------- extraction
 
 
@@ -204,38 +192,8 @@ def _open_source(data: bytes | bytearray | BinaryIO | str | Path) -> tuple[Any, 
     return buf, label, True
 
 
-def _zip_problem(e: BaseException) -> str:
-    """What zipfile found, in words (its own messages name its internals)."""
-    if isinstance(e, zipfile.LargeZipFile):
-        return "it needs ZIP64 support"
-    if isinstance(e, NotImplementedError):
-        return "it uses a zip feature that is not supported"
-    text = str(e).lower()
-    if "not a zip file" in text or isinstance(e, EOFError):
-        return "no zip directory found: not a zip, or cut short"
-    return "its zip directory cannot be read"
-
-
 def _label(name: Any) -> str:
     return Path(str(name)).name if name else "the upload"
-
-
-def _declared_entries(fp: Any) -> int | None:
-    """Entry count from the end-of-central-directory record, read before zipfile parses the
-    directory (a directory of millions of entries is refused without building them all)."""
-    try:
-        if isinstance(fp, Path):
-            with open(fp, "rb") as f:
-                end = zipfile._EndRecData(f)  # noqa: SLF001  (stable since Python 2; the fallback is infolist())
-        else:
-            pos = fp.tell()
-            try:
-                end = zipfile._EndRecData(fp)  # noqa: SLF001
-            finally:
-                fp.seek(pos)
-        return int(end[zipfile._ECD_ENTRIES_TOTAL]) if end else None  # noqa: SLF001
-    except Exception:  # noqa: BLE001  # any doubt: count from infolist() instead
-        return None
 
 
 def _prepare_dest(dest: Path) -> None:
@@ -247,91 +205,90 @@ def _prepare_dest(dest: Path) -> None:
                           f"(nothing was replaced)")
 
 
-def extract_zip(data: bytes | BinaryIO | str | Path, dest: str | Path, *, max_members: int = MAX_MEMBERS,
-                max_total: int = MAX_TOTAL_BYTES, max_ratio: float = MAX_RATIO, require_usable: bool = False) -> Path:
+@dataclass(frozen=True)
+class _Limits:
+    """The zip reader's limits for one extraction (None: zipread's constants, read now)."""
+
+    members: int | None = None
+    total: int | None = None
+    member: int | None = None
+    ratio: float | None = None
+
+    @property
+    def total_bytes(self) -> int:
+        return zipread.MAX_TOTAL_BYTES if self.total is None else self.total
+
+
+def _total_error(e: zipread.ZipLimitError) -> UploadError:
+    return UploadError(f"{e}: upload a smaller zip. Nothing was extracted")
+
+
+def extract_zip(data: bytes | BinaryIO | str | Path, dest: str | Path, *, max_members: int | None = None,
+                max_total: int | None = None, max_ratio: float | None = None, max_member: int | None = None,
+                require_usable: bool = False) -> Path:
     """Extract the image files of a zip (bytes, a file object such as Streamlit's UploadedFile,
     or a path) into folder ``dest`` and return it; ``read_report(dest)`` says what was left out.
+    The limits default to the zip reader's (``MAX_MEMBERS``, ``MAX_TOTAL_BYTES``, ``MAX_RATIO``,
+    ``MAX_MEMBER_BYTES``).
 
     Raises UploadError (nothing written) for: not a zip, too many members, too large
-    uncompressed, a zip bomb, no image files at all, a dest that is not ours to replace, a
-    full disk; with ``require_usable``, also when none of the extracted images decodes (an
-    earlier upload at ``dest`` is then kept as it was)."""
+    uncompressed, no image files at all, a dest that is not ours to replace, a full disk; with
+    ``require_usable``, also when none of the extracted images decodes (an earlier upload at
+    ``dest`` is then kept as it was). A member over the per-member limits (a zip bomb's) is not
+    extracted and is reported."""
     dest = Path(dest)
+    limits = _Limits(max_members, max_total, max_member, max_ratio)
     src, label, own = _open_source(data)
     try:
-        n_declared = _declared_entries(src)
-        if n_declared is not None and n_declared > max_members:
-            raise UploadError(f"{label} has {n_declared:,} entries, more than the {max_members:,} allowed: "
-                              f"split it into smaller zips")
         try:
-            zf = zipfile.ZipFile(src)
+            zf = zipread.open_zip(src, label, max_members=max_members)
+        except zipread.ZipLimitError as e:
+            raise UploadError(f"{e}: split it into smaller zips") from None
         except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError) as e:
-            raise UploadError(f"{label} is not a zip archive, or it is damaged ({_zip_problem(e)}). Upload a .zip "
-                              f"of images ({', '.join(IMAGE_EXTS)}), or re-create it") from None
+            raise UploadError(f"{label} is not a zip archive, or it is damaged ({zipread.zip_problem(e)}). Upload a "
+                              f".zip of images ({', '.join(IMAGE_EXTS)}), or re-create it") from None
         with zf:
-            return _extract(zf, label, dest, max_members, max_total, max_ratio, require_usable)
+            return _extract(zf, label, dest, limits, require_usable)
     finally:
         if own and hasattr(src, "close"):
             src.close()
 
 
-def _plan(zf: zipfile.ZipFile, label: str, max_members: int, max_total: int,
-          max_ratio: float) -> tuple[list[tuple[zipfile.ZipInfo, list[str]]], ExtractReport]:
-    """Decide from the central directory alone what to extract; check the caps."""
+def _plan(zf: zipfile.ZipFile, label: str,
+          limits: _Limits) -> tuple[list[tuple[zipfile.ZipInfo, list[str]]], ExtractReport]:
+    """Decide from the central directory alone what to extract (``zipread.examine`` sorts each
+    member); check the total cap."""
     infos = zf.infolist()
     rep = ExtractReport(source=label, members=len(infos))
-    if len(infos) > max_members:
-        raise UploadError(f"{label} has {len(infos):,} entries, more than the {max_members:,} allowed: "
-                          f"split it into smaller zips")
     plan: list[tuple[zipfile.ZipInfo, list[str]]] = []
     seen: set[tuple[str, ...]] = set()
     total = 0
     for info in infos:
         name = info.filename
-        ftype = _file_type(info)
-        if ftype == stat.S_IFLNK:
-            rep.skip(SYMLINK, name)
+        m = zipread.examine(info, is_image=is_image_name, is_hidden=is_hidden, allow_absolute=True,
+                            max_member=limits.member, max_ratio=limits.ratio)
+        if m.kind == "folder":
             continue
-        if info.is_dir() or ftype == stat.S_IFDIR:
-            continue
-        if ftype not in (0, stat.S_IFREG):
-            rep.skip(SPECIAL, name)
-            continue
-        parts, rewritten = _member_parts(name)
-        if parts is None:
-            rep.skip(UNSAFE, name)
-            continue
-        if is_hidden(parts):  # the names prepare never looks at
+        if m.kind == "hidden":  # the names prepare never looks at
             rep.hidden += 1
             continue
-        low = parts[-1].lower()
-        if low.endswith(NESTED_EXTS):
-            rep.skip(NESTED, name)
-            continue
-        if not is_image_name(low):
+        if m.kind == "other":
             rep.ignored_other += 1
             continue
-        if info.flag_bits & 0x1:
-            rep.skip(ENCRYPTED, name)
+        if m.kind == "refused":
+            rep.skip(m.reason, name)
             continue
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
-            rep.skip(UNSUPPORTED, name)
-            continue
-        key = tuple(parts)
-        if key in seen:
+        if m.parts in seen:
             rep.skip(DUPLICATE, name)
             continue
-        seen.add(key)
-        size = _declared_size(info)
-        if size > RATIO_MIN_BYTES and size > max_ratio * max(int(info.compress_size), 1):
-            raise UploadError(f"{label} looks like a zip bomb: {name} inflates {size / max(info.compress_size, 1):,.0f}× "
-                              f"(to {size / 1e6:,.1f} MB; the limit is {max_ratio:g}×). Nothing was extracted")
-        total += size
-        if total > max_total:
-            raise UploadError(f"{label} would unpack to more than {max_total / 1e6:,.1f} MB of images "
-                              f"(the limit; zip bomb?): upload a smaller zip. Nothing was extracted")
-        rep.normalised += int(rewritten)
-        plan.append((info, parts))
+        seen.add(m.parts)
+        total += zipread.declared_size(info)
+        try:
+            zipread.check_total(label, total, limits.total)
+        except zipread.ZipLimitError as e:
+            raise _total_error(e) from None
+        rep.normalised += int(m.rewritten)
+        plan.append((info, list(m.parts)))
     if not plan:
         extra = f"; {rep.n_skipped:,} refused" if rep.n_skipped else ""
         other = f"{rep.ignored_other:,} other file{'' if rep.ignored_other == 1 else 's'} ignored"
@@ -341,12 +298,11 @@ def _plan(zf: zipfile.ZipFile, label: str, max_members: int, max_total: int,
     return plan, rep
 
 
-def _extract(zf: zipfile.ZipFile, label: str, dest: Path, max_members: int, max_total: int,
-             max_ratio: float, require_usable: bool = False) -> Path:
-    plan, rep = _plan(zf, label, max_members, max_total, max_ratio)
+def _extract(zf: zipfile.ZipFile, label: str, dest: Path, limits: _Limits, require_usable: bool = False) -> Path:
+    plan, rep = _plan(zf, label, limits)
     dest.parent.mkdir(parents=True, exist_ok=True)
     _prepare_dest(dest)
-    need = sum(_declared_size(i) for i, _ in plan)
+    need = sum(zipread.declared_size(i) for i, _ in plan)
     try:
         free = shutil.disk_usage(dest.parent).free
     except OSError:
@@ -360,7 +316,7 @@ def _extract(zf: zipfile.ZipFile, label: str, dest: Path, max_members: int, max_
         total = 0
         made: set[Path] = {tmp}
         for info, parts in plan:
-            written = _extract_member(zf, info, parts, tmp, made, rep, label, total, max_total)
+            written = _extract_member(zf, info, parts, tmp, made, rep, label, total, limits)
             if written is not None:
                 total += written
         rep.bytes = total
@@ -381,8 +337,9 @@ def _extract(zf: zipfile.ZipFile, label: str, dest: Path, max_members: int, max_
 
 
 def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, parts: list[str], root: Path, made: set[Path],
-                    rep: ExtractReport, label: str, total: int, max_total: int) -> int | None:
-    """Stream one member to root/parts; -> bytes written, or None when skipped (reported)."""
+                    rep: ExtractReport, label: str, total: int, limits: _Limits) -> int | None:
+    """Stream one member to root/parts through ``zipread.iter_member`` (bounded); -> bytes
+    written, or None when skipped (reported)."""
     name = info.filename
     parent = root
     try:
@@ -397,7 +354,7 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, parts: list[str]
             return None
         raise
     target = parent / parts[-1]
-    declared = _declared_size(info)
+    max_total = limits.total_bytes
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(target, flags, 0o644)
@@ -411,30 +368,15 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, parts: list[str]
     try:
         with os.fdopen(fd, "wb") as out:
             try:
-                with zf.open(info) as src:
-                    while True:
-                        chunk = src.read(_CHUNK)
-                        if not chunk:
-                            break
-                        written += len(chunk)
-                        if total + written > max_total:
-                            raise UploadError(f"{label} unpacks to more than {max_total / 1e6:,.1f} MB (the limit), "
-                                              f"more than its headers declare: a damaged or crafted zip (zip bomb?). "
-                                              f"Nothing was extracted")
-                        if written > declared:
-                            raise UploadError(f"{label}: {name} holds more data than its header declares "
-                                              f"({declared:,} bytes): a damaged or crafted zip. Nothing was extracted")
-                        out.write(chunk)
-            except (zipfile.BadZipFile, EOFError, ValueError) as e:  # bad CRC, broken stream, truncated archive
-                rep.skip(DAMAGED, f"{name} ({str(e)[:80]})" if str(e) else name)
-                return None
-            except (NotImplementedError, RuntimeError) as e:  # unsupported method, encryption not flagged upfront
-                rep.skip(UNSUPPORTED if isinstance(e, NotImplementedError) else ENCRYPTED, name)
-                return None
-            except Exception as e:  # noqa: BLE001  # zlib.error, lzma.LZMAError, ... from a broken stream
-                if isinstance(e, (UploadError, OSError)):
-                    raise
-                rep.skip(DAMAGED, f"{name} ({type(e).__name__})")
+                for chunk in zipread.iter_member(zf, info, max_member=limits.member, max_ratio=limits.ratio):
+                    written += len(chunk)
+                    if total + written > max_total:
+                        raise UploadError(f"{label} unpacks to more than {zipread.human(max_total)} (the limit), "
+                                          f"more than its headers declare: a damaged or crafted zip (zip bomb?). "
+                                          f"Nothing was extracted")
+                    out.write(chunk)
+            except zipread.MemberRefused as e:  # over a cap, damaged, encrypted, unsupported method
+                rep.skip(e.reason, name)
                 return None
         ok = True
     finally:

@@ -9,6 +9,8 @@ The parts, each with its own module:
 
 * ``sources``: what a source is (folder, zip, ``"synthetic"``), its listing, fingerprint and
   members (``describe_source``, ``fingerprint``, ``iter_source_files``, ``read_member``);
+* ``zipread``: every zip is opened, sorted and read there, with its limits (entries, bytes
+  unpacked, per member, compression ratio); what it refuses is reported like a bad image;
 * ``decode``: one image, checked and converted (``load_image_bytes``, the ``REASONS`` an image
   is skipped for), and the worker pool that decodes a whole source;
 * ``cache``: the memory-mapped cache files, their integrity check, ``find_cache`` (the cache
@@ -16,7 +18,10 @@ The parts, each with its own module:
 * here: ``prepare``, its ``DataReport`` and ``PreparedData``, the splits, and the uint8 <->
   float conversions of batches (``to_float``, ``to_uint8``).
 
-What cannot be used is skipped and reported (``DataReport``), never a crash and never silently.
+What cannot be used is skipped and reported (``DataReport``), never a crash and never silently;
+that includes the members of a zip that ``zipread`` refuses to read (a zip bomb's member, a
+nested archive, an unsafe path, an encrypted member...), by name and reason, while the rest of
+the zip is used. A zip over the whole-archive limits is refused with a DataError.
 Exact duplicate files (same bytes, blake2b) are kept once and reported as (kept, duplicate)
 pairs; ``usable`` counts the images kept, so ``usable + len(duplicates) + skipped == total``.
 
@@ -106,7 +111,8 @@ MAX_SIZE = 256
 
 @dataclass
 class DataReport:
-    """What preparing a source found. ``total`` counts files with an image extension;
+    """What preparing a source found. ``total`` counts files with an image extension, plus the
+    members of a zip refused whatever their extension (nested archives, links...);
     ``usable`` the images kept (duplicates once), so
     ``usable + len(duplicates) + sum(len(v) for v in skipped.values()) == total``.
     ``converted`` counts conversions: grayscale, grayscale+alpha, palette, rgba, cmyk, 16-bit,
@@ -283,13 +289,19 @@ def check_source(source: str | Path) -> str:
 
 def _decode_into(out: CacheWriter, src: Source, entries: list[Entry], report: DataReport,
                  workers: int | None, bar: Progress) -> list[str]:
-    """Decode every entry into ``out``, filling ``report``; -> the names of the images kept."""
+    """Decode every entry into ``out``, filling ``report``; -> the names of the images kept.
+    Entries the zip reader refused are reported with their reason and never read."""
     names: list[str] = []
     seen: dict[bytes, str] = {}
+    for e in entries:
+        if e.refused:
+            report.skipped.setdefault(e.refused, []).append(e.name)
+    readable = [e for e in entries if not e.refused]
+    done = len(entries) - len(readable)
     pos = 0
-    items = [(e.key, e.name) for e in entries]
+    items = [(e.key, e.name) for e in readable]
     for chunk in decode_chunks(src.kind, str(src.path), items, out.size, workers):
-        for (status, row, digest, tags), e in zip(chunk, entries[pos:pos + len(chunk)], strict=True):
+        for (status, row, digest, tags), e in zip(chunk, readable[pos:pos + len(chunk)], strict=True):
             if status != "ok":
                 report.skipped.setdefault(status, []).append(e.name)
             elif digest in seen:
@@ -301,7 +313,7 @@ def _decode_into(out: CacheWriter, src: Source, entries: list[Entry], report: Da
                 for t in tags:
                     report.converted[t] = report.converted.get(t, 0) + 1
         pos += len(chunk)
-        bar.update(pos)
+        bar.update(done + pos)
     report.usable = len(names)
     if not names:
         raise DataError(f"None of the {len(entries):,} image files in {_where(src)} could be "
@@ -320,8 +332,8 @@ def prepare(source: str | Path, size: int = 64, *, val: int = 2000, test: int = 
     ``synthetic_n``: the number of faces of the synthetic set (rendered when it is not on disk
     at that number; default ``synth.DEFAULT_N``).
     ``workers``: decoding processes for large sources (default: the usable CPU cores).
-    Raises DataError for a missing path, a folder/zip without images, a broken zip, or when
-    no image is usable."""
+    Raises DataError for a missing path, a folder/zip without images, a broken zip, a zip over
+    ``zipread``'s whole-archive limits (entries, bytes unpacked), or when no image is usable."""
     size = _check_size(size)
     split_sizes(0, val, test)  # validates val/test
     src = resolve(source, synthetic_n=synthetic_n, render=True, progress=progress)
@@ -357,7 +369,8 @@ def prepare(source: str | Path, size: int = 64, *, val: int = 2000, test: int = 
     write_meta(meta_path, npy, source=str(source), src=src, fp=fp, size=size, names=names,
                report=report.to_dict(), splits=_splits_meta(splits, val, test, split_seed))
     images = np.load(npy, mmap_mode="r", allow_pickle=False)
-    return PreparedData(str(source), size, images, names, splits, report, fp, npy, False, len(entries),
+    decoded = sum(1 for e in entries if not e.refused)  # a refused zip member is never read
+    return PreparedData(str(source), size, images, names, splits, report, fp, npy, False, decoded,
                         rebuilt_because=why)
 
 

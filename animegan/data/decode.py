@@ -7,7 +7,10 @@ What cannot be used is rejected with one of ``REASONS``, never a crash: ``"empty
 ``"corrupt or truncated"``, ``"not an image"``, ``"too small"`` (under ``MIN_SIDE`` px on
 either side), ``"too large (decompression bomb)"`` (more pixels than
 ``PIL.Image.MAX_IMAGE_PIXELS``, checked from the header before any pixel is decoded) and
-``"unreadable"`` (the file could not be read at all: permissions, encrypted zip member...).
+``"unreadable"`` (the file could not be read at all: permissions, a vanished file...).
+A zip member that ``zipread`` does not read (too large, compressed like a zip bomb, damaged in
+the zip, encrypted, a nested archive, an unsafe path...) is rejected with its reason from
+``zipread.REFUSALS``, which ``REASONS`` lists after the image reasons.
 """
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ import hashlib
 import io
 import math
 import warnings
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..workers import cpu_count, pool_context
+from . import zipread
 from .sources import DataError, MemberReader, read_member
 
 # The smallest side of a usable source image, in px: a rule of validation (smaller images are
@@ -35,7 +38,7 @@ NOT_IMAGE = "not an image"
 TOO_SMALL = "too small"
 TOO_LARGE = "too large (decompression bomb)"
 UNREADABLE = "unreadable"
-REASONS = (EMPTY, CORRUPT, NOT_IMAGE, TOO_SMALL, TOO_LARGE, UNREADABLE)
+REASONS = (EMPTY, CORRUPT, NOT_IMAGE, TOO_SMALL, TOO_LARGE, UNREADABLE, *zipread.REFUSALS)
 
 CHUNK = 256                # images per worker task
 POOL_MIN = 1000            # sources smaller than this are decoded in-process
@@ -220,9 +223,9 @@ class _Decoder:
         """-> (status "ok" or a reason, row bytes, blake2b digest of the file, tags)."""
         try:
             data = self.reader.read(key)
-        except zipfile.BadZipFile:   # bad CRC / broken local header: the data is damaged
-            return CORRUPT, None, None, []
-        except Exception:  # noqa: BLE001  # permissions, vanished file, encrypted member, ...
+        except zipread.MemberRefused as e:   # too large, a zip bomb, damaged in the zip, encrypted...
+            return e.reason, None, None, []
+        except Exception:  # noqa: BLE001  # permissions, vanished file, ...
             return UNREADABLE, None, None, []
         if not data:
             return EMPTY, None, None, []

@@ -3,7 +3,11 @@
 * a folder, searched recursively for ``IMAGE_EXTS`` (case-insensitive). Hidden files and
   folders (name starting with ``.``) and ``__MACOSX`` folders are ignored, like every file
   with another extension (counted as "other", not reported as bad);
-* a ``.zip`` archive, read in place with :mod:`zipfile` (nothing is extracted to disk);
+* a ``.zip`` archive, read in place (nothing is extracted to disk) through ``zipread``, with its
+  limits: an archive with too many entries or too many bytes of images is refused with a
+  DataError; a member that cannot be read safely (too large, compressed like a zip bomb,
+  encrypted, a nested archive, an unsafe path...) is listed with ``Entry.refused`` set, never
+  read, and reported by ``prepare`` with that reason; every read is bounded;
 * ``config.SYNTHETIC`` (``"synthetic"``): the built-in set. When it is not on disk yet,
   ``animegan.synth.write_synthetic(paths.synthetic_dir(), n)`` renders it (only when asked
   to: ``resolve(..., render=True)``, as ``prepare`` does); then it is a folder source
@@ -25,6 +29,7 @@ from typing import Any
 
 from .. import paths
 from ..config import SYNTHETIC
+from . import zipread
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -39,6 +44,7 @@ class Entry:
     size: int
     stamp: int     # mtime_ns (folder) or CRC (zip)
     key: Any       # folder: the name; zip: index in infolist()
+    refused: str = ""   # zip: why the member is not read (one of zipread.REFUSALS); "" = read it
 
 
 @dataclass
@@ -172,34 +178,64 @@ def _list_folder(root: Path) -> tuple[list[Entry], int]:
     return entries, other
 
 
-def _bad_zip(path: Path, e: Exception) -> DataError:
-    return DataError(f"{path} is not a readable zip archive ({e}). Re-create or re-download "
-                     "it, or unpack it and point to the folder instead.")
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, KeyError, NotImplementedError)
+
+
+def _bad_zip(path: Path, e: BaseException) -> DataError:
+    return DataError(f"{path} is not a readable zip archive ({zipread.zip_problem(e)}). Re-create or "
+                     "re-download it, or unpack it and point to the folder instead.")
+
+
+def _too_big(path: Path, e: zipread.ZipLimitError) -> DataError:
+    return DataError(f"{e}. Nothing was read. Split it into smaller zips, or, if it really holds that many "
+                     f"images, unpack it and point to the folder instead.")
+
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    """The zip at ``path``, opened through ``zipread`` (its entry count checked); DataError
+    saying what is wrong otherwise."""
+    try:
+        return zipread.open_zip(path, path.name)
+    except zipread.ZipLimitError as e:
+        raise _too_big(path, e) from None
+    except _ZIP_ERRORS as e:
+        raise _bad_zip(path, e) from None
+
+
+def examine_member(info: zipfile.ZipInfo) -> zipread.Member:
+    """One member of a zip read in place, sorted by ``zipread.examine`` with the sources' name
+    rules; absolute names are refused (they are not file names inside the zip here)."""
+    return zipread.examine(info, is_image=is_image_name, is_hidden=is_hidden)
 
 
 def _list_zip(path: Path) -> tuple[list[Entry], int]:
     entries: list[Entry] = []
     other = 0
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise _bad_zip(path, e) from None
+    with open_zip(path) as zf:
+        infos = zf.infolist()
+    total = 0
     for i, info in enumerate(infos):
-        if info.is_dir():
+        m = examine_member(info)
+        if m.kind in ("folder", "hidden"):
             continue
-        if is_hidden(info.filename.split("/")):
-            continue
-        if not is_image_name(info.filename):
+        if m.kind == "other":
             other += 1
             continue
-        entries.append(Entry(info.filename, info.file_size, info.CRC, i))
+        if not m.reason:
+            total += zipread.declared_size(info)
+        entries.append(Entry(info.filename, info.file_size, info.CRC, i, m.reason))
+    try:
+        zipread.check_total(path.name, total)
+    except zipread.ZipLimitError as e:
+        raise _too_big(path, e) from None
     entries.sort(key=lambda e: (e.name, e.key))
     return entries, other
 
 
 def list_entries(src: Source) -> tuple[list[Entry], int]:
-    """(image-extension entries sorted by name, count of other files ignored)."""
+    """(image-extension entries sorted by name, count of other files ignored). For a zip the
+    entries include the members ``zipread`` refuses (``Entry.refused`` says why; nested
+    archives, links... whatever their extension), so they can be reported."""
     return _list_folder(src.path) if src.kind == "folder" else _list_zip(src.path)
 
 
@@ -241,17 +277,19 @@ def describe_source(source: str | Path) -> str:
 
 class MemberReader:
     """Reads members of one source by ``Entry.key`` (a folder's relative name, a zip's index in
-    ``infolist()``), through one open ZipFile for a zip. Errors are those of the file system
-    or of :mod:`zipfile` (the decoder turns them into reasons)."""
+    ``infolist()``), through one open ZipFile for a zip, every read bounded by ``zipread``.
+    Errors: the file system's, DataError when the zip cannot be opened, and
+    ``zipread.MemberRefused`` (its ``reason`` one of ``zipread.REFUSALS``) for a member that is
+    not read (the decoder turns them into reasons)."""
 
     def __init__(self, kind: str, path: str | Path):
         self.root = Path(path)
-        self.zf = zipfile.ZipFile(path) if kind == "zip" else None
+        self.zf = open_zip(self.root) if kind == "zip" else None
         self.infos = self.zf.infolist() if self.zf is not None else None
 
     def read(self, key: Any) -> bytes:
         if self.zf is not None:
-            return self.zf.read(self.infos[key])
+            return zipread.read_member(self.zf, self.infos[key])
         return (self.root / key).read_bytes()
 
     def close(self) -> None:
@@ -266,29 +304,39 @@ class MemberReader:
 
 
 def iter_source_files(source: str | Path) -> Iterator[tuple[str, int, Callable[[], bytes]]]:
-    """(relative name, size in bytes, read) for every image-extension file, sorted by name.
+    """(relative name, size in bytes, read) for every image-extension file, sorted by name
+    (the members of a zip that ``zipread`` refuses are left out: they are never read).
     ``read()`` returns the file's bytes; for a zip it reads through one shared ZipFile (kept
-    open by the closures; closed when they are collected)."""
+    open by the closures; closed when they are collected), bounded by ``zipread``."""
     src = resolve(source)
     entries, _ = list_entries(src)
     reader = MemberReader(src.kind, src.path)
     for e in entries:
-        yield e.name, e.size, (lambda k=e.key: reader.read(k))
+        if not e.refused:
+            yield e.name, e.size, (lambda k=e.key: reader.read(k))
 
 
 def read_member(source: str | Path, name: str) -> bytes:
     """The bytes of one file of a source, by its relative name (as in ``PreparedData.names``).
-    Raises DataError when the source or the file cannot be read (or the name points outside)."""
+    Raises DataError when the source or the file cannot be read (or the name points outside);
+    a zip member is read through ``zipread`` (the same limits as ``prepare``)."""
     src = resolve(source)
     parts = PurePosixPath(name).parts
     if not parts or name.startswith("/") or ".." in parts:
         raise DataError(f"{name!r} is not a file name inside {src.path}.")
-    try:
-        if src.kind == "folder":
+    if src.kind == "folder":
+        try:
             return (src.path / name).read_bytes()
-        with zipfile.ZipFile(src.path) as zf:
-            return zf.read(name)
-    except (zipfile.BadZipFile, ValueError) as e:
-        raise _bad_zip(src.path, e) from None
-    except (OSError, KeyError, RuntimeError) as e:  # missing, permissions, encrypted member
-        raise DataError(f"{name} cannot be read from {src.path} ({e}).") from None
+        except OSError as e:  # missing, permissions, a folder
+            raise DataError(f"{name} cannot be read from {src.path} ({e.strerror or 'input/output error'}).") from None
+    with open_zip(src.path) as zf:
+        try:
+            info = zf.getinfo(name)
+        except KeyError:
+            raise DataError(f"{name} cannot be read from {src.path} (no such file in the zip).") from None
+        try:
+            return zipread.read_member(zf, info)
+        except zipread.MemberRefused as e:
+            raise DataError(f"{name} cannot be read from {src.path}: {e.reason}.") from None
+        except OSError as e:
+            raise DataError(f"{name} cannot be read from {src.path} ({e.strerror or 'input/output error'}).") from None
