@@ -1,6 +1,7 @@
 """Train, evaluate and explore anime-face GANs from the command line.
 
-The verbs: prepare, synth, train, generate, interpolate, export, fid, swd, runs, clean, info, timelapse,
+The verbs: prepare, synth, train, generate, interpolate, export, fid, swd, realism, runs, clean, info,
+timelapse,
 and the exploring ones (in cli_explore.py): directions, invert, nearest, memorisation.
 
     python -m animegan train --preset anime64 --data PATH|ZIP|synthetic --epochs N --name NAME
@@ -225,6 +226,36 @@ def _metric(a: argparse.Namespace, metric: str) -> int:
     return 0
 
 
+def cmd_realism(a: argparse.Namespace) -> int:
+    """A small CNN trained to tell the checkpoint's faces from the split's real ones; its held-out
+    accuracy (`realism.checkpoint_realism`). Data and n as `swd` picks them."""
+    from tqdm import tqdm
+
+    from .realism import checkpoint_realism
+    bar = None
+
+    def judge_progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="judge", unit="epoch")
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    r = checkpoint_realism(a.checkpoint, a.data, a.split, n=a.n, seed=a.seed, threads=a.threads, device=a.device,
+                           data_progress=True, progress=judge_progress)
+    if r.n < a.n:
+        print(f"note: the {a.split} split has {r.n} images; used n={r.n}", file=sys.stderr)
+    if a.json:
+        print(json.dumps(r.to_dict()))
+    else:
+        print(f"REALISM {r.accuracy:.3f}  n={r.n} seed={r.seed} vs {r.reference}  (held-out accuracy of a judge "
+              f"trained on {r.n_train}+{r.n_train} faces for {r.epochs} epochs, tested on {r.n_test}+{r.n_test} it never "
+              f"saw; 0.5 = indistinguishable, 1.0 = always told apart)")
+    return 0
+
+
 def cmd_runs(a: argparse.Namespace) -> int:
     from .rundir import list_runs
     runs = list_runs()
@@ -346,6 +377,18 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "fid":
             p.add_argument("--inception-weights", help="path to pt_inception-2015-12-05-6726825d.pth")
         p.set_defaults(fn=lambda a, m=name: _metric(a, m))
+
+    p = sub.add_parser("realism", help="how often a small CNN tells a checkpoint's faces from real ones (0.5 = never)")
+    ckpt_args(p)
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--split", default="val", choices=SPLITS)
+    p.add_argument("--n", type=int, default=2000, help="images per side, capped at the split's size; half of each "
+                                                        "trains the judge, the other half is judged")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the generated images and of the judge")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads of the judge (the number is reproducible "
+                                                          "at a fixed count)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_realism)
 
     from .cli_explore import add_verbs
     add_verbs(sub, ckpt_args)  # directions, invert, nearest, memorisation

@@ -8,7 +8,9 @@ writes, next to each other in --out:
                    val split at the curve's n, measured here when --data is given
   NAME-grid.png    64 faces of fixed seed 0 (the same faces `generate --seed 0 --n 64` draws)
 and prints the card's facts as markdown: recipe, images seen, training time, the curve's points,
-SWD on the test split (the split nothing was selected on) and the real-vs-real floor beside it.
+SWD on the test split (the split nothing was selected on) and the real-vs-real floor beside it, and
+the realism judge's held-out accuracy on the same split and n (`animegan.realism`: how often a small
+CNN tells its faces from real ones; 0.5 = never) with two real sets' accuracy beside it.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from animegan import curves, generate, metrics
+from animegan import curves, generate, metrics, realism
 from animegan.checkpoint import load_checkpoint, load_generator
 from animegan.config import TrainConfig, preset_base
 from animegan.evaluation import checkpoint_data, evaluate_on_split
@@ -54,6 +56,13 @@ def real_floor(data, n: int) -> float:
     return metrics.swd(data.split_images("test")[:n], data.split_images("val")[:n], seed=0).value
 
 
+def real_realism_floor(data, n: int) -> float:
+    """The realism judge on two sets of real faces the checkpoint never trained on: its test split
+    against its val split, n each (seed 0). About 0.5: what a perfect generator would score."""
+    n = min(n, len(data.split_images("test")), len(data.split_images("val")))
+    return realism.realism_accuracy(data.split_images("test")[:n], data.split_images("val")[:n], seed=0).accuracy
+
+
 def card_facts(ck_path: Path, data: str | None, n: int) -> str:
     """The card's numbers as markdown lines, each measured here from the file."""
     ck = load_checkpoint(ck_path)
@@ -76,14 +85,21 @@ def card_facts(ck_path: Path, data: str | None, n: int) -> str:
                      + " / ".join(f"{v:.1f}" for v in r.levels or []) + "; "
                      f"`python -m animegan swd --checkpoint {ck_path} --data {data} --split test --n {n}`); "
                      f"two real sets, its test split vs its val split at the same n: {real_floor(prepared, r.n):.1f}")
+        j = realism.realism_on_split(lg.G, prepared, "test", n=n, seed=0)
+        lines.append(f"- **Realism judge on the test split**: **{j.accuracy:.4f}** held-out accuracy of a small CNN "
+                     f"telling its faces from real ones (0.5 = never, 1.0 = always; n={j.n} per side, seed 0, "
+                     f"{j.epochs} epochs; `python -m animegan realism --checkpoint {ck_path} --data {data} --split test "
+                     f"--n {n}`); two real sets, its test split vs its val split at the same n: "
+                     f"{real_realism_floor(prepared, j.n):.4f}")
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("--data", help="the data it was trained on, to measure SWD on its test split (omit to skip)")
-    ap.add_argument("--n", type=int, default=2000, help="faces compared for the test-split SWD")
+    ap.add_argument("--data", help="the data it was trained on, to measure SWD and realism on its test split "
+                                   "(omit to skip)")
+    ap.add_argument("--n", type=int, default=2000, help="faces compared for the test-split SWD and realism")
     ap.add_argument("--out", type=Path, default=Path("docs/cards"))
     ap.add_argument("--floor", type=float, help="the real-vs-real SWD to draw (default: measured with --data, "
                                                 "test vs val split at the curve's n; none without --data)")

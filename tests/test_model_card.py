@@ -34,6 +34,10 @@ def test_card_draws_the_carried_curve_the_seed_grid_and_measures_the_test_split(
     assert test_line and "(n=3," in test_line[0] and "--split test" in test_line[0], \
         "measured on the 3 faces this checkpoint held out for testing, not on a default split of the source"
     assert "two real sets, its test split vs its val split at the same n: " in test_line[0]
+    judge_line = [line for line in r.stdout.splitlines() if "Realism judge on the test split" in line]
+    assert judge_line and "n=3 per side" in judge_line[0] and "realism --checkpoint" in judge_line[0] \
+        and "--split test" in judge_line[0], "the judge beside SWD, on the same held-out faces"
+    assert "two real sets, its test split vs its val split at the same n: " in judge_line[0]
 
 
 def test_card_of_a_checkpoint_without_a_curve_still_draws_its_grid(tmp_path):
