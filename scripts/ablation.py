@@ -15,11 +15,21 @@ finished is skipped, so the script can be restarted after an interruption (an un
 started again from scratch: a fair arm has one uninterrupted budget). SWD (n=1000, val split) is
 evaluated every --eval-kimg thousand images (n = --eval-n), so curves compare by images seen and by
 wall time. `--kimg` gives every arm the same number of images instead of the same minutes.
+
+`--cpu-minutes` gives every arm the same CPU time instead (round 3): the arm's process is stopped
+(SIGTERM: it saves and ends) once its own CPU time reaches the budget, and its last checkpoint is
+then measured once more on the val split (the `swd` verb, same n and seed as the evaluations).
+On a machine shared with other work, an arm's images per CPU-second stay what they are on a
+quiet one, where its images per wall-second do not: with one thread per arm, CPU minutes are
+the fair budget. (Memory bandwidth and caches are still shared, so the column of images per
+CPU-second is shown beside every arm.)
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -71,20 +81,57 @@ def arm_fields(name: str, data: str, minutes: float, kimg: float, eval_kimg: flo
     return {**fields, **budget, "eval_kimg": eval_kimg, "eval_n": eval_n, "eval_every": 0, "epochs": 1000, "data": data}
 
 
-def run_arm(name: str, data: str, out: Path, minutes: float, eval_kimg: float, kimg: float = 0.0, eval_n: int = 1000) -> Path:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) of process `pid` so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _train_on_cpu_budget(cmd: list[str], log, seconds: float, trace: Path) -> int:
+    """Run the trainer; SIGTERM it once its CPU time reaches `seconds`. Every few seconds a line
+    (wall time, CPU seconds) goes to `trace`, so evaluations can be placed on the CPU-time axis."""
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    stopped = False
+    with open(trace, "w") as f:
+        while proc.poll() is None:
+            try:
+                used = cpu_seconds(proc.pid)
+            except (OSError, IndexError, ValueError):
+                break
+            f.write(json.dumps({"time": time.time(), "cpu_s": used}) + "\n")
+            f.flush()
+            if used >= seconds and not stopped:
+                proc.send_signal(signal.SIGTERM)
+                stopped = True
+            time.sleep(5)
+    return proc.wait()
+
+
+def run_arm(name: str, data: str, out: Path, minutes: float, eval_kimg: float, kimg: float = 0.0, eval_n: int = 1000,
+            cpu_minutes: float = 0.0) -> Path:
     run = out / name
-    status = run / "status.json"
-    if status.exists() and json.loads(status.read_text()).get("state") == "finished":
+    status, final = run / "status.json", out / f"{name}.final.json"
+    if (status.exists() and json.loads(status.read_text()).get("state") == "finished") or final.exists():
         print(f"{name}: finished before, skipped", flush=True)
         return run
-    fields = arm_fields(name, data, minutes, kimg, eval_kimg, eval_n)
+    fields = arm_fields(name, data, 0.0 if cpu_minutes else minutes, kimg, eval_kimg, eval_n)
     cmd = [sys.executable, "-m", "animegan", "train", *_flags(fields), "--out", str(run), "--overwrite", "--no-progress"]
     print(f"{name}: {' '.join(cmd)}", flush=True)
     t = time.time()
     with open(out / f"{name}.out", "w") as f:
-        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
+        if cpu_minutes:
+            rc = _train_on_cpu_budget(cmd, f, cpu_minutes * 60, out / f"{name}.cpu.jsonl")
+        else:
+            rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
     print(f"{name}: exit {rc} after {time.time() - t:.0f} s", flush=True)
     ck = run / "checkpoints" / "last.pt"
+    if cpu_minutes and rc == 0 and ck.exists():  # the budget's end, measured as the evaluations are
+        r = subprocess.run([sys.executable, "-m", "animegan", "swd", "--checkpoint", str(ck), "--data", data, "--split", "val",
+                            "--n", str(eval_n), "--seed", "0", "--json"], capture_output=True, text=True)
+        if r.returncode == 0:
+            step = json.loads(status.read_text()).get("step", 0)
+            final.write_text(json.dumps({**json.loads(r.stdout), "step": step,
+                                         "kimg": step * fields.get("batch_size", 64) / 1000, "time": time.time()}))
     if rc == 0 and ck.exists():
         grid = out / "grids" / f"{name}.png"
         grid.parent.mkdir(exist_ok=True)
@@ -98,7 +145,8 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _arms(out: Path, also: dict[str, Path], minutes: float):
-    """(name, what, run dir, SWD evals, images/s readings, kimg seen, start time) per arm that ran,
+    """(name, what, run dir, SWD evals, images/s readings, kimg seen, start time, CPU seconds or None)
+    per arm that ran,
     then per `also` run (a longer run of the same recipe, e.g. the long run), cut at `minutes`
     after its start so it compares with arms of that budget."""
     runs = [(name, what, out / name, None) for name, (what, *_) in ARMS.items()]
@@ -107,8 +155,7 @@ def _arms(out: Path, also: dict[str, Path], minutes: float):
         if not (run / "status.json").exists():
             continue
         st = json.loads((run / "status.json").read_text())
-        cfg = json.loads((run / "config.json").read_text())
-        batch = cfg["batch_size"]
+        batch = json.loads((run / "config.json").read_text())["batch_size"]
         evals = [e for e in _rows(run / "evals.jsonl") if e.get("metric") == "swd"]
         metrics = [m for m in _rows(run / "metrics.jsonl") if "images_per_s" in m]
         t0 = st.get("first_started", st.get("started", evals[0]["time"] if evals else 0))
@@ -116,37 +163,49 @@ def _arms(out: Path, also: dict[str, Path], minutes: float):
             evals = [e for e in evals if e["time"] - t0 <= cut + 60]
             metrics = [m for m in metrics if m["time"] - t0 <= cut]
         step = metrics[-1]["step"] if cut is not None and metrics else st.get("step", 0)
-        yield name, what, run, evals, [m["images_per_s"] for m in metrics], step * batch / 1000, t0
+        final = out / f"{name}.final.json"
+        if cut is None and final.exists():  # a --cpu-minutes arm: its last checkpoint, measured after the stop
+            evals.append(json.loads(final.read_text()))
+        trace = _rows(out / f"{name}.cpu.jsonl")
+        for e in evals:  # where each evaluation falls on the arm's own CPU-time axis
+            before = [r["cpu_s"] for r in trace if r["time"] <= e["time"]]
+            if trace:
+                e["cpu_min"] = (before[-1] if before else 0.0) / 60
+        cpu_s = trace[-1]["cpu_s"] if trace else None
+        yield name, what, run, evals, [m["images_per_s"] for m in metrics], step * batch / 1000, t0, cpu_s
 
 
 def report(out: Path, also: dict[str, Path] | None = None, minutes: float = 0.0) -> str:
-    lines = ["| arm | what | SWD ×1e3 at end | best SWD | kimg seen | img/s | evals (kimg: SWD) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, what, _, evals, speeds, kimg, _ in _arms(out, also or {}, minutes):
+    lines = ["| arm | what | SWD ×1e3 at end | best SWD | kimg seen | img/s | img per CPU-s | evals (kimg: SWD) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, what, _, evals, speeds, kimg, _, cpu_s in _arms(out, also or {}, minutes):
         last = f"{evals[-1]['value']:.1f}" if evals else "–"
         best = f"{min(e['value'] for e in evals):.1f}" if evals else "–"
         speed = f"{sorted(speeds)[len(speeds) // 2]:.0f}" if speeds else "–"
         curve = ", ".join(f"{e.get('kimg', 0):.0f}: {e['value']:.1f}" for e in evals)
-        lines.append(f"| {name} | {what} | {last} | {best} | {kimg:.1f} | {speed} | {curve} |")
+        per_cpu = f"{kimg * 1000 / cpu_s:.0f}" if cpu_s else "–"
+        lines.append(f"| {name} | {what} | {last} | {best} | {kimg:.1f} | {speed} | {per_cpu} | {curve} |")
     return "\n".join(lines)
 
 
 def plots(out: Path, docs: Path, also: dict[str, Path] | None = None, minutes: float = 0.0) -> None:
     """SWD against images seen and against wall time, one line per arm; the arms' grids copied."""
     from animegan.plots import line_plot
-    by_kimg, by_min, grids, n = {}, {}, {}, 1000
-    for name, _, _, evals, _, _, t0 in _arms(out, also or {}, minutes):
+    by_kimg, by_min, grids, n, cpu_axis = {}, {}, {}, 1000, True
+    for name, _, _, evals, _, _, t0, _ in _arms(out, also or {}, minutes):
         if not evals:
             continue
         n = evals[-1].get("n", n)
+        cpu_axis = cpu_axis and all("cpu_min" in e for e in evals)
         by_kimg[name] = ([e.get("kimg", 0) for e in evals], [e["value"] for e in evals])
-        by_min[name] = ([(e["time"] - t0) / 60 for e in evals], [e["value"] for e in evals])
+        by_min[name] = ([e.get("cpu_min", (e["time"] - t0) / 60) for e in evals], [e["value"] for e in evals])
         if (out / "grids" / f"{name}.png").exists():
             grids[name] = out / "grids" / f"{name}.png"
     line_plot(by_kimg, f"SWD x1e3 (n={n}, val split) vs images seen", "thousands of images seen", "SWD x1e3",
               docs / "swd-by-kimg.png", floor=6.5, log_y=True)
-    line_plot(by_min, f"SWD x1e3 (n={n}, val split) vs wall time (this 2-core CPU, 1 thread)", "minutes",
-              "SWD x1e3", docs / "swd-by-minutes.png", floor=6.5, log_y=True)
+    clock = "CPU time of the arm's one thread" if cpu_axis and by_min else "wall time (this 2-core CPU, 1 thread)"
+    line_plot(by_min, f"SWD x1e3 (n={n}, val split) vs {clock}", "minutes", "SWD x1e3", docs / "swd-by-minutes.png",
+              floor=6.5, log_y=True)
     if grids:
         faces_sheet(grids, docs / "grids.jpg")
     print(f"wrote {docs}/swd-by-kimg.png, swd-by-minutes.png" + (f" and grids.jpg ({len(grids)} arms)" if grids else ""))
@@ -182,6 +241,7 @@ def main() -> int:
     ap.add_argument("--eval-kimg", type=float, default=4.0)
     ap.add_argument("--eval-n", type=int, default=1000, help="images per SWD evaluation (round 3: 2000)")
     ap.add_argument("--kimg", type=float, default=0.0, help="run: every arm sees this many thousand images (instead of --minutes)")
+    ap.add_argument("--cpu-minutes", type=float, default=0.0, help="run: every arm gets this much CPU time (instead of --minutes)")
     ap.add_argument("--also", action="append", default=[], metavar="NAME=RUN",
                     help="report/plots: a longer run of one arm's recipe, cut at --minutes after its start")
     a = ap.parse_args()
@@ -198,7 +258,7 @@ def main() -> int:
                 ap.error(f"unknown arm {name!r}; choose from {', '.join(ARMS)}")
         for name in a.arms.split(","):
             run_arm(name, str(Path(a.data).resolve()) if a.data != "synthetic" else a.data, a.out, a.minutes, a.eval_kimg,
-                    a.kimg, a.eval_n)
+                    a.kimg, a.eval_n, a.cpu_minutes)
     if a.what == "plots":
         plots(a.out, a.docs, also, a.minutes)
         return 0

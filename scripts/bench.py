@@ -1,8 +1,9 @@
 """Benchmark: where training time goes, and what the project's data pipeline buys.
 
     python scripts/bench.py [--json PATH] [--device cpu|cuda] [--quick] [--data PATH|ZIP|synthetic] [--repeats N]
+    python scripts/bench.py --training-only --preset anime64 --width 32 --threads 1   # the README's step-speed table
 
-One run, one machine, one model (`dcgan` at 64×64) and one batch size. It measures:
+One run, one machine, one recipe (`--preset`, default the classic `dcgan` at 64×64) and one batch size. It measures:
 
 1. training images/s with the classic write-ups' input pipeline: torchvision ImageFolder over a folder of
    JPEGs (q95, 96×96), PIL decode and Python transforms per item, a DataLoader with as many workers as the machine has cores (as a user would set it);
@@ -10,7 +11,8 @@ One run, one machine, one model (`dcgan` at 64×64) and one batch size. It measu
    memory-mapped uint8 cache of `animegan.data.prepare`, sorted batch indices, `to_float`, and
    `ClassicAugment` on the whole batch on the device;
 3. the ceiling: the batch already on the device, no augmentation; and the ratios 2/1 and 2/3;
-4. training-step options (eager, channels_last, torch.compile), with a loss check against eager;
+4. training-step options (eager, channels_last, torch.compile, and fp32 beside bf16 autocast where bf16 is
+   the default: CUDA, CPUs with native bf16), with a loss check against eager;
 5. generation latency (shipped checkpoints, or freshly built generators when none are shipped);
 6. cache build and FID feature extraction images/s;
 7. peak resident memory of a `python -m animegan train` process on the 30,000-image zip.
@@ -86,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, help="untimed steps first (CPU: 2, --quick 1; CUDA: 10, --quick 5; --tiny 1)")
     ap.add_argument("--batch", type=int, help="batch size (default 64 on CPU, 128 on CUDA)")
     ap.add_argument("--width", type=int, help="ngf = ndf (default 64)")
+    ap.add_argument("--preset", default="classic-dcgan",
+                    help="the recipe of the timed step (default classic-dcgan: dcgan, bce; anime64: the project's, with lazy R1)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's, one per core)")
     ap.add_argument("--fid-n", type=int, help="images through Inception (default 100; --quick 20; --tiny 2)")
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="measure the torch.compile step option (default on; off in --quick and --tiny: compiling takes minutes on a CPU)")
@@ -113,6 +118,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.memory_skip = "--no-memory" if a.no_memory else (None if mode == "full" else f"not measured in --{mode}")
     a.data = a.data or (str(SHARED_ZIP) if SHARED_ZIP.exists() and mode != "tiny" else "synthetic")
     a.json = Path(a.json) if a.json else paths.home() / "bench" / f"bench-{a.device}.json"
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     return a
 
 
@@ -167,10 +174,12 @@ def default_variant(device: torch.device) -> Variant:
 
 
 class Trainer:
-    """dcgan G and D, Adam as in the classic-dcgan preset, built and stepped by the trainer's own code."""
+    """G and D of --preset (classic-dcgan: dcgan, Adam as the write-ups had it) at --width, built and
+    stepped by the trainer's own code."""
 
     def __init__(self, args: argparse.Namespace, device: torch.device, variant: Variant):
-        self.cfg = preset_config("classic-dcgan", model="dcgan", ngf=args.width, ndf=args.width,
+        model = {"model": "dcgan"} if args.preset == "classic-dcgan" else {}
+        self.cfg = preset_config(args.preset, **model, ngf=args.width, ndf=args.width,
                                  batch_size=args.batch, img_size=IMG_SIZE, seed=SEED)
         self.device, self.variant = device, variant
         self.nets = build_nets(self.cfg, device, Dist(), variant.options)
@@ -366,10 +375,12 @@ def ceiling_batch(args, device, data) -> torch.Tensor:
 def step_variants(device: torch.device, with_compile: bool) -> list[Variant]:
     base = default_variant(device)
     out = [Variant("eager", False, False, base.amp), Variant("channels_last", True, False, base.amp)]
-    if base.amp:  # bf16 autocast is the default on CUDA: the same step in fp32 beside it
+    if base.amp:  # bf16 autocast is the default (CUDA, CPUs with native bf16): the same step in fp32 beside it
         out.append(Variant("fp32", base.channels_last, False, False))
     if with_compile:
         out.append(Variant("torch.compile", base.channels_last, True, base.amp))
+        if base.amp:
+            out.append(Variant("torch.compile fp32", base.channels_last, True, False))
     return out
 
 
@@ -588,7 +599,7 @@ def print_table(r: dict[str, Any]) -> None:
     d, s = r["device"], r["settings"]
     print(f"device {d['device']} ({d['name']}), torch {d['torch']}, {d['threads']} threads; load average "
           f"{r['load_average']['start']} at start, {r['load_average']['end']} at end")
-    print(f"model dcgan {IMG_SIZE}x{IMG_SIZE} ngf=ndf={s['width']}, batch {s['batch']}, data {s['data']} ({s['mode']}); "
+    print(f"preset {s.get('preset', 'classic-dcgan')} {IMG_SIZE}x{IMG_SIZE} ngf=ndf={s['width']}, batch {s['batch']}, data {s['data']} ({s['mode']}); "
           f"value: median of {s['repeats']} rounds of {s['steps']} timed steps (after {s['warmup']} warm-up); "
           f"ratio: median of the per-round ratios")
     head = ("section", "measure", "value", "unit", "ratio", "note")
@@ -669,7 +680,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         fid = skip if args.training_only else bench_fid_features(args, device, data, work)
         memory = skip if args.training_only else bench_memory(args, device, home, cache["cache_mb"] if full_zip else None)
 
-    settings = {"mode": args.mode, "data": args.data, "model": "dcgan", "img_size": IMG_SIZE, "width": args.width,
+    settings = {"mode": args.mode, "data": args.data, "preset": args.preset, "img_size": IMG_SIZE, "width": args.width,
+                "threads": torch.get_num_threads(),
                 "batch": args.batch, "repeats": args.repeats, "steps": args.steps, "warmup": args.warmup,
                 "classic_folder_images": n_classic, "classic_transforms": "Resize(64), ToTensor, Normalize(0.5,0.5), "
                 f"RandomHorizontalFlip, ColorJitter(brightness=0.2); DataLoader(num_workers={LOADER_WORKERS}, shuffle, drop_last)",
