@@ -6,13 +6,22 @@ share of every global batch, and the trainer averages gradients with `average_gr
 every backward pass (an all-reduce, as stylegan2-ada does instead of wrapping in DDP; that keeps
 the gradient penalty's double backward simple). Only rank 0 (`Dist.main`) writes files.
 `StopRequested` turns SIGTERM / Ctrl-C into a flag the training loop checks after each step.
+
+A rank that is gone (killed, crashed) or stops answering fails the others' next collective: at
+once when its connection closes, else after `COLLECTIVE_TIMEOUT_S` (gloo); every collective here
+then raises `RankLost`, whose message names that rank. Waits for rank 0's own work (preparing the
+data, an evaluation, the end of the run) go through a second group with a longer timeout.
 """
 from __future__ import annotations
 
 import os
 import signal
+import socket
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as torchdist
@@ -76,20 +85,42 @@ def device_summary() -> dict[str, Any]:
 
 # -- torchrun ------------------------------------------------------------------------------------
 
+COLLECTIVE_TIMEOUT_S = 120.0   # gloo: a rank silent this long in a training step's collective is lost
+COLLECTIVE_TIMEOUT_ENV = "ANIMEGAN_COLLECTIVE_TIMEOUT"  # seconds; overrides COLLECTIVE_TIMEOUT_S
+MAIN_WORK_TIMEOUT_S = 6 * 3600.0  # waits for rank 0's own work (a CPU FID of 10k images: about an hour)
+
+
+class RankLost(RuntimeError):
+    """Another training process is gone or stopped answering; the message names it."""
+
+
 @dataclass
 class Dist:
     """This process's place among the training processes (one process: rank 0 of 1)."""
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    procs: tuple[tuple[str, int], ...] = ()  # (host, pid) of every rank: to name a lost one
+    timeout: float = 0.0                     # seconds of the training step's collectives (0: torch's own)
+    patient: Any = None   # the process group of waits for rank 0's own work (None: the default group)
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
 
+def collective_timeout() -> float:
+    """COLLECTIVE_TIMEOUT_S, or the seconds that ANIMEGAN_COLLECTIVE_TIMEOUT sets."""
+    value = os.environ.get(COLLECTIVE_TIMEOUT_ENV, "").strip()
+    try:
+        return float(value) if value and float(value) > 0 else COLLECTIVE_TIMEOUT_S
+    except ValueError:
+        raise ConfigError(f"{COLLECTIVE_TIMEOUT_ENV} must be a number of seconds, not {value!r}") from None
+
+
 def init_distributed(device_pref: str) -> Dist:
-    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; one process otherwise."""
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; one process otherwise. On gloo (the CPU) every
+    collective times out after `collective_timeout()` seconds; NCCL keeps torch's own timeout."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
@@ -97,9 +128,14 @@ def init_distributed(device_pref: str) -> Dist:
     use_cuda = torch.cuda.is_available() and device_pref != "cpu"
     if use_cuda:
         torch.cuda.set_device(local)
+    backend, timeout = "nccl" if use_cuda else "gloo", collective_timeout()
     if not torchdist.is_initialized():
-        torchdist.init_process_group("nccl" if use_cuda else "gloo")
-    return Dist(rank, world, local)
+        torchdist.init_process_group(backend, timeout=timedelta(seconds=timeout) if backend == "gloo" else None)
+    gloo = torchdist.get_backend() == "gloo"
+    patient = torchdist.new_group(timeout=timedelta(seconds=MAIN_WORK_TIMEOUT_S)) if gloo else None
+    procs: list[Any] = [None] * world
+    torchdist.all_gather_object(procs, (socket.gethostname(), os.getpid()))
+    return Dist(rank, world, local, tuple(tuple(p) for p in procs), timeout if gloo else 0.0, patient)
 
 
 def close_distributed(dist: Dist) -> None:
@@ -107,9 +143,41 @@ def close_distributed(dist: Dist) -> None:
         torchdist.destroy_process_group()
 
 
+@contextmanager
+def _collective(dist: Dist, patient: bool = False) -> Iterator[None]:
+    """A collective of the ranks; its failure (gloo and NCCL raise RuntimeError: a connection
+    closed by a rank that is gone, or no answer in time) becomes RankLost naming the lost rank."""
+    try:
+        yield
+    except RuntimeError as e:
+        raise RankLost(lost_rank_message(dist, MAIN_WORK_TIMEOUT_S if patient and dist.patient else dist.timeout)) from e
+
+
+def lost_rank_message(dist: Dist, timeout: float) -> str:
+    """Which rank was lost, in words: one whose process on this machine is gone (waited for a
+    moment: a killed process closes its connections before it is gone), else the other ranks."""
+    from .rundir import pid_alive
+    here = socket.gethostname()
+    peers = [(r, pid) for r, (host, pid) in enumerate(dist.procs) if r != dist.rank and host == here]
+    end = time.monotonic() + 2.0
+    while not (gone := [(r, pid) for r, pid in peers if not pid_alive(pid)]) and time.monotonic() < end:
+        time.sleep(0.1)
+    after = "resume the run to continue from its last checkpoint (checkpoints/last.pt)"
+    if gone:
+        who = ", ".join(f"rank {r} (pid {pid})" for r, pid in gone)
+        return (f"training process {who} of {dist.world} is gone: it crashed or was killed, so rank {dist.rank} "
+                f"stopped too; {after}")
+    others = ", ".join(str(r) for r in range(dist.world) if r != dist.rank)
+    wait = f"within {timeout:g} s" if timeout else "in time"
+    return (f"training process rank {others} of {dist.world} stopped answering (no reply {wait}), so rank "
+            f"{dist.rank} stopped; {after}")
+
+
 def barrier(dist: Dist) -> None:
+    """Every rank waits here for the others (the long timeout: they wait for rank 0's own work)."""
     if dist.world > 1:
-        torchdist.barrier()
+        with _collective(dist, patient=True):
+            torchdist.barrier(group=dist.patient)
 
 
 def average_gradients(module: nn.Module, dist: Dist) -> None:
@@ -120,7 +188,8 @@ def average_gradients(module: nn.Module, dist: Dist) -> None:
     if not grads:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])
-    torchdist.all_reduce(flat)
+    with _collective(dist):
+        torchdist.all_reduce(flat)
     flat /= dist.world
     i = 0
     for g in grads:
@@ -131,32 +200,39 @@ def average_gradients(module: nn.Module, dist: Dist) -> None:
 def broadcast_module(module: nn.Module, dist: Dist) -> None:
     """Rank 0's parameters and buffers, everywhere."""
     if dist.world > 1:
-        for t in list(module.parameters()) + list(module.buffers()):
-            torchdist.broadcast(t.data, 0)
+        with _collective(dist):
+            for t in list(module.parameters()) + list(module.buffers()):
+                torchdist.broadcast(t.data, 0)
 
 
-def any_rank(flags: list[bool], dist: Dist) -> list[bool]:
+def any_rank(flags: list[bool], dist: Dist, patient: bool = False) -> list[bool]:
     """Each flag, true when it is true on any rank: ranks that take part in the same collectives
-    must agree on stopping."""
+    must agree on stopping. `patient`: the other ranks may wait here for rank 0's own work (an
+    evaluation), so the long timeout applies."""
     t = torch.tensor([float(f) for f in flags])
     if dist.world > 1:
-        if torchdist.get_backend() == "nccl":  # NCCL reduces device tensors only
+        group = dist.patient if patient else None
+        if torchdist.get_backend(group) == "nccl":  # NCCL reduces device tensors only
             t = t.to(torch.device("cuda", dist.local_rank))
-        torchdist.all_reduce(t, op=torchdist.ReduceOp.MAX)
+        with _collective(dist, patient):
+            torchdist.all_reduce(t, op=torchdist.ReduceOp.MAX, group=group)
         t = t.cpu()
     return [bool(v > 0) for v in t]
 
 
 def max_param_diff(modules: list[nn.Module], dist: Dist, device: torch.device) -> float:
     """The largest difference of any parameter between any rank and rank 0 (0.0 when data
-    parallelism kept them identical, as it must). A collective: every rank calls it."""
+    parallelism kept them identical, as it must). A collective: every rank calls it, at the end of
+    a run (the long timeout: the others wait there for rank 0's last evaluation and checkpoint)."""
     diff = torch.zeros(())
-    for p in (p for m in modules for p in m.parameters()):
-        ref = p.detach().clone()
-        torchdist.broadcast(ref, 0)
-        diff = torch.maximum(diff, (p.detach() - ref).abs().max().cpu())
-    diff = diff.to(device)
-    torchdist.all_reduce(diff, op=torchdist.ReduceOp.MAX)
+    group = dist.patient
+    with _collective(dist, patient=True):
+        for p in (p for m in modules for p in m.parameters()):
+            ref = p.detach().clone()
+            torchdist.broadcast(ref, 0, group=group)
+            diff = torch.maximum(diff, (p.detach() - ref).abs().max().cpu())
+        diff = diff.to(device)
+        torchdist.all_reduce(diff, op=torchdist.ReduceOp.MAX, group=group)
     return float(diff)
 
 

@@ -1,8 +1,8 @@
 """The training loop: one process, or one per GPU under torchrun.
 
 `train()` reads from top to bottom as a run goes: settings, run directory, data, build,
-restore, then per step: step, log, sample, check collapse, stop or time budget, evaluation, end
-of epoch (schedules, evaluation, checkpoints), status. The step itself is `step.train_step`;
+restore, then per step: step, log, sample, evaluation, the stop decision, checkpoints, status;
+then the end. The step itself is `step.train_step`;
 devices and the torchrun collectives are `devices`; every file of the run is written through
 `rundir.RunWriter`; evaluations are `evaluation.evaluate_on_split`.
 
@@ -12,7 +12,9 @@ would: restoring the step number restores the random state.
 
 Several processes (torchrun): each rank reads its own shard of every global batch, gradients are
 averaged across ranks after every backward pass, BatchNorm is synchronised on CUDA, and only
-rank 0 writes files (the other ranks' RunWriter is disabled).
+rank 0 writes files (the other ranks' RunWriter is disabled). Every reason to stop (a signal, a
+collapse, an early stop, the time budget) is agreed by all ranks in one collective per step, so
+every rank leaves the loop at the same step; a rank that is lost fails the others (`RankLost`).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from .augment import ClassicAugment
 from .config import ConfigError, TrainConfig, validate
 from .devices import (
     Dist,
+    RankLost,
     StopRequested,
     any_rank,
     barrier,
@@ -67,11 +70,13 @@ log = logging.getLogger("animegan.train")
 MAX_ROLLBACKS = 3    # then the run stops as collapsed
 COLLAPSE_ROWS = 3    # metrics rows in a row where D wins completely and G's loss explodes = collapse
 COLLAPSE_MIN_STEP = 20  # sample spread is not judged before this step
+# Why a run stops before its last step, first first (status.json's `stop_reason`): stopped, collapsed, finished, finished
+STOP_REASONS = ("signal", "collapse", "early_stop", "time_budget")
 
 
 class TrainingError(ConfigError):
     """Found while training, not in the settings alone (a training split smaller than a batch,
-    losses that became non-finite); the message says what to change."""
+    losses that became non-finite, a lost rank); the message says what to change."""
 
 
 @dataclass
@@ -139,8 +144,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     with _outcome_recorded(run, dist), StopRequested() as stop:
         # -- data: rank 0 builds the cache, the others then read it
         data = _prepare_data(cfg, dist, progress)
-        if stop.flag:  # asked to stop while the data was being prepared: nothing trained, nothing to save
-            return _ended(run, "stopped")
+        if any_rank([stop.flag], dist, patient=True)[0]:  # asked to stop meanwhile: nothing trained or saved
+            return _ended(run, dist, "stopped", "signal", int(resume_from["step"]) if resume_from else 0)
         plan = _plan(cfg, dist, device, data)
 
         # -- build: networks, optimisers, schedules, EMA
@@ -154,9 +159,10 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         broadcast_module(nets.D, dist)
         bar = _start(run, plan, nets, p, progress)
 
-        state = "finished"
+        reason = None
         while p.step < plan.total_steps:
-            # -- step: this step's random stream, real batch and noise; D (and G) updated; EMA
+            # -- step: this step's random stream, real batch and noise; D (and G) updated; EMA; the
+            # schedules at the end of an epoch
             g = step_generator(cfg.seed, p.step, dist.rank, device)
             real = real_batch(plan.train_images, cfg, p.step, plan.steps_per_epoch, dist, plan.classic_aug, g,
                               plan.options.memory_format)
@@ -167,6 +173,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
             p.step += 1
             p.speed_n += plan.local_batch * dist.world
             _keep(run, p, row)
+            epoch_end = p.step % plan.steps_per_epoch == 0
+            if epoch_end:
+                nets.step_schedules()
             now = time.time()
 
             # -- log: every log_every steps the scalars come over in one transfer (every rank checks
@@ -181,45 +190,31 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 
             # -- sample: the fixed noise's grid; samples all alike = collapse
             out_of_time = bool(cfg.minutes) and now - p.t_budget >= cfg.minutes * 60
-            epoch_end = p.step % plan.steps_per_epoch == 0
             if dist.main and (p.step % cfg.latest_every == 0 or epoch_end or p.step == plan.total_steps or out_of_time):
                 alike = _sample(run, plan, nets, p, epoch_end, out_of_time)
                 collapse = collapse or alike
 
-            # -- stop, time budget, collapse: every rank must agree (they share the same collectives)
-            stopping, collapsed, out_of_time = any_rank([stop.flag, collapse is not None, out_of_time], dist)
-            if (out_of_time and not collapsed) or stopping:  # the last partial window gets its metrics row
-                _flush_metrics(run, plan, nets, p, now, bar)
-            if out_of_time and not collapsed:  # the wall-clock budget: end as at the last epoch
-                _end_on_budget(run, plan, nets, p)
-                break
-            if stopping:
-                _save(run, plan, nets, p, "last.pt")
-                _event(run, plan, p, "stopped", reason="signal")
-                log.info("stop requested: saved checkpoints/last.pt at step %d", p.step)
-                state = "stopped"
-                break
-            if collapsed:
+            # -- evaluation (rank 0) every eval_kimg thousand images and every eval_every epochs;
+            # `early`: patience ran out. Not when this step stops anyway (a signal, a collapse).
+            eval_due = _eval_due(plan, p.step, epoch_end)
+            early = eval_due and dist.main and not stop.flag and collapse is None and _evaluate(run, plan, nets, p)
+
+            # -- stop: one decision for every reason, agreed by all ranks in this one collective (the
+            # others wait here for rank 0's evaluation), so that every rank leaves at this same step
+            agreed = any_rank([stop.flag, collapse is not None, early, out_of_time], dist, patient=eval_due)
+            if agreed[1] and not agreed[0]:  # a collapse: stop, or roll back to last.pt, or warn
                 action = _on_collapse(run, plan, nets, p, collapse, now)
-                if action == "collapsed":
-                    state = "collapsed"
-                    break
                 if action == "rolled back":
                     continue
+                agreed[1] = action == "collapsed"
+            reason = next((r for r, yes in zip(STOP_REASONS, agreed, strict=True) if yes), None)
+            if reason == "time_budget" and cfg.eval_kimg and dist.main and not eval_due:
+                _evaluate(run, plan, nets, p)  # the budget's end is evaluated, as an epoch's end is
 
-            # -- evaluation every eval_kimg thousand images
-            if cfg.eval_kimg and dist.main and _kimg_crossed(cfg, p.step):
-                if _evaluate(run, plan, nets, p, p.step / plan.steps_per_epoch):
-                    _event(run, plan, p, "early_stop", patience=cfg.patience, best_epoch=p.best["epoch"])
-                    stop.flag = True
-
-            # -- end of epoch: schedules, evaluation, checkpoints, early stop; or a timed last.pt
-            if epoch_end:
-                if _end_of_epoch(run, plan, nets, p, stop):
-                    break
-            elif now - p.t_ckpt > cfg.checkpoint_minutes * 60:
-                _save(run, plan, nets, p, "last.pt")
-                p.t_ckpt = time.time()
+            # -- checkpoints: epoch_NNNN.pt at an epoch's end; last.pt then, every checkpoint_minutes
+            # and once as the run ends (a collapse keeps the last good one)
+            if reason != "collapse":
+                _checkpoints(run, plan, nets, p, epoch_end, reason is not None or p.step == plan.total_steps, now)
 
             # -- status every 2 seconds
             if now - p.t_status > 2 or p.step == plan.total_steps:
@@ -227,10 +222,12 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
                 left = plan.total_steps - p.step
                 run.update_status(step=p.step, epoch=plan.epoch(p.step), images_per_s=p.img_s_smooth,
                                   eta_s=left * cfg.batch_size / p.img_s_smooth if p.img_s_smooth > 0 else None)
+            if reason is not None:
+                break
 
-        # -- the end: last.pt, ranks in sync, status
-        _finish(run, plan, nets, p, state, bar)
-        return _ended(run, state)
+        # -- the end: the reason recorded, the ranks checked in sync, status
+        state = _finish(run, plan, nets, p, reason, bar)
+        return _ended(run, dist, state, reason, p.step)
 
 
 # -- settings, processes, the run directory ------------------------------------------------------
@@ -238,9 +235,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 def _resume_point(cfg: TrainConfig, path: Path, dist: Dist, device: torch.device) -> dict[str, Any]:
     """The run's checkpoints/last.pt, loaded (once) to continue from. Refused with ResumeError or
     CheckpointError before anything is written, so a refused resume leaves the run as it was."""
-    if dist.main:
-        # Our own pids: the job starter marks the run "starting" under the pid of the process it
-        # started, which is this trainer or, under torchrun, its parent.
+    if dist.main:  # the job starter marks the run "starting" under our pid, or under torchrun our parent's
         Run(path).check_resumable(own_pids=(os.getpid(), os.getppid()))
     last = path / "checkpoints" / "last.pt"
     ck = ckpt.load_checkpoint(last, map_location=device)
@@ -252,8 +247,8 @@ def _first_status(cfg: TrainConfig, device: torch.device, dist: Dist, resume_fro
     """status.json as a run starts; a resumed run keeps showing its checkpoint's step and epoch."""
     step, epoch = (int(resume_from.get("step", 0)), int(resume_from.get("epoch", 0))) if resume_from else (0, 0)
     return {"state": "starting", "pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-            "updated": time.time(), "epoch": epoch, "epochs": cfg.epochs, "step": step, "total_steps": 0,
-            "images_per_s": 0.0, "eta_s": None, "last_error": None, "device": str(device), "world_size": dist.world}
+            "updated": time.time(), "epoch": epoch, "epochs": cfg.epochs, "step": step, "total_steps": 0, "images_per_s": 0.0,
+            "eta_s": None, "last_error": None, "stop_reason": None, "device": str(device), "world_size": dist.world}
 
 
 def _setup_logging(run: Path) -> None:
@@ -271,29 +266,40 @@ def _setup_logging(run: Path) -> None:
 
 @contextmanager
 def _outcome_recorded(run: RunWriter, dist: Dist) -> Iterator[None]:
-    """A run that raises is marked failed (with the error) in status.json; the process group
-    is closed either way."""
+    """A run that raises is marked failed (with the error) in status.json, a lost rank in words
+    alone (raised as a TrainingError); the process group is closed either way."""
     try:
         yield
     except BaseException as e:
-        msg = f"{type(e).__name__}: {e}"
+        lost = isinstance(e, RankLost)
+        msg = str(e) if lost else f"{type(e).__name__}: {e}"
         run.update_status(state="failed", last_error=msg)
         if dist.main:
-            log.exception("training failed: %s", msg)
+            log.error("training failed: %s", msg, exc_info=not lost)
+        if lost:
+            raise TrainingError(msg) from e
         raise
     finally:
         close_distributed(dist)
 
 
-def _ended(run: RunWriter, state: str) -> str:
-    run.update_status(state=state)
-    log.info("run %s: %s", run.path.name, state)
+def _ended(run: RunWriter, dist: Dist, state: str, reason: str | None, step: int) -> str:
+    """The final state and why (status.json) and a line saying so, from every rank under torchrun."""
+    run.update_status(state=state, stop_reason=reason)
+    line = f"run {run.path.name}: {state}{f' ({reason})' if reason else ''} at step {step}"
+    if dist.world > 1:
+        line += f" [rank {dist.rank} of {dist.world}]"
+    if dist.main:
+        log.info(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
     return state
 
 
 # -- data, build, restore ------------------------------------------------------------------------
 
 def _prepare_data(cfg: TrainConfig, dist: Dist, progress: bool | None) -> PreparedData:
+    """Rank 0 prepares the data (builds the cache: the others wait), then the others read it."""
     from .data import prepare
     kw = dict(val=cfg.val_size, test=cfg.test_size, split_seed=cfg.split_seed)
     data = prepare(cfg.data, cfg.img_size, **kw, progress=bool(progress)) if dist.main else None
@@ -467,10 +473,12 @@ def _sample(run: RunWriter, plan: Plan, nets: Nets, p: Progress, epoch_end: bool
     return None
 
 
-def _kimg_crossed(cfg: TrainConfig, step: int) -> bool:
-    """Did this step's batch cross a multiple of eval_kimg thousand images?"""
-    every = int(cfg.eval_kimg * 1000)
-    return (step * cfg.batch_size) // every > ((step - 1) * cfg.batch_size) // every
+def _eval_due(plan: Plan, step: int, epoch_end: bool) -> bool:
+    """Is an evaluation due after `step`: its batch crossed a multiple of eval_kimg thousand images,
+    or it ended an eval_every-th epoch? (Every rank knows: the others wait for rank 0's.)"""
+    cfg, every = plan.cfg, int(plan.cfg.eval_kimg * 1000)
+    kimg = bool(cfg.eval_kimg) and (step * cfg.batch_size) // every > ((step - 1) * cfg.batch_size) // every
+    return kimg or (epoch_end and bool(cfg.eval_every) and plan.epoch(step) % cfg.eval_every == 0)
 
 
 def _on_collapse(run: RunWriter, plan: Plan, nets: Nets, p: Progress, reason: str | None, now: float) -> str:
@@ -503,10 +511,12 @@ def _on_collapse(run: RunWriter, plan: Plan, nets: Nets, p: Progress, reason: st
 
 # -- evaluation, checkpoints, the end ------------------------------------------------------------
 
-def _evaluate(run: RunWriter, plan: Plan, nets: Nets, p: Progress, epoch: float) -> bool:
+def _evaluate(run: RunWriter, plan: Plan, nets: Nets, p: Progress) -> bool:
     """Evaluate the sampling generator on the validation split (cfg.eval_metric, and SWD too);
     best.pt when it improved. Returns True when `patience` evaluations in a row did not improve."""
     cfg, data = plan.cfg, plan.data
+    epoch: float = p.step / plan.steps_per_epoch
+    epoch = int(epoch) if epoch.is_integer() else epoch
     G = nets.sampler(plan.device)
     if min(cfg.eval_n, len(data.splits["val"])) < 2:
         log.warning("evaluation skipped: the validation split has %d images", len(data.splits["val"]))
@@ -552,45 +562,39 @@ def _event(run: RunWriter, plan: Plan, p: Progress, kind: str, **kw: Any) -> Non
     run.event(kind, p.step, plan.epoch(p.step), **kw)
 
 
-def _end_on_budget(run: RunWriter, plan: Plan, nets: Nets, p: Progress) -> None:
-    """--minutes ran out: evaluated (with eval_kimg) and saved as at the end of an epoch."""
-    cfg = plan.cfg
-    if cfg.eval_kimg and plan.dist.main:
-        _evaluate(run, plan, nets, p, p.step / plan.steps_per_epoch)
-    _save(run, plan, nets, p, "last.pt")
-    _event(run, plan, p, "time_budget", minutes=cfg.minutes)
-    log.info("time budget of %g min reached at step %d: saved checkpoints/last.pt", cfg.minutes, p.step)
-
-
-def _end_of_epoch(run: RunWriter, plan: Plan, nets: Nets, p: Progress, stop: StopRequested) -> bool:
-    """Schedules stepped, the epoch's evaluation, checkpoints; True when patience ran out (early stop)."""
+def _checkpoints(run: RunWriter, plan: Plan, nets: Nets, p: Progress, epoch_end: bool, ending: bool, now: float) -> None:
+    """epoch_NNNN.pt at the end of every checkpoint_every-th epoch (the last keep_last kept);
+    last.pt at the end of an epoch, after checkpoint_minutes, and as the run ends."""
     cfg, ep = plan.cfg, plan.epoch(p.step)
-    nets.step_schedules()
-    if cfg.eval_every and ep % cfg.eval_every == 0 and plan.dist.main:
-        if _evaluate(run, plan, nets, p, ep):
-            _event(run, plan, p, "early_stop", patience=cfg.patience, best_epoch=p.best["epoch"])
-            stop.flag = True
-    if ep % cfg.checkpoint_every == 0:
+    if epoch_end and ep % cfg.checkpoint_every == 0:
         _save(run, plan, nets, p, f"epoch_{ep:04d}.pt")
         run.prune_epoch_checkpoints(cfg.keep_last)
-    _save(run, plan, nets, p, "last.pt")
-    p.t_ckpt = time.time()
-    if stop.flag and cfg.patience:
-        log.info("early stop: no improvement in %d evaluations (best epoch %s)", cfg.patience, p.best["epoch"])
-        return True
-    return False
-
-
-def _finish(run: RunWriter, plan: Plan, nets: Nets, p: Progress, state: str, bar: Any) -> None:
-    """last.pt for a --max-steps end mid-epoch; the ranks' weights checked identical; closed."""
-    if state == "finished" and (p.step % plan.steps_per_epoch != 0 or not (run.checkpoints / "last.pt").exists()):
+    if epoch_end or ending or now - p.t_ckpt > cfg.checkpoint_minutes * 60:
         _save(run, plan, nets, p, "last.pt")
-    if plan.dist.world > 1:
-        # Data parallelism must keep every rank's weights identical; check it and say so.
-        diff = max_param_diff([nets.G, nets.D], plan.dist, plan.device)
+        p.t_ckpt = time.time()
+
+
+def _finish(run: RunWriter, plan: Plan, nets: Nets, p: Progress, reason: str | None, bar: Any) -> str:
+    """The end: the last metrics row, why the run stopped (event and log line), the ranks'
+    weights checked identical; returns the final state."""
+    cfg, dist = plan.cfg, plan.dist
+    _flush_metrics(run, plan, nets, p, time.time(), bar)
+    if reason == "signal":
+        _event(run, plan, p, "stopped", reason="signal")
+        log.info("stop requested: saved checkpoints/last.pt at step %d", p.step)
+    elif reason == "early_stop":
+        _event(run, plan, p, "early_stop", patience=cfg.patience, best_epoch=p.best["epoch"])
+        log.info("early stop: no improvement in %d evaluations (best epoch %s)", cfg.patience, p.best["epoch"])
+    elif reason == "time_budget":
+        _event(run, plan, p, "time_budget", minutes=cfg.minutes)
+        log.info("time budget of %g min reached at step %d: saved checkpoints/last.pt", cfg.minutes, p.step)
+    if dist.world > 1:  # data parallelism must keep every rank's weights identical: checked, and said
+        diff = max_param_diff([nets.G, nets.D], dist, plan.device)
         run.update_status(ranks_max_param_diff=diff)
-        log.info("ranks in sync: max parameter difference across %d processes %.3g", plan.dist.world, diff)
+        log.info("ranks in sync: max parameter difference across %d processes %.3g", dist.world, diff)
     if bar is not None:
         bar.close()
     run.close()
+    state = {"signal": "stopped", "collapse": "collapsed"}.get(reason or "", "finished")
     run.update_status(step=p.step, epoch=plan.epoch(p.step), eta_s=0 if state == "finished" else None)
+    return state

@@ -110,7 +110,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(faces, tmp_path, animegan_
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=120) == 0, p.stdout.read()
     st = Run(out).status()
-    assert st["state"] == "stopped"
+    assert st["state"] == "stopped" and st["stop_reason"] == "signal"
     ck = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ck["step"] == st["step"] >= 3
     assert any(e["event"] == "stopped" for e in Run(out).events())
@@ -137,7 +137,7 @@ def test_forced_collapse_is_detected(action, faces, tmp_path, monkeypatch):
     collapse_rows = [m for m in (run.metrics().get("collapse") or []) if m]
     assert collapse_rows and "alike" in collapse_rows[0]
     if action == "stop":
-        assert state == "collapsed" and run.status()["state"] == "collapsed"
+        assert state == "collapsed" and run.status()["state"] == "collapsed" and run.status()["stop_reason"] == "collapse"
         assert "collapse" in run.status()["last_error"]
     else:
         # Rolled back with a halved, then quartered... learning rate; a collapse that persists
@@ -221,9 +221,27 @@ def test_patience_stops_at_the_evaluation_that_exhausts_it(faces, tmp_path, monk
     assert len(stops) == 1 and stops[0]["step"] == 30 and stops[0]["best_epoch"] == 4 and stops[0]["patience"] == 2
     st = run.status()
     assert st["state"] == "finished" and st["step"] == 30 and st["total_steps"] == 40
+    assert st["stop_reason"] == "early_stop"
     assert load_checkpoint(run.path / "checkpoints" / "last.pt")["step"] == 30
     best = load_checkpoint(run.path / "checkpoints" / "best.pt")
     assert best["step"] == 20 and best["eval"]["value"] == 3.5 and best["best"]["bad_evals"] == 0
+
+
+def test_an_early_stop_by_eval_kimg_mid_epoch_is_finished_not_stopped(faces, tmp_path, monkeypatch):
+    # Evaluations every 24 images (3 steps; 5 steps an epoch): better, worse -> stop at step 6, mid-epoch.
+    values = iter([5.0, 6.0, 1.0, 1.0])
+
+    def scripted(G, data, split, *, metric, n, seed=0, device="cpu", inception_weights=None):
+        return MetricResult(metric, next(values), n, f"{split} split (scripted)", seed)
+
+    monkeypatch.setattr("animegan.evaluation.evaluate_on_split", scripted)
+    cfg = tiny("classic-dcgan", faces, epochs=8, eval_kimg=0.024, eval_n=4, eval_metric="swd", patience=1)
+    assert train(cfg, tmp_path / "run", progress=False) == "finished"
+    run = Run(tmp_path / "run")
+    st = run.status()
+    assert (st["state"], st["stop_reason"], st["step"]) == ("finished", "early_stop", 6)
+    assert [(e["event"], e["step"]) for e in run.events()] == [("early_stop", 6)]
+    assert load_checkpoint(run.path / "checkpoints" / "last.pt")["step"] == 6
 
 
 def test_fid_without_inception_weights_is_skipped_with_a_clear_log_line(faces, tmp_path, monkeypatch):
@@ -269,7 +287,7 @@ def test_minutes_budget_ends_the_run_finished_with_a_checkpoint(faces, tmp_path)
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     run = Run(tmp_path / "run")
     st = run.status()
-    assert st["state"] == "finished"
+    assert st["state"] == "finished" and st["stop_reason"] == "time_budget"
     assert 0 < st["step"] < st["total_steps"], "stopped by the clock, not by the epochs"
     ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert ck["step"] == st["step"]
