@@ -95,15 +95,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _train_on_cpu_budget(cmd: list[str], log, seconds: float, trace: Path) -> int:
-    """Run the trainer; SIGTERM it once its CPU time reaches `seconds`. Every few seconds a line
-    (wall time, CPU seconds) goes to `trace`, so evaluations can be placed on the CPU-time axis."""
+def _train_on_cpu_budget(cmd: list[str], log, seconds: float, trace: Path, spent: float = 0.0) -> int:
+    """Run the trainer; SIGTERM it once its CPU time, plus `spent` before it (a resumed arm),
+    reaches `seconds`. Every few seconds a line (wall time, CPU seconds) is appended to `trace`, so
+    evaluations can be placed on the CPU-time axis."""
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     stopped = False
-    with open(trace, "w") as f:
+    with open(trace, "a") as f:
         while proc.poll() is None:
             try:
-                used = cpu_seconds(proc.pid)
+                used = spent + cpu_seconds(proc.pid)
             except (OSError, IndexError, ValueError):
                 break
             f.write(json.dumps({"time": time.time(), "cpu_s": used}) + "\n")
@@ -124,11 +125,22 @@ def run_arm(name: str, data: str, out: Path, minutes: float, eval_kimg: float, k
         return run
     fields = arm_fields(name, data, 0.0 if cpu_minutes else minutes, kimg, eval_kimg, eval_n)
     cmd = [sys.executable, "-m", "animegan", "train", *_flags(fields), "--out", str(run), "--overwrite", "--no-progress"]
-    print(f"{name}: {' '.join(cmd)}", flush=True)
+    trace, spent = out / f"{name}.cpu.jsonl", 0.0
+    if cpu_minutes and (run / "checkpoints" / "last.pt").exists() and trace.exists():
+        # An interrupted arm (the machine or session ended): resume it from last.pt with the CPU time
+        # spent up to that checkpoint; the work after it is lost and its trace lines dropped.
+        saved = (run / "checkpoints" / "last.pt").stat().st_mtime
+        kept = [r for r in _rows(trace) if r["time"] <= saved]
+        spent = kept[-1]["cpu_s"] if kept else 0.0
+        trace.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        cmd = [sys.executable, "-m", "animegan", "train", "--resume", str(run), "--no-progress"]
+    elif trace.exists():
+        trace.unlink()
+    print(f"{name}: {' '.join(cmd)}" + (f" ({spent / 60:.1f} CPU-minutes spent before)" if spent else ""), flush=True)
     t = time.time()
-    with open(out / f"{name}.out", "w") as f:
+    with open(out / f"{name}.out", "a" if spent else "w") as f:
         if cpu_minutes:
-            rc = _train_on_cpu_budget(cmd, f, cpu_minutes * 60, out / f"{name}.cpu.jsonl")
+            rc = _train_on_cpu_budget(cmd, f, cpu_minutes * 60, trace, spent)
         else:
             rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
     print(f"{name}: exit {rc} after {time.time() - t:.0f} s", flush=True)
