@@ -42,9 +42,14 @@ def _umask() -> int:
     return mask
 
 
-def save_checkpoint(obj: dict[str, Any], path: str | Path) -> Path:
+def save_checkpoint(obj: dict[str, Any], path: str | Path, make_folder: bool = True) -> Path:
+    """Write `obj` to `path` atomically: a temp file in the same folder, renamed once complete, so a
+    kill or a full disk leaves the file there before as it was, and no temp file stays behind.
+    A failed write is an OSError (a full disk: errno ENOSPC), whatever torch wraps it in.
+    make_folder=False: a missing folder is FileNotFoundError, not made."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
     obj = {"format": FORMAT, "version": VERSION, **obj}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -54,10 +59,24 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        cause = _os_error(e)
+        if cause is not None and cause is not e:  # torch.save reports a failed write as a RuntimeError
+            raise OSError(cause.errno, cause.strerror, str(path)) from e
         raise
     return path
+
+
+def _os_error(e: BaseException | None) -> OSError | None:
+    """The OSError behind an exception (itself, or what it was raised from or during), if any."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -5,7 +5,8 @@ One process trains on one device. Under torchrun (WORLD_SIZE > 1) every process 
 share of every global batch, and the trainer averages gradients with `average_gradients` after
 every backward pass (an all-reduce, as stylegan2-ada does instead of wrapping in DDP; that keeps
 the gradient penalty's double backward simple). Only rank 0 (`Dist.main`) writes files.
-`StopRequested` turns SIGTERM / Ctrl-C into a flag the training loop checks after each step.
+`StopRequested` turns SIGTERM / Ctrl-C (and, under torchrun, torchrun's death) into a flag the
+training loop checks after each step.
 
 A rank that is gone (killed, crashed) or stops answering fails the others' next collective: at
 once when its connection closes, else after `COLLECTIVE_TIMEOUT_S` (gloo); every collective here
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -237,11 +239,25 @@ def max_param_diff(modules: list[nn.Module], dist: Dist, device: torch.device) -
 
 
 class StopRequested:
-    """SIGTERM / Ctrl-C: finish the step, save, exit cleanly."""
+    """SIGTERM / Ctrl-C: finish the step, save, exit cleanly.
+
+    Under a launcher (torchrun: WORLD_SIZE > 1) the launcher's end asks the same: torchrun starts
+    each rank in a session of its own, so when it is killed (SIGKILL, the OOM killer, a stop that
+    had to kill) nothing else would end its ranks, which would train on as orphans. A rank sees it
+    as its parent changing (`os.getppid()`, read with the flag after every step)."""
 
     def __init__(self) -> None:
-        self.flag = False
+        self._flag = False
         self._old: dict[int, Any] = {}
+        self._parent = os.getppid() if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+
+    @property
+    def flag(self) -> bool:
+        if not self._flag and self._parent is not None and os.getppid() != self._parent:
+            self._flag = True
+            print(f"rank {os.environ.get('RANK', '?')}: the launcher that started this process (pid {self._parent}) "
+                  f"is gone; stopping as if asked to (last.pt is saved)", file=sys.stderr, flush=True)
+        return self._flag
 
     def __enter__(self) -> "StopRequested":
         for s in (signal.SIGTERM, signal.SIGINT):
@@ -252,7 +268,7 @@ class StopRequested:
         return self
 
     def _handle(self, signum, frame) -> None:
-        self.flag = True
+        self._flag = True
 
     def __exit__(self, *exc) -> None:
         for s, h in self._old.items():

@@ -10,7 +10,11 @@ known through a lock file, `<runs_dir>/.job.lock`, holding the job as JSON:
   start time from ``/proc/<pid>/stat`` is stored and compared) is stale and removed by the next
   `current_job()`; so a job that ends, crashes or is killed frees the slot by itself;
 - checking for a stale lock and creating a new one happen under an ``flock`` on a guard file, so
-  a stale lock is never removed twice (which could remove a fresh one).
+  a stale lock is never removed twice (which could remove a fresh one); a new run's name is
+  checked free again there, so two starts of one name never both train it, even one after the other;
+- the job outlives the process that started it (the dashboard restarted): any process finds it
+  through the lock and can stop it; stopping reaches the job's whole process tree, also what runs
+  in sessions of its own (torchrun's workers), so nothing is left behind.
 
 The run directory stays the source of truth for what a training run did (`rundir.Run`);
 this module only knows whether a process is there. It never imports streamlit.
@@ -30,14 +34,17 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import paths
 from .config import LIVE_STATES, METRICS, SPLITS, ConfigError, TrainConfig, preset_base, to_flags, validate
 from .rundir import (
     ResumeError,
     Run,
+    descendants,
+    kill_processes,
     pid_alive,
+    proc_start_time,
     read_json,
     run_of_checkpoint,
     safe_run_name,
@@ -65,22 +72,6 @@ class JobError(Exception):
 
 
 # -- processes -----------------------------------------------------------------------------------
-
-def proc_start_time(pid: int | None) -> int | None:
-    """Start time of a process in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
-    if not pid:
-        return None
-    try:
-        with open(f"/proc/{int(pid)}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    try:
-        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-        return int(text.rsplit(")", 1)[1].split()[19])
-    except (IndexError, ValueError):
-        return None
-
 
 def _reap(pid: int, wait: float = 0.0) -> int | None:
     """Collect an exited child of ours (no zombie left behind); its exit code, or None.
@@ -262,11 +253,25 @@ def last_job(root: str | Path | None = None) -> dict[str, Any] | None:
     return d or None
 
 
-def _reserve(root: Path, job: Job) -> None:
+def _busy_message(other: Job, job: Job) -> str:
+    """Why `job` cannot start while `other` holds the slot: said of the run when both are that run."""
+    if other.kind == job.kind == "train" and other.run_dir == job.run_dir:
+        name, doing = job.extra.get("run"), f"trained (pid {other.pid})" if other.pid else "started"
+        if job.extra.get("resume"):
+            return f"run {name} is already being {doing}; wait for it to end, or stop it first"
+        return f"a run named {name} is already being {doing}; pick another name, or wait for it to end"
+    return f"a job is already running: {other.describe()}. Wait for it to end or stop it first."
+
+
+def _reserve(root: Path, job: Job, check: Callable[[], None] | None = None) -> None:
+    """Take the slot for `job`; `check` (raising JobError) runs first under the same guard, so what
+    it found true still holds when the slot is taken (a new run's name is still free)."""
     with _guard(root):
         other = _current_locked(root)
         if other is not None:
-            raise JobError(f"a job is already running: {other.describe()}. Wait for it to end or stop it first.")
+            raise JobError(_busy_message(other, job))
+        if check is not None:
+            check()
         try:
             fd = os.open(root / LOCK_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -294,11 +299,12 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _spawn(job: Job, root: Path, log_mode: str = "a") -> Job:
-    """Reserve the slot, start the process, record its pid. JobError if the slot is taken."""
+def _spawn(job: Job, root: Path, log_mode: str = "a", check: Callable[[], None] | None = None) -> Job:
+    """Reserve the slot (`check` passed under the guard), start the process, record its pid.
+    JobError if the slot is taken or `check` refuses."""
     me = os.getpid()
     job.token, job.owner, job.owner_start, job.pid = uuid.uuid4().hex, me, proc_start_time(me), 0
-    _reserve(root, job)
+    _reserve(root, job, check)
     try:
         job.log.parent.mkdir(parents=True, exist_ok=True)
         with open(job.log, log_mode) as logf:
@@ -410,16 +416,18 @@ def start_training(cfg: TrainConfig, name: str, *, resume: bool = False, nproc: 
     r = _root(root)
     run_dir = r / name
     run = Run(run_dir)
-    if resume:
-        try:
-            run.check_resumable()
-        except ResumeError as e:
-            raise JobError(str(e)) from None
-        base = TrainConfig.from_dict(run.config())
-    else:
-        if run.exists:
+
+    def name_free() -> None:  # checked now, and again as the slot is taken (another start may have won)
+        if resume:
+            try:
+                run.check_resumable()
+            except ResumeError as e:
+                raise JobError(str(e)) from None
+        elif run.exists:
             raise JobError(f"a run named {name} already exists; pick another name, or resume that run")
-        base = None
+
+    name_free()
+    base = TrainConfig.from_dict(run.config()) if resume else None
     cfg = _check_config(cfg)
     if int(nproc) > 1 and cfg.batch_size % int(nproc):
         raise JobError(f"batch size {cfg.batch_size} must be divisible by the number of processes ({nproc})")
@@ -430,7 +438,7 @@ def start_training(cfg: TrainConfig, name: str, *, resume: bool = False, nproc: 
     label = f"training run {name}" + (" (resumed)" if resume else "")
     job = Job(kind="train", pid=0, argv=argv, log=run_dir / "console.log", run_dir=run_dir, started=time.time(),
               label=label, extra={"run": name, "resume": resume, "nproc": int(nproc)})
-    job = _spawn(job, r)
+    job = _spawn(job, r, check=name_free)
     # Until the trainer writes its own status (after importing torch: seconds), say "starting"
     # with the job's pid, so readers of the run directory see a live run at once. The resumed
     # trainer knows that pid as its own (or its parent's, under torchrun): Run.check_resumable.
@@ -526,9 +534,11 @@ def stop_job(job: Job | None = None, timeout: float = 30.0, root: str | Path | N
     """Stop the running job (default: the current one) gracefully.
 
     SIGTERM to its process group (the trainer finishes its step, saves checkpoints/last.pt and
-    marks the run "stopped"), wait up to `timeout` seconds, then SIGKILL. Returns True when the
-    job ended after SIGTERM within the timeout, False when there was nothing to stop or it had to
-    be killed. The lock is released either way."""
+    marks the run "stopped"; torchrun passes it on to its workers), wait up to `timeout` seconds,
+    then SIGKILL to the group and to every process below the job (torchrun's workers lead sessions
+    of their own: the group misses them). Returns True when the job ended after SIGTERM within the
+    timeout, False when there was nothing to stop or it had to be killed. The lock is released
+    either way, and no process of the job is left."""
     r = _root(root)
     job = job or current_job(r)
     if job is None:
@@ -549,6 +559,7 @@ def stop_job(job: Job | None = None, timeout: float = 30.0, root: str | Path | N
         current_job(r)
         return False
     pgid = job.pid  # start_new_session: the job leads its own process group
+    family = set(descendants(job.pid))  # and again before a SIGKILL: once the job is gone, they cannot be found
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
@@ -561,22 +572,25 @@ def stop_job(job: Job | None = None, timeout: float = 30.0, root: str | Path | N
         time.sleep(0.2)
     graceful = not job.alive()
     if not graceful:
+        family |= set(descendants(job.pid))
         try:
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        kill_processes(sorted(family), signal.SIGKILL)
         end = time.time() + 10
         while job.alive() and time.time() < end:
             time.sleep(0.1)
-    # Whatever is left of its group (workers of a launcher) goes too.
+    # Whatever is left of its group or below it (workers of a launcher) goes too.
     _reap(job.pid)
     end = time.time() + 5
-    while _group_alive(pgid) and time.time() < end:
+    while (_group_alive(pgid) or any(pid_alive(p) and proc_start_time(p) == t for p, t in family)) and time.time() < end:
         time.sleep(0.1)
     if _group_alive(pgid):
         try:
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    kill_processes(sorted(family), signal.SIGKILL)
     current_job(r)  # releases the (now stale) lock
     return graceful

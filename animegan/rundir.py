@@ -11,10 +11,14 @@
       train.log
 
 A trainer can die and the app can restart: this module is how both agree on what happened.
-Readers ignore a truncated last line of a .jsonl file.
+Readers ignore a truncated last line of a .jsonl file. A run directory the trainer cannot write
+(its disk is full, or it was deleted while the run trained) stops the run with `RunDirError`,
+whose message says what happened and what to do; a deleted one is never made again.
+Whether a run's process is alive is read here too (`pid_alive`, `proc_start_time`, `descendants`).
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -22,13 +26,15 @@ import re
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import paths
 from .config import LIVE_STATES, STATES  # noqa: F401  (STATES: re-exported for readers of run directories)
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # what a write says when its disk (or the user's quota) is full
 
 
 def safe_run_name(name: str) -> str:
@@ -40,10 +46,12 @@ def safe_run_name(name: str) -> str:
     return cleaned
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write to a temp file in the same folder, fsync, rename: readers never see half a file."""
+def write_json_atomic(path: Path, obj: Any, make_folder: bool = True) -> None:
+    """Write to a temp file in the same folder, fsync, rename: readers never see half a file.
+    make_folder=False: a missing folder is FileNotFoundError, not made."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
@@ -54,6 +62,18 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def overwrite_json(path: Path, obj: Any) -> None:
+    """Rewrite an existing JSON file in place, padded with spaces to its old length: on a full disk,
+    where no new file can be written, its own space is reused. Not atomic: only a fallback."""
+    data = json.dumps(obj, indent=1, default=str).encode()
+    with open(path, "r+b") as f:
+        old = f.seek(0, os.SEEK_END)
+        f.seek(0)
+        f.write(data + b" " * (old - len(data)))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
@@ -115,8 +135,68 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def proc_start_time(pid: int | None) -> int | None:
+    """Start time of a process in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    try:
+        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+        return int(text.rsplit(")", 1)[1].split()[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def descendants(pid: int) -> list[tuple[int, int | None]]:
+    """(pid, start time) of every process below `pid` (children, theirs...), found through /proc:
+    what a signal to its process group misses when they lead sessions of their own (torchrun's
+    workers). [] where there is no /proc."""
+    procs: dict[int, tuple[int, int]] = {}
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            procs[int(d.name)] = (int(f[1]), int(f[19]))
+        except (OSError, IndexError, ValueError):
+            continue
+    out, todo = [], [int(pid)]
+    while todo:
+        p = todo.pop()
+        below = [(c, st) for c, (parent, st) in procs.items() if parent == p]
+        out += below
+        todo += [c for c, _ in below]
+    return out
+
+
+def kill_processes(procs: list[tuple[int, int | None]], sig: int) -> None:
+    """Signal each (pid, start time) that is still that very process (not a reused pid)."""
+    for pid, start in procs:
+        if pid_alive(pid) and proc_start_time(pid) == start:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 class ResumeError(ValueError):
     """A run that cannot be resumed; the message says why and what to do."""
+
+
+class RunDirError(ValueError):
+    """The trainer cannot write its run directory: its disk is full, or it was deleted while the run
+    trained. The message says what happened and what to do; the run stops."""
+
+
+def _dir_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder: a folder deleted and made again under the same name is another."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def tail_lines(path: str | Path, n: int = 40) -> str:
@@ -246,6 +326,11 @@ class RunWriter:
 
     Only one process of a run writes: under torchrun, ranks other than 0 hold a writer with
     `enabled=False`, whose every method does nothing (and reads nothing).
+
+    Every write goes through `_writing`: once `open` has made the folder, a write never makes it
+    (or its subfolders) again, and a full disk or a deleted folder is a `RunDirError` in words.
+    After that error, status.json is still written where it can be (the run's failure, in place on a
+    full disk), never into a folder that was deleted.
     """
 
     def __init__(self, path: str | Path, enabled: bool = True):
@@ -255,6 +340,9 @@ class RunWriter:
         self.samples = self.path / "samples"
         self.status: dict[str, Any] = {}
         self._tb: Any = None
+        self._id: tuple[int, int] | None = None  # the folder `open` made (see _dir_id)
+        self.error: str | None = None            # the RunDirError raised, once one was
+        self.gone = False                        # the folder was deleted: nothing is written any more
 
     def __repr__(self) -> str:
         return f"RunWriter({str(self.path)!r})"
@@ -265,37 +353,91 @@ class RunWriter:
         if not self.enabled:
             return
         prev = read_json(self.path / "status.json") if resume else {}
-        for d in (self.path, self.checkpoints, self.samples):
-            d.mkdir(parents=True, exist_ok=True)
-        # Left by `save_checkpoint` / `write_json_atomic` killed mid-write: never read by anyone, as
-        # large as a checkpoint; one trainer per run directory, so none of them is being written.
-        for d in (self.path, self.checkpoints):
-            for p in d.glob(".*.tmp"):
-                p.unlink(missing_ok=True)
-        self.status = dict(status)
-        if prev.get("started"):
-            self.status["first_started"] = prev.get("first_started", prev["started"])
-        write_json_atomic(self.path / "config.json", config)
+        with self._writing("the run directory"):
+            for d in (self.path, self.checkpoints, self.samples):
+                d.mkdir(parents=True, exist_ok=True)
+            # Left by `save_checkpoint` / `write_json_atomic` killed mid-write: never read by anyone, as
+            # large as a checkpoint; one trainer per run directory, so none of them is being written.
+            for d in (self.path, self.checkpoints, self.samples):
+                for p in d.glob(".*.tmp*"):
+                    p.unlink(missing_ok=True)
+            self.status = dict(status)
+            if prev.get("started"):
+                self.status["first_started"] = prev.get("first_started", prev["started"])
+            write_json_atomic(self.path / "config.json", config)
+        self._id = _dir_id(self.path)
         self.update_status()
 
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Around every write of `what` into the run directory: RunDirError (in words) when the folder
+        `open` made is gone, or when the write fails because the disk is full or a folder is missing."""
+        if self.gone or (self._id is not None and _dir_id(self.path) != self._id):
+            self.gone = True
+            raise self._fail(self._gone_message())
+        try:
+            yield
+        except OSError as e:
+            if e.errno in DISK_FULL:
+                raise self._fail(self._disk_full_message(what)) from e
+            if isinstance(e, FileNotFoundError) and self._id is not None:
+                self.gone = self.gone or _dir_id(self.path) != self._id
+                raise self._fail(self._gone_message()) from e
+            raise
+
+    def _fail(self, message: str) -> RunDirError:
+        self.error = self.error or message
+        return RunDirError(message)
+
+    def _gone_message(self) -> str:
+        if self.gone:
+            return (f"the run directory {self.path} was deleted while the run was training, so the run stopped; "
+                    f"nothing was written back there. To train again, start a new run")
+        return (f"a folder of the run directory {self.path} was deleted while the run was training, so the run "
+                f"stopped. Resume it once the folder is back, or start a new run")
+
+    def _disk_full_message(self, what: str) -> str:
+        then = ("then resume the run from its checkpoints/last.pt, which is intact: python -m animegan train "
+                f"--resume {self.path}") if (self.checkpoints / "last.pt").exists() else (
+                "then start the run again (it has no checkpoint to resume from yet)")
+        return (f"the disk is full at {self.path}: {what} could not be written, so the run stopped. Free space "
+                f"on that disk, {then}")
+
     def update_status(self, **kw: Any) -> None:
-        """status.json with these fields changed (and `updated` now)."""
-        if not self.enabled:
+        """status.json with these fields changed (and `updated` now). On a full disk it is rewritten in
+        place; after a RunDirError it is written where it still can be, without raising again."""
+        if not self.enabled or self.gone:
             return
         self.status.update(kw, updated=time.time())
-        write_json_atomic(self.path / "status.json", self.status)
+        failing = self.error is not None
+        try:
+            with self._writing("status.json"):
+                try:
+                    write_json_atomic(self.path / "status.json", self.status, make_folder=self._id is None)
+                except OSError as e:
+                    if e.errno not in DISK_FULL:
+                        raise
+                    overwrite_json(self.path / "status.json", self.status)
+        except RunDirError:
+            if not failing:
+                raise
 
     def drop_rows_after(self, step: int) -> None:
         """On resume: metrics, evaluations and events logged after `step` are forgotten."""
         if self.enabled:
             for name in ("metrics.jsonl", "evals.jsonl", "events.jsonl"):
-                drop_rows_after(self.path / name, step)
+                with self._writing(name):
+                    drop_rows_after(self.path / name, step)
+
+    def _append(self, name: str, row: dict[str, Any]) -> None:
+        with self._writing(name):
+            append_jsonl(self.path / name, row)
 
     def metrics(self, row: dict[str, Any], tensorboard: bool = True) -> None:
         """A metrics.jsonl row, and its numbers as TensorBoard scalars when that is open."""
         if not self.enabled:
             return
-        append_jsonl(self.path / "metrics.jsonl", row)
+        self._append("metrics.jsonl", row)
         if tensorboard and self._tb is not None:
             for k, v in row.items():
                 if k not in ("step", "time", "collapse"):
@@ -303,11 +445,20 @@ class RunWriter:
 
     def eval(self, row: dict[str, Any]) -> None:
         if self.enabled:
-            append_jsonl(self.path / "evals.jsonl", row)
+            self._append("evals.jsonl", row)
 
     def event(self, kind: str, step: int, epoch: int, **kw: Any) -> None:
         if self.enabled:
-            append_jsonl(self.path / "events.jsonl", {"time": time.time(), "step": step, "epoch": epoch, "event": kind, **kw})
+            self._append("events.jsonl", {"time": time.time(), "step": step, "epoch": epoch, "event": kind, **kw})
+
+    def save_checkpoint(self, obj: dict[str, Any], name: str) -> None:
+        """checkpoints/<name>, written atomically (`checkpoint.save_checkpoint`): on a full disk the file
+        there before stays as it was, and no temp file is left."""
+        if not self.enabled:
+            return
+        from . import checkpoint
+        with self._writing(f"checkpoints/{name}"):
+            checkpoint.save_checkpoint(obj, self.checkpoints / name, make_folder=False)
 
     def best_eval(self, metric: str) -> dict[str, Any]:
         """The lowest evaluation of `metric` so far ({} when there is none)."""
@@ -328,10 +479,14 @@ class RunWriter:
             return
         from torchvision.utils import save_image
         path = self.samples / name
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp.png")
-        save_image(images.float() * 0.5 + 0.5, tmp, nrow=int(math.ceil(math.sqrt(images.shape[0]))), padding=2)
-        os.replace(tmp, path)
+        with self._writing(f"samples/{name}"):
+            try:
+                save_image(images.float() * 0.5 + 0.5, tmp, nrow=int(math.ceil(math.sqrt(images.shape[0]))), padding=2)
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         if tensorboard_step is not None and self._tb is not None:
             self._tb.add_images("samples", images[:16] * 0.5 + 0.5, tensorboard_step)
 

@@ -48,7 +48,7 @@ from .devices import (
     pick_device,
 )
 from .models import count_params
-from .rundir import Run, RunWriter
+from .rundir import Run, RunDirError, RunWriter
 from .step import (
     Nets,
     StepOptions,
@@ -266,12 +266,12 @@ def _setup_logging(run: Path) -> None:
 
 @contextmanager
 def _outcome_recorded(run: RunWriter, dist: Dist) -> Iterator[None]:
-    """A run that raises is marked failed (with the error) in status.json, a lost rank in words
-    alone (raised as a TrainingError); the process group is closed either way."""
+    """A run that raises is marked failed (with the error) in status.json, a lost rank or an unwritable
+    run directory in words alone (raised as a TrainingError); the process group is closed either way."""
     try:
         yield
     except BaseException as e:
-        lost = isinstance(e, RankLost)
+        lost = isinstance(e, (RankLost, RunDirError))  # errors that are already in words
         msg = str(e) if lost else f"{type(e).__name__}: {e}"
         run.update_status(state="failed", last_error=msg)
         if dist.main:
@@ -549,13 +549,13 @@ def _save(run: RunWriter, plan: Plan, nets: Nets, p: Progress, name: str) -> Non
     if not run.enabled:
         return
     cfg, dist = plan.cfg, plan.dist
-    ckpt.save_checkpoint({
+    run.save_checkpoint({
         "kind": "train", "config": cfg.to_dict(), "step": p.step, "epoch": plan.epoch(p.step), **nets.state(),
         "best": dict(p.best), "eval": run.best_eval(cfg.eval_metric), "curve": run.curve(cfg.eval_metric),
         "info": {"device": str(plan.device), "world_size": dist.world, "data": plan.data.source,
                  "fingerprint": plan.data.fingerprint, "train_images": len(plan.train_idx),
                  "train_seconds": round(p.seconds_before + time.time() - p.t_begin, 1)},
-    }, run.checkpoints / name)
+    }, name)
 
 
 def _event(run: RunWriter, plan: Plan, p: Progress, kind: str, **kw: Any) -> None:

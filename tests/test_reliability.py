@@ -1,9 +1,10 @@
-"""Reliability: hostile and broken checkpoints, kills at any moment, damaged caches and logs,
-disk use, a corpus of broken images, and the dashboard's network binding.
+"""Reliability: hostile and broken checkpoints, kills at any moment, a full disk, damaged caches and
+logs, disk use, a corpus of broken images, and the dashboard's network binding.
 
 Tiny everything (ngf=ndf=8, batch 8, 48 synthetic faces, one thread) so the whole module runs
 in about a minute on a busy CPU; nothing here asserts a wall-clock time.
 """
+import errno
 import io
 import json
 import os
@@ -14,6 +15,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import zipfile
@@ -26,12 +28,14 @@ import torch
 from PIL import Image
 
 from animegan import checkpoint as ckpt
+from animegan import rundir
+from animegan import train as train_module
 from animegan.checkpoint import CheckpointError, load_checkpoint, load_generator
 from animegan.config import TrainConfig, preset_config
 from animegan.data import prepare
 from animegan.rundir import Run
 from animegan.synth import write_synthetic
-from animegan.train import train
+from animegan.train import TrainingError, train
 from animegan.uploads import extract_zip, read_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -393,6 +397,147 @@ def test_sigkill_at_any_moment_loses_nothing_before_last_pt(faces, tmp_path, ani
     assert counts["kills survived"] == 3 and counts["kills inside a save"] == 1, counts
     # the numbers, for the record (visible with -rA or on failure)
     print(f"kill test: {counts}; steps of last.pt at each kill: {history}")
+
+
+# --------------------------------------------------------------------------- a full disk
+
+
+class FullDisk:
+    """A disk under `folder` that fills up, simulated in-process: a new file (a temp file about to be
+    renamed) or an append accepts `room` more bytes, then every write fails as a full disk's does
+    (OSError ENOSPC, after writing part of the file). Rewriting an existing file in place (its own
+    blocks) still works, as on a real full disk. `only`: the temp files of that name alone fill up."""
+
+    def __init__(self, monkeypatch, folder: Path, room: int, only: str = ""):
+        self.folder, self.room, self.only = folder.resolve(), room, only
+        self.full = True      # False: writes go through untouched (until it is set again)
+        self.written = 0      # bytes written into files that then hit the full disk
+        self.refused = []     # names of the files whose write failed
+        self._temps: dict[int, Path] = {}
+        real_mkstemp, real_fdopen = tempfile.mkstemp, os.fdopen
+
+        def mkstemp(*a, **kw):
+            fd, name = real_mkstemp(*a, **kw)
+            self._temps[fd] = Path(name).resolve()
+            return fd, name
+
+        def fdopen(fd, mode="r", *a, **kw):
+            f = real_fdopen(fd, mode, *a, **kw)
+            path = self._temps.pop(fd, None)
+            return self._wrap(f, path) if path is not None and "w" in mode and self._applies(path) else f
+
+        def rundir_open(path, mode="r", *a, **kw):
+            f = open(path, mode, *a, **kw)
+            return self._wrap(f, Path(path)) if "a" in mode and self._applies(Path(path)) else f
+
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+        monkeypatch.setattr(os, "fdopen", fdopen)
+        monkeypatch.setattr(rundir, "open", rundir_open, raising=False)  # append_jsonl's open
+
+    def _applies(self, path: Path) -> bool:
+        path = path.resolve()
+        return self.full and self.folder in path.parents and (not self.only or path.name.startswith(f".{self.only}."))
+
+    def _wrap(self, f, path: Path):
+        disk = self
+
+        class File:
+            def write(self, b):
+                n = min(len(b), disk.room)
+                if n:
+                    f.write(bytes(b[:n]))
+                    disk.room -= n
+                    disk.written += n
+                if n < len(b):
+                    disk.refused.append(path.name)
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return n
+
+            def __getattr__(self, name):
+                return getattr(f, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                f.close()
+        return File()
+
+
+def _no_library_internals(msg: str) -> None:
+    assert not re.search(r"Errno|OSError|RuntimeError|Traceback|inline_container|enforce fail", msg), msg
+    assert "\n" not in msg, msg
+
+
+def test_a_full_disk_while_saving_last_pt_keeps_the_old_one_and_fails_in_words(trained, tmp_path, monkeypatch):
+    """The disk fills up while last.pt is written: the one there before stays intact and loadable,
+    no temp file is left, and the run ends failed with a message that says what happened and what
+    to do; once space is freed the run resumes from that last.pt."""
+    run = copy_run(trained, tmp_path / "run")
+    ck = run / "checkpoints"
+    before = (ck / "last.pt").read_bytes()
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text())).replace(epochs=5, eval_every=0)
+    disk = FullDisk(monkeypatch, run, room=100_000, only="last.pt")
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(TrainingError) as e:
+            train(cfg, run, resume=True, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    msg = str(e.value)
+    assert len(disk.refused) == 1 and disk.refused[0].startswith(".last.pt."), disk.refused
+    assert disk.written == 100_000, "the save wrote part of the file before the disk was full"
+    assert msg.startswith(f"the disk is full at {run}: checkpoints/last.pt could not be written"), msg
+    assert "Free space on that disk, then resume the run" in msg and f"--resume {run}" in msg, msg
+    _no_library_internals(msg)
+    st = Run(run).status()
+    assert st["state"] == "failed" and st["last_error"] == msg, st
+    assert (ck / "last.pt").read_bytes() == before, "the last.pt from before must survive intact"
+    assert load_checkpoint(ck / "last.pt")["step"] == 15
+    assert load_checkpoint(ck / "epoch_0004.pt")["step"] == 20, "saved while there was room"
+    assert not [p.name for p in ck.iterdir() if p.name.startswith(".")], "no partial temp file left"
+    log = (run / "train.log").read_text()
+    assert f"training failed: {msg}" in log and "Traceback" not in log, log[-2000:]
+
+    disk.full = False  # space freed: the run resumes from the last.pt that survived
+    try:
+        assert train(cfg.replace(max_steps=22), run, resume=True, progress=False) == "finished"
+    finally:
+        torch.set_num_threads(threads)
+    assert re.findall(r"resumed from \S+ at step (\d+)", (run / "train.log").read_text())[-1] == "15"
+    assert load_checkpoint(ck / "last.pt")["step"] == 22
+
+
+def test_a_full_disk_for_metrics_and_status_fails_the_run_in_words(trained, tmp_path, monkeypatch):
+    """The disk fills up mid-run, so no new file and no appended line can be written: the run stops at
+    the next metrics row and says so in status.json (rewritten in place: no new space needed), not a
+    run left "running" with a library error, and nothing half-written stays."""
+    run = copy_run(trained, tmp_path / "run")
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text())).replace(epochs=5)
+    disk = FullDisk(monkeypatch, run, room=0)
+    disk.full = False
+    real_step = train_module.train_step
+
+    def step_then_fill(nets, cfg, real, z, g, step, dist):
+        disk.full = step >= 16  # after steps 15 and 16: the next metrics row (step 20) hits it
+        return real_step(nets, cfg, real, z, g, step, dist)
+    monkeypatch.setattr(train_module, "train_step", step_then_fill)
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(TrainingError) as e:
+            train(cfg, run, resume=True, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    msg = str(e.value)
+    assert msg.startswith(f"the disk is full at {run}: metrics.jsonl could not be written, so the run stopped"), msg
+    assert "Free space on that disk, then resume the run" in msg, msg
+    _no_library_internals(msg)
+    json.loads((run / "status.json").read_text())  # whole and readable
+    st = Run(run).status()
+    assert st["state"] == "failed" and st["last_error"] == msg, st
+    assert Run(run).metrics()["step"][-1] == 15
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 15
+    assert not [str(p) for p in run.rglob(".*")], "no partial temp file left"
 
 
 # --------------------------------------------------------------------------- damaged caches and logs
