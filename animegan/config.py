@@ -97,7 +97,7 @@ class TrainConfig:
     # so short runs stay eager); "on" / "off" force it (on CUDA it is opt-in: not measured yet).
     compile: str = "auto"
     channels_last: str = "auto"      # auto (on for CUDA) | on | off
-    amp: str = "auto"                # auto (bf16 where native: CUDA, CPUs with AVX512-BF16/AMX) | bf16 | off
+    amp: str = "auto"                # auto (bf16 on CUDA; fp32 on the CPU: docs/recipes.md) | bf16 | off
     threads: int = 0                 # CPU threads (0 = torch default)
     log_every: int = 10              # steps between metrics.jsonl rows
     latest_every: int = 50           # steps between samples/latest.png

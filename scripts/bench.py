@@ -11,8 +11,8 @@ One run, one machine, one recipe (`--preset`, default the classic `dcgan` at 64Ã
    memory-mapped uint8 cache of `animegan.data.prepare`, sorted batch indices, `to_float`, and
    `ClassicAugment` on the whole batch on the device;
 3. the ceiling: the batch already on the device, no augmentation; and the ratios 2/1 and 2/3;
-4. training-step options (eager, channels_last, torch.compile, and fp32 beside bf16 autocast where bf16 is
-   the default: CUDA, CPUs with native bf16), with a loss check against eager;
+4. training-step options (eager, channels_last, torch.compile, and fp32 beside bf16 autocast on CUDA and on
+   CPUs with native bf16), with a loss check against eager;
 5. generation latency (shipped checkpoints, or freshly built generators when none are shipped);
 6. cache build and FID feature extraction images/s;
 7. peak resident memory of a `python -m animegan train` process on the 30,000-image zip.
@@ -53,7 +53,7 @@ from animegan import metrics, paths  # noqa: E402
 from animegan.augment import ClassicAugment  # noqa: E402
 from animegan.config import TrainConfig, preset_config  # noqa: E402
 from animegan.data import iter_source_files, prepare, to_float  # noqa: E402
-from animegan.devices import Dist  # noqa: E402
+from animegan.devices import Dist, native_bf16  # noqa: E402
 from animegan.models import build_models, count_params  # noqa: E402
 from animegan.step import StepOptions, TrainImages, build_nets, real_batch, step_generator, step_options, train_step  # noqa: E402
 
@@ -375,12 +375,14 @@ def ceiling_batch(args, device, data) -> torch.Tensor:
 def step_variants(device: torch.device, with_compile: bool) -> list[Variant]:
     base = default_variant(device)
     out = [Variant("eager", False, False, base.amp), Variant("channels_last", True, False, base.amp)]
-    if base.amp:  # bf16 autocast is the default (CUDA, CPUs with native bf16): the same step in fp32 beside it
+    if base.amp:  # bf16 autocast is the default on CUDA: the same step in fp32 beside it
         out.append(Variant("fp32", base.channels_last, False, False))
+    elif native_bf16(device):  # a CPU with native bf16 (AVX512-BF16/AMX): fp32 by default, bf16 beside it
+        out += [Variant("bf16", False, False, True), Variant("bf16 + channels_last", True, False, True)]
     if with_compile:
         out.append(Variant("torch.compile", base.channels_last, True, base.amp))
-        if base.amp:
-            out.append(Variant("torch.compile fp32", base.channels_last, True, False))
+        if base.amp or native_bf16(device):
+            out.append(Variant("torch.compile fp32" if base.amp else "torch.compile bf16", base.channels_last, True, not base.amp))
     return out
 
 
@@ -423,7 +425,7 @@ def step_options_summary(contenders: list[Contender], args, device, compile_skip
         if f.name in ran:
             ran[f.name].update(channels_last=v.channels_last, compile=v.compile, bf16_autocast=v.amp,
                                speedup_vs_eager=ratio(ran[f.name], eager),
-                               **losses_match(eager["losses"], ran[f.name]["losses"], first_rtol))
+                               **losses_match(eager["losses"], ran[f.name]["losses"], FIRST_RTOL_BF16 if v.amp else first_rtol))
     fastest = max(ran, key=lambda k: ran[k]["speedup_vs_eager"])
     gain = ran[fastest]["speedup_vs_eager"]
     qualifies = fastest != "eager" and gain >= DEFAULT_MIN_GAIN and ran[fastest]["losses_match_eager"]
