@@ -95,8 +95,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path.name} cannot be read: {e.strerror or e}") from None
     # torch.save writes a zip (PK\3\4); the legacy format is a pickle (protocol opcode 0x80).
     if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
-        raise CheckpointError(f"{path.name} is not a PyTorch checkpoint (it starts with {head!r}, not a zip or pickle "
-                              f"header): pick a .pt written by animegan train or export")
+        looks = "is empty" if not head else (f'starts with the text "{head.decode("ascii")}"' if all(32 <= b < 127 for b in head)
+                                             else "starts with bytes " + " ".join(f"{b:02x}" for b in head))
+        raise CheckpointError(f"{path.name} is not a checkpoint written by animegan (it {looks}; checkpoints are "
+                              f"zip files): pick a .pt written by animegan train or export")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:

@@ -275,7 +275,7 @@ def test_eval_job_starts_and_ends(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"not a checkpoint", "fake.pt is not a PyTorch checkpoint"),
+    (b"not a checkpoint", re.escape('fake.pt is not a checkpoint written by animegan (it starts with the text "not "')),
     (b"", re.escape("fake.pt is empty (0 bytes)")),
     (b"PK\x03\x04" + b"\0" * 200, "fake.pt is not a readable checkpoint"),
 ])
