@@ -27,7 +27,7 @@ from .config import IMAGE_SIZES, TrainConfig
 # The settings that change how fast a step runs: runs that agree on all of them (on the same
 # machine and kind of device) give each other's speed.
 SPEED_FIELDS = ("model", "img_size", "z_dim", "ngf", "ndf", "batch_size", "loss", "n_critic", "diffaug",
-                "r1_gamma", "r1_every", "compile", "channels_last", "amp", "threads")
+                "r1_gamma", "r2_gamma", "r1_every", "compile", "channels_last", "amp", "threads")
 SIDE_SAMPLES = 16          # image headers read to learn how large a source's images are
 RECORDED_RUNS = 5          # the newest matching runs whose speeds are combined (median)
 
