@@ -197,6 +197,20 @@ def preset_base(cfg: TrainConfig) -> TrainConfig:
     return preset_config(name) if name in PRESETS else TrainConfig()
 
 
+# (field, bound, how the message says it): validate()'s checks of numbers, one field each.
+_LOWER_BOUNDS = (
+    ("batch_size", 2, "at least 2, as BatchNorm needs a batch"), ("epochs", 1, "at least 1"),
+    ("max_steps", 0, "0 (no limit) or more"), ("z_dim", 1, "at least 1"), ("ngf", 1, "at least 1"),
+    ("ndf", 1, "at least 1"), ("lr_g", 0, "more than 0"), ("lr_d", 0, "more than 0"), ("n_critic", 1, "at least 1"),
+    ("r1_gamma", 0, "0 (off) or more"), ("r1_every", 1, "at least 1"), ("r2_gamma", 0, "0 (off) or more"),
+    ("minutes", 0, "0 (no budget) or more"), ("eval_kimg", 0, "0 (off) or more"), ("eval_every", 0, "0 (off) or more"),
+    ("patience", 0, "0 (off) or more"), ("ema_kimg", 0, "0 (off) or more"), ("ema_rampup", 0, "0 (off) or more"),
+    ("eval_n", 2, "at least 2 images"), ("val_size", 0, "0 or more"), ("test_size", 0, "0 or more"),
+    ("log_every", 1, "at least 1"), ("latest_every", 1, "at least 1"), ("sample_every", 1, "at least 1"),
+    ("checkpoint_every", 1, "at least 1"),
+)
+
+
 def validate(cfg: TrainConfig) -> None:
     """Every check that needs no data and no files: raises ConfigError saying what to change."""
     from .augment import parse_policy
@@ -213,27 +227,19 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.schedule in SCHEDULES, f"unknown schedule {cfg.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
     need(cfg.img_size in IMAGE_SIZES, f"image size {cfg.img_size} is not supported; choose one of: "
          f"{', '.join(map(str, IMAGE_SIZES))}")
-    need(cfg.batch_size >= 2, "--batch-size must be at least 2 (BatchNorm needs a batch)")
-    need(cfg.epochs >= 1, "--epochs must be at least 1")
-    need(cfg.max_steps >= 0, "--max-steps must be 0 (no limit) or more")
-    need(cfg.z_dim >= 1 and cfg.ngf >= 1 and cfg.ndf >= 1, "--z-dim, --ngf and --ndf must be at least 1")
-    need(cfg.lr_g > 0 and cfg.lr_d > 0, "--lr-g and --lr-d must be more than 0")
-    need(cfg.n_critic >= 1, "--n-critic must be at least 1")
-    need(cfg.r1_gamma >= 0 and cfg.r1_every >= 1, "--r1-gamma must be 0 or more and --r1-every at least 1")
-    need(cfg.r2_gamma >= 0, "--r2-gamma must be 0 (off) or more")
-    need(cfg.minutes >= 0 and cfg.eval_kimg >= 0, "--minutes and --eval-kimg must be 0 (off) or more")
-    need(cfg.eval_every >= 0 and cfg.patience >= 0, "--eval-every and --patience must be 0 (off) or more")
-    need(cfg.ema_kimg >= 0 and cfg.ema_rampup >= 0, "--ema-kimg and --ema-rampup must be 0 (off) or more")
-    need(cfg.eval_n >= 2, "--eval-n must be at least 2 images")
-    need(cfg.val_size >= 0 and cfg.test_size >= 0, "--val-size and --test-size must be 0 or more")
-    need(cfg.log_every >= 1 and cfg.latest_every >= 1 and cfg.sample_every >= 1 and cfg.checkpoint_every >= 1,
-         "--log-every, --latest-every, --sample-every and --checkpoint-every must be at least 1")
+    # Numbers, one field at a time: a message names only the field that is wrong, with the value given.
+    for name, low, words in _LOWER_BOUNDS:
+        value = getattr(cfg, name)
+        need(value > low if words.startswith("more than") else value >= low,
+             f"--{name.replace('_', '-')} must be {words} (it is {value:g})")
+    for name in ("aug_flip", "aug_brightness"):
+        need(0.0 <= getattr(cfg, name) <= 1, f"--{name.replace('_', '-')} is a probability: between 0 and 1 "
+                                               f"(it is {getattr(cfg, name):g})")
     need(cfg.collapse_action in COLLAPSE_ACTIONS, f"--collapse-action must be one of: {', '.join(COLLAPSE_ACTIONS)}")
     need(cfg.compile in (*SWITCHES, True, False), f"--compile must be one of: {', '.join(SWITCHES)}")
     need(cfg.channels_last in SWITCHES, f"--channels-last must be one of: {', '.join(SWITCHES)}")
     need(cfg.amp in AMP_MODES, f"--amp must be one of: {', '.join(AMP_MODES)}")
     need(cfg.eval_metric in METRICS, f"--eval-metric must be one of: {', '.join(METRICS)}")
-    need(0.0 <= cfg.aug_flip <= 1 and 0.0 <= cfg.aug_brightness <= 1, "augmentation probabilities must be between 0 and 1")
     try:
         parse_policy(cfg.diffaug)
     except ValueError as e:

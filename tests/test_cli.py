@@ -377,3 +377,16 @@ def test_nearest_and_memorisation_verbs(trained, tmp_path, capsys):
     assert all(0 <= s["share"] <= 1 for s in r["spaces"].values())
     assert main(["memorisation", "--checkpoint", str(SYNTHETIC64), "--data", str(faces), "--n", "10"]) == 0
     assert "memorisation score: pixels" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("field, value", [("minutes", -5), ("eval_kimg", -1), ("lr_d", 0.0), ("batch_size", 1),
+                                          ("aug_brightness", 1.5), ("patience", -2)])
+def test_a_wrong_number_is_named_alone_with_the_value_given(field, value):
+    """The Train page shows validate()'s message with every flag as its form label: a message that
+    names a second field sends the user to a field they never touched (budget -5 once said
+    "Time budget and Also evaluate every N k images must be 0 or more")."""
+    from animegan.config import ConfigError, preset_config, validate
+    with pytest.raises(ConfigError) as e:
+        validate(preset_config("anime64", **{field: value}))
+    flags = re.findall(r"--[a-z0-9-]+", str(e.value))
+    assert flags == [f"--{field.replace('_', '-')}"] and f"{value:g}" in str(e.value)

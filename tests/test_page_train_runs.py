@@ -120,9 +120,9 @@ def test_train_page_refuses_bad_input_without_traceback(tmp_path):
     ("tr_batch_size", 1, "**Batch size** must be at least 2"),
     ("tr_epochs", 0, "**Epochs** must be at least 1"),
     ("tr_eval_n", 1, "**Images per evaluation** must be at least 2"),
-    ("tr_lr_g", 0.0, "**Learning rate G** and **Learning rate D** must be more than 0"),
+    ("tr_lr_g", 0.0, "**Learning rate G** must be more than 0 (it is 0)"),
     ("tr_log_every", 0, "**Log every N steps**"),
-    ("tr_minutes", -1.0, "**Time budget, minutes** and **Also evaluate every N k images** must be 0 (off) or more"),
+    ("tr_minutes", -1.0, "**Time budget, minutes** must be 0 (no budget) or more (it is -1)"),  # that field alone
 ])
 def test_train_page_says_why_an_out_of_range_number_cannot_start(key, value, message):
     """An out-of-range number is checked by config.validate on Start and reported, naming the
