@@ -125,8 +125,8 @@ def compile_enabled(cfg: TrainConfig, device: torch.device, total_steps: int) ->
 def step_options(cfg: TrainConfig, device: torch.device, total_steps: int) -> StepOptions:
     """The settings' "auto"s decided for this device and run length: channels_last and bf16
     autocast on CUDA. Not on the CPU, even one with native bf16 that trains 1.3-1.6x the images
-    per second in it: there a bf16 run stalled far above the fp32 one at equal images
-    (docs/recipes.md, "bf16 autocast on the CPU"); `--amp bf16` still asks for it."""
+    per second in it: there bf16 trained to worse faces per image than fp32 and about the same per
+    CPU-minute (docs/recipes.md, "bf16 autocast on the CPU"); `--amp bf16` still asks for it."""
     cuda = device.type == "cuda"
     return StepOptions(compile=compile_enabled(cfg, device, total_steps),
                        channels_last=cfg.channels_last == "on" or (cfg.channels_last == "auto" and cuda),
