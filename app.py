@@ -1,6 +1,6 @@
 """The animegan dashboard: `streamlit run app.py`.
 
-A multipage app; every page is a thin layer over the `animegan` package (see pages/).
+A multipage app; every page is a thin layer over the `animegan` package (see app_pages/).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ st.set_page_config(page_title="animegan", page_icon="🎨", layout="wide")
 
 
 def _page(name: str, title: str, icon: str, default: bool = False) -> st.Page:
-    return st.Page(str(ROOT / "pages" / f"{name}.py"), title=title, icon=icon, default=default)
+    return st.Page(str(ROOT / "app_pages" / f"{name}.py"), title=title, icon=icon, default=default)
 
 
 st.navigation([

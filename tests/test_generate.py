@@ -258,7 +258,7 @@ def test_save_checkpoint_upload_stays_in_its_folder(tmp_path, monkeypatch):
 # The page's logic, driven in this process: a click in the grid sets `gen_pick` (its browser test is
 # tests/test_browser_generate.py); here the pick is set the way that click sets it.
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "generate.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "generate.py")
 SYNTHETIC64 = Path(__file__).resolve().parent.parent / "checkpoints" / "synthetic64.pt"
 PAGE_TIMEOUT = 180  # the CPU is shared with training runs
 

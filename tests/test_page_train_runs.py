@@ -15,8 +15,8 @@ from animegan.config import PRESETS, preset_config
 from animegan.rundir import Run, append_jsonl, read_json, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
-TRAIN = str(ROOT / "pages" / "train.py")
-RUNS = str(ROOT / "pages" / "runs.py")
+TRAIN = str(ROOT / "app_pages" / "train.py")
+RUNS = str(ROOT / "app_pages" / "runs.py")
 
 
 @pytest.fixture(autouse=True)
@@ -481,7 +481,7 @@ def test_train_page_takes_the_dataset_pages_handoff(tmp_path):
 
 # -- Dataset: uploads, the augmentation preview, "Train on this data" ------------------------------
 
-DATASET = str(ROOT / "pages" / "dataset.py")
+DATASET = str(ROOT / "app_pages" / "dataset.py")
 
 
 def faces_zip(n: int, folder: str = "faces") -> bytes:

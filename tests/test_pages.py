@@ -20,10 +20,10 @@ from animegan.config import preset_config
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-HOME = str(ROOT / "pages" / "home.py")
-DATASET = str(ROOT / "pages" / "dataset.py")
-GENERATE = str(ROOT / "pages" / "generate.py")
-COMPARE = str(ROOT / "pages" / "compare.py")
+HOME = str(ROOT / "app_pages" / "home.py")
+DATASET = str(ROOT / "app_pages" / "dataset.py")
+GENERATE = str(ROOT / "app_pages" / "generate.py")
+COMPARE = str(ROOT / "app_pages" / "compare.py")
 TIMEOUT = 90  # the CPU is shared with training runs
 
 
@@ -102,8 +102,8 @@ def face_png(seed: int) -> bytes:
 def test_app_and_every_page_render_on_a_fresh_home():
     at = app_test(APP)
     assert any("animegan" in t.value for t in at.title)
-    for page in ("pages/dataset.py", "pages/train.py", "pages/runs.py", "pages/generate.py", "pages/compare.py",
-                 "pages/home.py"):
+    for name in ("dataset", "train", "runs", "generate", "compare", "home"):
+        page = f"app_pages/{name}.py"
         at.switch_page(page).run()
         assert not at.exception, (page, [e.message for e in at.exception])
         assert at.title, page
@@ -129,9 +129,9 @@ def test_fresh_home_explains_what_to_do():
 # --------------------------------------------------------------------------- every page
 def test_pages_import_the_package_one_way_and_stay_small():
     """Pages import the installed package (app.py alone puts the repository on sys.path, for
-    `streamlit run` from elsewhere), and no function in pages/ or animegan/ runs over 120 lines."""
+    `streamlit run` from elsewhere), and no function in app_pages/ or animegan/ runs over 120 lines."""
     import ast
-    page_files = sorted((ROOT / "pages").glob("*.py"))
+    page_files = sorted((ROOT / "app_pages").glob("*.py"))
     assert len(page_files) >= 7
     for f in page_files:
         assert "sys.path" not in f.read_text(), f
@@ -185,7 +185,7 @@ def test_app_runs_from_another_folder(tmp_path):
             f"assert {str(ROOT)!r} not in sys.path\n"
             f"at = AppTest.from_file({APP!r}, default_timeout={TIMEOUT}); at.run()\n"
             "assert not at.exception, [e.message for e in at.exception]\n"
-            "at.switch_page('pages/runs.py').run()\n"
+            "at.switch_page('app_pages/runs.py').run()\n"
             "assert not at.exception, [e.message for e in at.exception]\n"
             "print('ok', [t.value for t in at.title])\n")
     env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
@@ -342,7 +342,7 @@ def test_generate_face_viewer_and_controls(shipped):
 
 
 def test_generate_training_checkpoint_offers_reranking(tiny, monkeypatch):
-    from pages import shared
+    from app_pages import shared
     loads = []
     real = shared.load_generator
 

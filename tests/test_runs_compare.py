@@ -27,9 +27,9 @@ from animegan.config import preset_config
 from animegan.rundir import Run, RunWriter, append_jsonl, read_json, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = str(ROOT / "pages" / "runs.py")
-HOME = str(ROOT / "pages" / "home.py")
-COMPARE = str(ROOT / "pages" / "compare.py")
+RUNS = str(ROOT / "app_pages" / "runs.py")
+HOME = str(ROOT / "app_pages" / "home.py")
+COMPARE = str(ROOT / "app_pages" / "compare.py")
 TIMEOUT = 120  # the CPU is shared with training runs
 SLEEPER = [__import__("sys").executable, "-c", "import time; time.sleep(60)"]
 

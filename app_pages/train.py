@@ -37,7 +37,7 @@ from animegan.devices import available_devices
 from animegan.metrics import find_inception_weights, missing_weights_message
 from animegan.models import MODELS
 from animegan.rundir import Run, list_runs, safe_run_name, tail_lines
-from pages import shared
+from app_pages import shared
 
 # Form widgets are keyed "tr_<TrainConfig field>"; a preset fills all of them.
 INT_FIELDS = ("epochs", "batch_size", "z_dim", "ngf", "ndf", "n_critic", "eval_every", "eval_n", "seed",

@@ -22,7 +22,7 @@ from animegan import directions, evaluation, generate, memorisation, paths
 from animegan.checkpoint import CheckpointError, LoadedGenerator, no_discriminator_reason
 from animegan.data import DataError
 from animegan.invert import invert, load_face, side_by_side
-from pages import shared
+from app_pages import shared
 
 MAX_SEED = shared.MAX_SEED
 PAD = 2                                   # pixels between faces in a grid (generate.to_grid's default)

@@ -17,7 +17,7 @@ from animegan import curves, jobs, timelapse
 from animegan.config import COMPARABLE_N, LIVE_STATES, TrainConfig
 from animegan.curves import finite
 from animegan.rundir import Run, list_runs
-from pages import shared
+from app_pages import shared
 
 REFRESH_S = 2.0  # how often the page redraws itself while a shown run trains
 # (title, y-axis title, metrics.jsonl column): one chart per scalar, every shown run on it

@@ -11,8 +11,8 @@ from animegan import data, jobs, paths
 from animegan.checkpoint import CheckpointError
 from animegan.devices import device_summary
 from animegan.rundir import Run, list_runs
-from pages import shared
-from pages.shared import fmt_bytes
+from app_pages import shared
+from app_pages.shared import fmt_bytes
 
 
 @st.cache_resource(show_spinner=False)

@@ -14,7 +14,7 @@ from animegan import curves, jobs, paths, rundir
 from animegan.checkpoint import CheckpointError, LoadedGenerator
 from animegan.config import COMPARABLE_N, METRICS, SYNTHETIC
 from animegan.metrics import find_inception_weights, missing_weights_message
-from pages import shared
+from app_pages import shared
 
 CAVEAT = "only comparable at the same n and reference"
 # FIDs the classic write-ups reported for their own models (64×64). Not measured here.

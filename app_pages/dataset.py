@@ -14,13 +14,13 @@ from streamlit.errors import StreamlitAPIException
 from animegan import data, paths, synth, uploads
 from animegan.augment import DIFFAUG_OPS
 from animegan.config import IMAGE_SIZES, SYNTHETIC, TrainConfig, preset_config
-from pages import shared
+from app_pages import shared
 
 PAGE_SIZE = 48
 SOURCES = {SYNTHETIC: "Built-in synthetic set", "folder": "A folder (or .zip) on this machine",
            "upload": "Upload a zip"}
 RECIPE = preset_config("anime64")   # the default recipe: the augmentation preview starts from its settings
-TRAIN_PAGE = "pages/train.py"
+TRAIN_PAGE = "app_pages/train.py"
 HANDOFF = "train_handoff"           # read (once) by the Train page
 SAVED = "dataset_saved"             # non-widget copy of the choices below: survives visits to other pages
 KEPT = ("ds_kind", "ds_size", "ds_folder", "ds_upload_pick")
