@@ -44,7 +44,17 @@ import numpy as np
 
 from ..config import IMAGE_SIZES, SYNTHETIC
 from ..rundir import write_json_atomic
-from .cache import CacheWriter, cache_files, cache_usage, clear_caches, find_cache, open_cache, write_meta
+from .cache import (
+    CacheWriter,
+    cache_files,
+    cache_usage,
+    clear_caches,
+    find_cache,
+    open_cache,
+    remove_slot,
+    replaced_slots,
+    write_meta,
+)
 from .decode import (
     MIN_SIDE,
     REASONS,
@@ -341,9 +351,15 @@ def prepare(source: str | Path, size: int = 64, *, val: int = 2000, test: int = 
     if not entries:
         raise _no_images(src, other)
     fp = fingerprint_entries(src.kind, entries)
-    npy, meta_path = cache_files(src, size, cache_root)
+    npy, meta_path = cache_files(src, size, cache_root, fingerprint=fp)
 
     meta, images, why = open_cache(npy, meta_path, fp, size)
+    if why is None and meta is None:
+        replaced = replaced_slots(src, size, fp, cache_root)
+        if replaced:
+            why = "source changed"
+            for old in replaced:
+                remove_slot(old)
     if meta is not None and images is not None:
         names = [str(n) for n in meta["names"]]
         splits = _splits_from_meta(meta, len(names), val, test, split_seed)

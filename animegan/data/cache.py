@@ -1,7 +1,9 @@
 """The decoded cache: one uint8 ``N x 3 x S x S`` ``.npy`` per source and size, opened memory-mapped.
 
-One cache slot per source path and size: ``<cache_root>/<name>-<hash of path>-<S>px.npy`` plus a
-``.json`` meta file next to it (fingerprint, size, count, names, report, splits and a checksum).
+One cache slot per source content and size: ``<cache_root>/<kind>-<fingerprint>-<S>px.npy`` plus a
+``.json`` meta file next to it (fingerprint, size, count, names, report, splits and a checksum). The
+fingerprint is the source's listing (a zip's member names, sizes and CRCs; a folder's names, sizes
+and mtimes), so the same zip at two paths shares one slot: decoded and stored once.
 The cache is used only when the meta's fingerprint of the source (see ``sources``) matches,
 and the ``.npy`` passes a cheap integrity check: its byte size and array shape match the meta,
 and a blake2b of sampled chunks matches. For files up to 4 MiB the whole file is hashed; for
@@ -36,13 +38,35 @@ _HEADER_LEN = 128          # fixed .npy header size (v1.0, 64-byte aligned)
 _MiB = 1 << 20
 
 
-def cache_files(src: Source, size: int, cache_root: Path | str | None = None) -> tuple[Path, Path]:
-    """(the .npy, its .json meta) of the cache slot of a source at a size (nothing is created)."""
+def cache_files(src: Source, size: int, cache_root: Path | str | None = None,
+                fingerprint: str | None = None) -> tuple[Path, Path]:
+    """(the .npy, its .json meta) of the cache slot of a source's content at a size (nothing is
+    created). ``fingerprint``: the source's, where the caller has listed it already."""
     root = Path(cache_root) if cache_root is not None else paths.cache_dir()
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", src.label).strip("._") or "data"
-    h = hashlib.blake2b(str(src.path).encode("utf-8", "surrogateescape"), digest_size=5).hexdigest()
-    stem = f"{slug[:40]}-{h}-{size}px"
+    if fingerprint is None:
+        entries, _ = list_entries(src)
+        fingerprint = fingerprint_entries(src.kind, entries)
+    kind = re.sub(r"[^a-z]+", "", str(src.kind)) or "data"
+    stem = f"{kind}-{fingerprint[:16]}-{size}px"
     return root / f"{stem}.npy", root / f"{stem}.json"
+
+
+def replaced_slots(src: Source, size: int, fingerprint: str, cache_root: Path | str | None = None) -> list[Path]:
+    """Meta files of caches made from this source path at this size before its content changed
+    (another fingerprint): what a rebuild replaces."""
+    root = Path(cache_root) if cache_root is not None else paths.cache_dir()
+    out = []
+    for entry in cache_usage(root):
+        if (entry["meta_path"] is not None and entry["source_path"] == str(src.path) and entry["size"] == size
+                and entry["fingerprint"] != fingerprint):
+            out.append(entry["meta_path"])
+    return out
+
+
+def remove_slot(meta_path: Path) -> None:
+    """Delete one cache (its meta first, so a half-removed cache never looks valid)."""
+    meta_path.unlink(missing_ok=True)
+    meta_path.with_suffix(".npy").unlink(missing_ok=True)
 
 
 def _npy_header(shape: tuple[int, ...]) -> bytes:
@@ -132,8 +156,9 @@ def find_cache(source: str | Path, size: int,
         return None
     if not entries:
         return None
-    npy, meta_path = cache_files(src, size, cache_root)
-    meta, images, _ = open_cache(npy, meta_path, fingerprint_entries(src.kind, entries), size)
+    fp = fingerprint_entries(src.kind, entries)
+    npy, meta_path = cache_files(src, size, cache_root, fingerprint=fp)
+    meta, images, _ = open_cache(npy, meta_path, fp, size)
     return (images, meta) if meta is not None and images is not None else None
 
 
