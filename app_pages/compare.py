@@ -4,15 +4,16 @@ which only like is compared with like: one chart per (metric, n, reference), val
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from animegan import curves, jobs, paths, rundir
+from animegan import comparison, curves, data, jobs, paths, rundir
 from animegan.checkpoint import CheckpointError, LoadedGenerator
-from animegan.config import COMPARABLE_N, METRICS, SYNTHETIC
+from animegan.config import COMPARABLE_N, METRICS, SPLITS, SYNTHETIC
 from animegan.metrics import find_inception_weights, missing_weights_message
 from app_pages import shared
 
@@ -52,21 +53,13 @@ def checkpoint_evals(path: Path, lg: LoadedGenerator) -> list[dict]:
     return out
 
 
-def training_time(path: Path, lg: LoadedGenerator) -> tuple[float | None, str]:
-    """Wall-clock training time of the run behind a checkpoint, and where it came from."""
-    for k in ("train_seconds", "training_seconds", "train_time_s", "elapsed_s", "wall_s"):
-        if isinstance(lg.info.get(k), (int, float)):
-            return float(lg.info[k]), "recorded in the checkpoint"
-    run = rundir.run_of_checkpoint(path)
-    if run is None and lg.info.get("source_checkpoint"):
-        run = rundir.run_of_checkpoint(lg.info["source_checkpoint"])
-    if run is not None:
-        s = run.status()
-        start = s.get("first_started") or s.get("started")
-        end = s.get("updated")
-        if start and end:
-            return float(end) - float(start), f"run {run.name}, wall clock"
-    return None, ""
+def training_time(lg: LoadedGenerator) -> tuple[float | None, str]:
+    """Training time of a checkpoint as the trainer recorded it in the file (`info.train_seconds`:
+    time spent training, summed over resumes), and where it came from."""
+    secs = lg.info.get("train_seconds")
+    if isinstance(secs, (int, float)) and not isinstance(secs, bool) and secs >= 0:
+        return float(secs), "recorded by the trainer"
+    return None, "not recorded in this checkpoint"
 
 
 def eval_line(e: dict) -> str:
@@ -165,22 +158,45 @@ def auto_zoom(sizes: list[int], cols: int) -> int:
     return max([1] + [z for z in (2, 3) if cols * (widest + 2) * z + 2 * z <= GRID_BUDGET_PX])
 
 
-# --------------------------------------------------------------------------- background evaluation
-def start_eval() -> None:
-    """The compute button's callback: reads the form's current values (not the ones of the previous run)."""
+# --------------------------------------------------------------------------- background measuring
+def current_measure() -> comparison.Measure:
     ss = st.session_state
-    label = ss.get("cmp_eval_ckpt")
-    path = shared.checkpoint_choices().get(label)
-    if path is None:
-        shared.flash("cmp", "error", f"{label} is no longer available; pick another checkpoint")
+    return comparison.Measure(metric=str(ss.get("cmp_eval_metric", METRICS[0])),
+                              data=str(ss.get("cmp_eval_data") or SYNTHETIC).strip(),
+                              split=str(ss.get("cmp_eval_split", "test")), n=int(ss.get("cmp_eval_n", 2000)))
+
+
+def start_next() -> None:
+    """Start the first queued measurement (one job at a time); say why when it cannot start."""
+    ss = st.session_state
+    queue = ss.get("cmp_queue") or []
+    m = comparison.Measure(**ss.get("cmp_measure", {}))
+    while queue:
+        label, path = queue.pop(0)
+        try:
+            job = jobs.start_eval(path, m.metric, m.data, m.n, m.split, m.seed)
+        except (jobs.JobError, CheckpointError, ValueError, OSError) as e:
+            shared.flash("cmp", "error", f"{label}: not measured: {e}")
+            queue.clear()
+            break
+        ss["cmp_job"], ss["cmp_job_ckpt"] = job, path
+        break
+    ss["cmp_queue"] = queue
+
+
+def start_measuring() -> None:
+    """The Measure button's callback: queue every selected checkpoint not yet measured this way."""
+    ss = st.session_state
+    m = current_measure()
+    if m.problem():
+        shared.flash("cmp", "error", f"Not started: {m.problem()}.")
         return
-    try:
-        job = jobs.start_eval(path, ss.get("cmp_eval_metric", METRICS[0]), str(ss.get(f"cmp_eval_data_{label}") or SYNTHETIC),
-                              int(ss.get("cmp_eval_n", 1000)))
-    except (jobs.JobError, CheckpointError, ValueError, OSError) as e:
-        shared.flash("cmp", "error", f"Not started: {e}")
+    ss["cmp_measure"] = asdict(m)
+    ss["cmp_queue"] = [list(t) for t in ss.get("cmp_todo", [])]
+    if not ss["cmp_queue"]:
+        shared.flash("cmp", "info", "Every selected checkpoint is already measured this way.")
         return
-    ss["cmp_job"] = job
+    start_next()
 
 
 @st.fragment(run_every=2)
@@ -191,25 +207,33 @@ def watch_job() -> None:
         if cur is None or cur.kind != "eval":
             st.rerun(scope="app")
         job = cur
+    queued = len(st.session_state.get("cmp_queue") or [])
     if job.alive():
-        mins = max(0.0, time.time() - job.started)
-        st.info(f"{job.label}: running for {mins:.0f} s (pid {job.pid}). This part of the page refreshes by "
-                "itself; other pages stay usable.", icon=":material/hourglass_top:")
+        secs = max(0.0, time.time() - job.started)
+        st.info(f"{job.label}: running for {secs:.0f} s (pid {job.pid})" + (f"; {queued} more queued" if queued else "")
+                + ". This part of the page refreshes by itself; other pages stay usable.",
+                icon=":material/hourglass_top:")
         tail = job.log_tail(6)
         if tail:
             st.code(tail, language=None)
         return
     result = jobs.eval_result(job)
+    ckpt = st.session_state.pop("cmp_job_ckpt", None)
     if result is not None:
-        shared.flash("cmp", "success", f"{job.label}: {shared.fmt_eval(result)} vs {result.get('reference', '?')} — "
-                                       "recorded with the checkpoint.")
+        if ckpt:
+            comparison.record(ckpt, result, requested_n=(st.session_state.get("cmp_measure") or {}).get("n"))
+        shared.flash("cmp", "success", f"{job.label}: {shared.fmt_eval(result)} vs "
+                                       f"{curves.short_reference(result.get('reference', '?'))}.")
     else:
         try:
             text = Path(job.log).read_text(errors="replace")
         except OSError:
             text = ""
         shared.flash("cmp", "error", f"{job.label} failed: {last_error_lines(text)}")
+        st.session_state["cmp_queue"] = []
     st.session_state.pop("cmp_job", None)
+    if st.session_state.get("cmp_queue"):
+        start_next()
     st.rerun(scope="app")
 
 
@@ -226,10 +250,10 @@ def checkpoint_card(label: str, p: Path, seed: int, n: int, ncols: int, zoom: in
     if not shared.sample_grid(p, seed, n, ncols, scale=zoom,
                               caption=f"seed {seed}, faces 0…{n - 1} · {cfg.img_size} px shown at {zoom}×"):
         return None
-    secs, where = training_time(p, lg)
+    secs, where = training_time(lg)
     st.markdown(f"{cfg.model}, {cfg.loss}, **{cfg.img_size} px** · **{lg.params:,}** generator parameters  \n"
                 f"epoch {lg.epoch}, step {lg.step:,}" + (" · EMA" if lg.ema else "") + "  \n"
-                f"training time: {shared.fmt_duration(secs)}" + (f" ({where})" if where else ""))
+                + (f"training time: {shared.fmt_duration(secs)} ({where})" if secs is not None else f"training time {where}"))
     evs = checkpoint_evals(p, lg)
     if evs:
         st.markdown("  \n".join(eval_line(e) for e in evs))
@@ -284,9 +308,80 @@ def side_by_side(choices: dict[str, Path], labels: list[str]) -> tuple[list[str]
     return sel, loaded
 
 
-def compute_section(choices: dict[str, Path], labels: list[str], sel: list[str],
-                    loaded: dict[str, tuple[Path, LoadedGenerator]]) -> None:
-    st.subheader("Compute SWD / FID")
+@st.cache_data(ttl=30, show_spinner=False)
+def data_fingerprint(source: str) -> str | None:
+    """The reference data's fingerprint (its listing; nothing decoded), None where it cannot be listed."""
+    try:
+        return data.fingerprint(source)
+    except data.DataError:
+        return None
+
+
+def measured_rows(sel: list[str], loaded: dict[str, tuple[Path, LoadedGenerator]], m: comparison.Measure,
+                  fp: str | None) -> list[dict]:
+    """One row per selected checkpoint: its size and what was measured of it the way `m` measures."""
+    rows = []
+    for label in sel:
+        if label not in loaded:
+            continue
+        p, lg = loaded[label]
+        size = int(lg.config.img_size)
+        embedded = [dict(e) for e in checkpoint_evals(p, lg)]
+        value = comparison.recorded(p, m, fp, size, embedded) if fp else None
+        judge = comparison.recorded(p, m, fp, size, embedded, metric=comparison.REALISM) if fp else None
+        rows.append({"label": label, "path": str(p), "size": size, "result": value, "judge": judge})
+    return rows
+
+
+def measure_chart(rows: list[dict], m: comparison.Measure) -> go.Figure:
+    """One chart, every measured checkpoint a bar beside the others; one colour (and legend entry)
+    per image size, since values at different sizes are not comparable."""
+    fig = go.Figure()
+    sizes = sorted({r["size"] for r in rows})
+    for i, size in enumerate(sizes):
+        these = [r for r in rows if r["size"] == size and r["result"] is not None]
+        fig.add_trace(go.Bar(
+            x=[r["label"] for r in these], y=[float(r["result"]["value"]) for r in these], name=f"{size} px",
+            text=[f"{float(r['result']['value']):.1f}" + (f" · judge {float(r['judge']['value']):.3f}" if r["judge"] else "")
+                  for r in these], textposition="outside", cliponaxis=False,
+            marker_color=shared.RUN_COLORS[i % len(shared.RUN_COLORS)]))
+    unit = " ×10³" if m.metric == "swd" else ""
+    fig.update_layout(height=380, barmode="group", showlegend=True, legend_title_text="image size",
+                      yaxis=dict(title=f"{m.metric.upper()}{unit} (lower is better)", rangemode="tozero"),
+                      margin=dict(t=24, b=10, l=50, r=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, xanchor="left"))
+    return fig
+
+
+def comparability_notes(rows: list[dict], m: comparison.Measure) -> list[str]:
+    """Which of the measured numbers compare with which, and why the others do not
+    (`comparison.differences`, the one answer to that question)."""
+    groups: list[list[dict]] = []
+    for r in (r for r in rows if r["result"] is not None):
+        home = next((g for g in groups if not comparison.differences(g[0]["result"], r["result"])), None)
+        if home is None:
+            groups.append([r])
+        else:
+            home.append(r)
+    notes = []
+    if len(groups) == 1 and len(groups[0]) > 1:
+        notes.append(f"All {len(groups[0])} bars compare: the same {m.metric.upper()}, n, split and data, "
+                     f"at the same size.")
+    elif len(groups) > 1:
+        for g in groups:
+            names = ", ".join(f"**{r['label']}**" for r in g)
+            notes.append(f"{names} ({g[0]['size']} px): " + ("compare with each other" if len(g) > 1 else "alone"))
+        why = comparison.differences(groups[0][0]["result"], groups[1][0]["result"])
+        notes.append("Bars of different colours do not compare: " + ", ".join(why)
+                     + (". SWD compares faces at their own size: a 96 px face has detail a 64 px one cannot have"
+                        if any("px against" in w for w in why) else "") + ".")
+    if groups and not shared.comparable(m.n):
+        notes.append(f"n = {m.n:,} < {COMPARABLE_N:,}: these compare with each other, not with published numbers.")
+    return notes
+
+
+def measure_section(sel: list[str], loaded: dict[str, tuple[Path, LoadedGenerator]]) -> None:
+    st.subheader("Measure them the same way")
     try:
         cur = jobs.current_job()
     except Exception as e:  # noqa: BLE001  # a broken lock file: say so, keep the page
@@ -296,35 +391,58 @@ def compute_section(choices: dict[str, Path], labels: list[str], sel: list[str],
     if st.session_state.get("cmp_job") is not None or (cur is not None and cur.kind == "eval"):
         watch_job()
     elif cur is not None:
-        st.info(f"{cur.describe()} is running; one job at a time — compute a metric when it has finished.")
-    pool = sel if sel else labels
-    without = [lb for lb in pool if lb in loaded and not checkpoint_evals(*loaded[lb])]
-    e1, e2, e3 = st.columns([3, 2, 1])
-    target = e1.selectbox("Checkpoint", pool, index=pool.index(without[0]) if without else 0, key="cmp_eval_ckpt")
+        st.info(f"{cur.describe()} is running; one job at a time — measure when it has finished.")
+    if not loaded:
+        st.caption("Pick checkpoints above to measure them.")
+        return
+    first = loaded[sel[0]][1].config.data if sel and sel[0] in loaded else SYNTHETIC
+    default_data = first if first == SYNTHETIC or Path(first).expanduser().exists() else SYNTHETIC
+    e1, e2, e3, e4 = st.columns([3, 2, 2, 2])
+    e1.text_input("Reference data", value=default_data, key="cmp_eval_data",
+                  help="Every checkpoint is measured against this data: a folder, a .zip or 'synthetic'.")
     fid_here = find_inception_weights() is not None
     e2.radio("Metric", list(METRICS), horizontal=True, key="cmp_eval_metric",
-             format_func=lambda m: m.upper() if m != "fid" or fid_here else "FID (unavailable here)",
+             format_func=lambda v: v.upper() if v != "fid" or fid_here else "FID (unavailable here)",
              help="SWD needs nothing extra. FID needs the Inception weights (pytorch-fid) on this machine.")
-    if not fid_here and st.session_state.get("cmp_eval_metric") == "fid":
-        st.caption(f"FID is unavailable here. {missing_weights_message()}")
-    e3.number_input("n", 2, 50_000, 1000, step=500, key="cmp_eval_n",
+    e3.selectbox("Split", list(SPLITS), index=list(SPLITS).index("test"), key="cmp_eval_split",
+                 help="test: faces no checkpoint selected on. Every checkpoint is measured on the same split.")
+    e4.number_input("n", 2, 50_000, 2000, step=500, key="cmp_eval_n",
                     help=f"Images compared (capped by the split's size). {COMPARABLE_N:,} for numbers comparable "
                          f"with published ones; below {curves.ROUGH_N:,} the value is rough.")
-    try:
-        cfg_data = shared.get_generator(Path(choices[target])).config.data
-    except (CheckpointError, OSError):
-        cfg_data = SYNTHETIC
-    default_data = cfg_data if cfg_data == SYNTHETIC or Path(cfg_data).expanduser().exists() else SYNTHETIC
-    st.text_input("Reference data (its val split)", value=default_data, key=f"cmp_eval_data_{target}",
-                  help="The checkpoint's training data by default: a folder, a .zip or 'synthetic'.")
+    if not fid_here and st.session_state.get("cmp_eval_metric") == "fid":
+        st.caption(f"FID is unavailable here. {missing_weights_message()}")
+    m = current_measure()
+    fp = data_fingerprint(m.data)
+    rows = measured_rows(sel, loaded, m, fp)
+    todo = [(r["label"], r["path"]) for r in rows if r["result"] is None]
+    st.session_state["cmp_todo"] = todo
     busy = st.session_state.get("cmp_job") is not None or cur is not None
-    st.button("Compute in the background", icon=":material/play_arrow:", type="primary", disabled=busy,
-              key="cmp_eval_go", on_click=start_eval,
-              help="One job at a time: disabled while a training or an evaluation runs" if busy else None)
+    label = (f"Measure {len(todo)} of {len(rows)} in the background" if todo else "All measured this way")
+    st.button(label, icon=":material/play_arrow:", type="primary", disabled=busy or not todo, key="cmp_eval_go",
+              on_click=start_measuring,
+              help="One job at a time, each checkpoint in turn: disabled while a training or an evaluation runs"
+              if busy else "Results are kept by checkpoint content and settings: nothing is measured twice.")
+    if any(r["result"] is not None for r in rows):
+        st.markdown(f"**{m.metric.upper()} on the {m.split} split of {curves.short_reference(m.data) or m.data}, "
+                    f"n={m.n:,}**, each checkpoint at its own size")
+        st.plotly_chart(measure_chart(rows, m), width="stretch", key="cmp_measure_chart")
+        for note in comparability_notes(rows, m):
+            st.caption(note)
+    table = [{"checkpoint": r["label"], "size": f"{r['size']} px",
+              m.metric.upper(): None if r["result"] is None else round(float(r["result"]["value"]), 2),
+              "realism judge": "not recorded" if r["judge"] is None else f"{float(r['judge']['value']):.3f}"}
+             for r in rows]
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.caption("Realism judge: held-out accuracy of a small CNN telling the checkpoint's faces from real ones "
+               "(0.5 = it cannot, 1.0 = always), shown where it was recorded for this split, n and data.")
 
 
 def summary_section(choices: dict[str, Path]) -> None:
-    st.subheader("Summary: every run and checkpoint")
+    with st.expander("Every value recorded for any run or checkpoint, grouped by how it was measured"):
+        recorded_values(choices)
+
+
+def recorded_values(choices: dict[str, Path]) -> None:
     rows = summary_rows(choices)
     if not rows:
         st.caption("No FID or SWD has been measured yet: runs evaluate during training when `eval_every` > 0, and any "
@@ -370,5 +488,5 @@ if not labels:
             "shows the classic write-ups' reported FIDs meanwhile.")
 else:
     sel, loaded = side_by_side(choices, labels)
-    compute_section(choices, labels, sel, loaded)
+    measure_section(sel, loaded)
 summary_section(choices)

@@ -407,7 +407,7 @@ def test_compare_two_checkpoints_and_summary(tiny, shipped):
     assert set(summary["metric"]) == {"SWD", "FID"}
     assert set(summary["name"]) == {"shipped: tiny-export", "run tiny"}
     assert all(summary["note"] == "rough")  # n=48 and n=4: below ROUGH_N
-    assert len(at.get("plotly_chart")) == 2  # one chart per (metric, n, reference)
+    assert len(at.expander[-1].get("plotly_chart")) == 2  # recorded values: one chart per (metric, n, reference)
     at.number_input(key="cmp_seed").set_value(3).run()
     at.multiselect(key="cmp_sel").unselect("run tiny: last").run()
     assert not at.exception and len(at.image) == 1
@@ -427,9 +427,8 @@ def _wait_for_job(at: AppTest, limit: float = 240) -> None:
 def test_compare_compute_fid_without_weights_then_swd(tiny, shipped, monkeypatch, tmp_path):
     monkeypatch.setenv("ANIMEGAN_INCEPTION_WEIGHTS", str(tmp_path / "no-such-weights.pth"))
     at = app_test(COMPARE)
-    assert at.selectbox(key="cmp_eval_ckpt").value == "shipped: tiny-export"
-    data_key = "cmp_eval_data_shipped: tiny-export"
-    at.text_input(key=data_key).input(str(tiny["faces"]))
+    assert at.multiselect(key="cmp_sel").value == ["shipped: tiny-export"]
+    at.text_input(key="cmp_eval_data").input(str(tiny["faces"]))
     at.number_input(key="cmp_eval_n").set_value(4)
     at.radio(key="cmp_eval_metric").set_value("fid").run()
     assert "FID is unavailable here" in texts(at), "said before the user starts a job that can only fail"
@@ -444,7 +443,9 @@ def test_compare_compute_fid_without_weights_then_swd(tiny, shipped, monkeypatch
     assert not at.error, errors(at)
     assert "SWD" in "\n".join(s.value for s in at.success)
     assert [e["metric"] for e in rundir.evals_for_checkpoint(shipped)] == ["swd"]
-    assert "SWD" in set(at.dataframe[-1].value["metric"])
+    table = at.dataframe[0].value
+    assert list(table["checkpoint"]) == ["shipped: tiny-export"] and table["SWD"][0] > 0
+    assert at.button(key="cmp_eval_go").disabled, "measured this way already: nothing left to measure"
 
 
 def test_compare_busy_slot_is_reported(tiny, shipped, monkeypatch):
