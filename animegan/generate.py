@@ -48,6 +48,20 @@ from .data import to_uint8
 
 MIX_MULTIPLIER = 1_000_003
 MIX_MODULUS = 2**63
+MAX_SEED = 2**31 - 1          # the largest seed a page offers (any int works here)
+# What a page lets a person ask for in one grid: (smallest, largest) of each number.
+LIMITS: dict[str, tuple[int, int]] = {"Seed": (0, MAX_SEED), "Number of faces": (1, 256), "Columns": (1, 32)}
+# The truncation preview: psi from off (1) to the average face (0), evenly spaced, so each step
+# moves the face by about as much as the one before and the last tile is where the others head.
+PSI_STRIP = (1.0, 0.85, 0.7, 0.55, 0.4, 0.25, 0.1, 0.0)
+
+
+def out_of_range(name: str, value: float) -> str | None:
+    """A message naming the field, the value given and the range (None: within LIMITS[name])."""
+    lo, hi = LIMITS[name]
+    if lo <= value <= hi and float(value).is_integer():
+        return None
+    return f"{name}: {value:g} is out of range. Use a whole number from {lo:,} to {hi:,}."
 
 
 def mix(seed: int, index: int) -> int:
@@ -142,6 +156,13 @@ def average_face(G: nn.Module, device: str | torch.device = "cpu") -> torch.Tens
     with _eval_mode(G), torch.inference_mode():
         x = G(torch.zeros(1, int(G.z_dim), device=device)) if centre is None else split_generator(G).tail(centre)
     return to_uint8(x).cpu()[0]
+
+
+def truncation_strip(G: nn.Module, z: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
+    """One latent (z_dim,) drawn at each psi of PSI_STRIP: uint8 (len(PSI_STRIP), 3, S, S); psi 0
+    is `average_face`, the limit the other tiles approach."""
+    return torch.stack([average_face(G, device) if q == 0 else render(G, z[None], truncation=q, device=device)[0]
+                        for q in PSI_STRIP])
 
 
 def render(G: nn.Module, z: torch.Tensor, *, truncation: float = 1.0, device: str | torch.device = "cpu",

@@ -18,15 +18,14 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from animegan import directions, evaluation, generate, memorisation, paths
+from animegan import commands, directions, evaluation, generate, memorisation, paths
 from animegan.checkpoint import CheckpointError, LoadedGenerator, no_discriminator_reason
 from animegan.data import DataError
 from animegan.invert import invert, load_face, side_by_side
 from app_pages import shared
 
-MAX_SEED = shared.MAX_SEED
+MAX_SEED = generate.MAX_SEED
 PAD = 2                                   # pixels between faces in a grid (generate.to_grid's default)
-PSI_STRIP = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
 MAX_DIRECTIONS = directions.DEFAULT_K     # sliders offered (computed once per checkpoint and method)
 FACE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 METHOD_SHORT = {"sefa": "SeFa", "ganspace": "GANSpace"}
@@ -185,13 +184,30 @@ def checkpoint_section() -> tuple[Path, LoadedGenerator, float]:
     return path, lg, mtime
 
 
+def _range_help(name: str) -> str:
+    lo, hi = generate.LIMITS[name]
+    return f"A whole number from {lo:,} to {hi:,}."
+
+
 def controls(lg: LoadedGenerator) -> tuple[int, int, int, float, int]:
     st.session_state.setdefault("gen_seed", 0)
     st.session_state.setdefault("gen_seed_b", 1)
+    st.session_state.setdefault("gen_n", 64)
+    st.session_state.setdefault("gen_cols", 8)
     c1, c2, c3 = st.columns(3)
-    seed = int(c1.number_input("Seed", 0, MAX_SEED, step=1, key="gen_seed", on_change=_seed_changed))
-    n = int(c2.number_input("Number of faces", 1, 256, 64, key="gen_n"))
-    cols = int(c3.number_input("Columns", 1, 32, 8, key="gen_cols"))
+    # No min/max on the inputs: a number out of range gets a message with the range (generate.LIMITS),
+    # not a red border that keeps the old grid without a word.
+    given = {"Seed": c1.number_input("Seed", step=1, key="gen_seed", on_change=_seed_changed,
+                                     help=_range_help("Seed")),
+             "Number of faces": c2.number_input("Number of faces", step=1, key="gen_n",
+                                                help=_range_help("Number of faces")),
+             "Columns": c3.number_input("Columns", step=1, key="gen_cols", help=_range_help("Columns"))}
+    problems = [m for name, v in given.items() if (m := generate.out_of_range(name, v)) is not None]
+    if problems:
+        for m in problems:
+            shared.show_error(m)
+        st.stop()
+    seed, n, cols = (int(v) for v in given.values())
     c4, c5 = st.columns([1, 2], vertical_alignment="bottom")
     c4.button("New seed", icon=":material/casino:", key="gen_new_seed", on_click=_new_seed, width="stretch",
               help="A random seed: new faces. Write the seed down to get them back.")
@@ -228,10 +244,10 @@ def _grid_figure(png: bytes, n: int, cols: int, size: int, picked: int | None) -
                       line=dict(color="#ff6fa8", width=3))
     fig.update_xaxes(range=[0, W], visible=False, fixedrange=True)
     fig.update_yaxes(range=[H, 0], visible=False, fixedrange=True, scaleanchor="x")
-    # 64 px a face where the page is wide enough; a narrower page shrinks the grid (to ~58 px at 800 px)
+    # Every face at its own size (96 px for a 96 px checkpoint): the chart is exactly W × H pixels.
     fig.update_yaxes(constrain="domain", constraintoward="top")
     fig.update_xaxes(constrain="domain")
-    fig.update_layout(margin=dict(l=0, r=0, t=0, b=0), height=rows * max(48, min(64, 640 // max(1, rows))),
+    fig.update_layout(margin=dict(l=0, r=0, t=0, b=0), width=W, height=H,
                       showlegend=False, dragmode=False, hovermode="closest", hoverdistance=-1, clickmode="event+select",
                       plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)")
     return fig
@@ -257,9 +273,9 @@ def grid_section(path: Path, lg: LoadedGenerator, mtime: float, seed: int, n: in
     pick = min(int(st.session_state.get("gen_pick", 0)), n - 1)
     st.session_state["gen_pick"] = pick
     from_grid = st.session_state.get("gen_source", "grid") == "grid"
-    st.plotly_chart(_grid_figure(grid_png, n, cols, lg.config.img_size, pick if from_grid else None),
-                    key="gen_grid_chart", on_select=_picked_in_grid, selection_mode="points",
-                    config={"displayModeBar": False, "scrollZoom": False}, width="stretch")
+    fig = _grid_figure(grid_png, n, cols, lg.config.img_size, pick if from_grid else None)
+    st.plotly_chart(fig, key="gen_grid_chart", on_select=_picked_in_grid, selection_mode="points",
+                    config={"displayModeBar": False, "scrollZoom": False}, width=int(fig.layout.width))
     drawn = f" (drawn {n * k}, kept the {n} D rated highest)" if k > 1 else ""
     st.caption(f"**Click a face to pick it.** Seed {seed}, indices {res.indices[0]}…{res.indices[-1]}{drawn}, "
                f"ψ = {psi:g} · :material/timer: {n} faces in {dt:.2f} s on the CPU"
@@ -337,10 +353,9 @@ def picked_section(path: Path, lg: LoadedGenerator, mtime: float, res, pick: int
     st.caption("Strength in standard deviations of the prior: a latent's coordinate along any direction is N(0, 1), "
                "so ±3 is as far as training latents went.")
     if idx is not None:
-        edits = "".join(f" --edit {i}={s:g}" for i, s in edited.items())
-        st.code(f"python -m animegan generate --checkpoint {path} --seed {seed} --start {idx} --n 1"
-                + (f" --truncation {psi:g}" if psi != 1 else "") + edits
-                + (f" --directions {method}" if edits and method != "sefa" else "") + " --out face.png",
+        st.code(commands.command("generate", always=("seed",), checkpoint=str(path), seed=seed, start=idx, n=1,
+                                 truncation=psi, edit=[f"{i}={s:g}" for i, s in edited.items()] or None,
+                                 directions=method if edited else None, out="face.png"),
                 language="bash", wrap_lines=True)
     return Picked(z, shift, face, what, dirs, method, strengths, ckpt_hash)
 
@@ -368,12 +383,13 @@ def strips_section(lg: LoadedGenerator, p: Picked, psi: float):
 
 
 def truncation_section(lg: LoadedGenerator, p: Picked, psi: float):
-    st.markdown("**Truncation ψ, previewed** — the picked face at ψ = " + ", ".join(f"{p:g}" for p in PSI_STRIP)
-                + ", then the average face it is pulled toward (ψ → 0). Truncation pulls the first block's features "
-                  "toward their mean over all latents: less variety, more typical faces.")
-    faces = torch.cat([generate.render(lg.G, (p.z + p.shift)[None], truncation=q) for q in PSI_STRIP]
-                      + [generate.average_face(lg.G)[None]])
-    _show(_png(faces, 2), caption=f"ψ {' · '.join(f'{p:g}' for p in PSI_STRIP)} · average face   (now: ψ = {psi:g})")
+    strip = generate.PSI_STRIP
+    st.markdown("**Truncation ψ, previewed** — the picked face at ψ = " + ", ".join(f"{q:g}" for q in strip[:-1])
+                + " and 0: truncation pulls the first block's features toward their mean over all latents, so at "
+                  "ψ = 0 every face becomes the same average face (the last tile), the point the others head for. "
+                  "Lower ψ: less variety, more typical faces.")
+    faces = generate.truncation_strip(lg.G, p.z + p.shift)
+    _show(_png(faces, 2), caption=f"ψ {' · '.join(f'{q:g}' for q in strip)} (the average face)   (now: ψ = {psi:g})")
 
 
 def interpolation_section(path: Path, lg: LoadedGenerator, mtime: float, z_start: torch.Tensor, what: str, psi: float):

@@ -16,7 +16,7 @@ from animegan.checkpoint import CheckpointError, LoadedGenerator, load_checkpoin
 from animegan.config import COMPARABLE_N
 from animegan.rundir import list_runs
 
-MAX_SEED = 2**31 - 1  # the largest seed the seed inputs offer (any int works in the package)
+MAX_SEED = generate.MAX_SEED  # the largest seed the seed inputs offer (any int works in the package)
 # One colour per run (or checkpoint) on every chart of a page, in the order they were picked.
 RUN_COLORS = ["#4dabf7", "#ff6fa8", "#69db7c", "#ffa94d", "#b197fc", "#ffd43b", "#3bc9db", "#f783ac"]
 NARROW_PX = 900  # a window at most this wide is narrow: the sidebar starts collapsed, metrics shrink

@@ -322,7 +322,7 @@ def test_page_pick_steer_with_sliders_and_reset(shipped_synthetic):
     at.session_state["gen_pick"] = 5  # what a click on face 5 of the grid does
     rerun(at)
     t = texts(at)
-    assert "seed 0, index 5" in image_captions(at) and "identical pixels" in t and "--start 5 --n 1" in t
+    assert "seed 0, index 5" in image_captions(at) and "identical pixels" in t and "--n 1 --start 5" in t
     plain = at.session_state["gen_face_png"]
     strips = [c for c in image_captions(at) if c.startswith("direction ")]
     assert len(strips) == 5 and all("-3 · -2 · -1 · +0 · +1 · +2 · +3" in c for c in strips)
@@ -362,7 +362,7 @@ def test_page_direction_names_are_kept_for_the_checkpoint(shipped_synthetic):
 
 def test_page_truncation_strip_and_interpolation_seeds_follow(shipped_synthetic):
     at = page()
-    assert any(c.startswith("ψ 1 · 0.9") and "average face" in c for c in image_captions(at))
+    assert any(c.startswith("ψ 1 · 0.85") and "0 (the average face)" in c for c in image_captions(at))
     assert at.number_input(key="gen_seed_b").value == 1
     at.number_input(key="gen_seed").set_value(7)
     rerun(at)
