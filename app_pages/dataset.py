@@ -190,6 +190,7 @@ def histogram_figs(sample: np.ndarray, bins: int = 64) -> tuple[go.Figure, go.Fi
 
 
 # =========================================================================== page
+shared.narrow_window_layout()
 st.title("Dataset")
 st.caption("A source is prepared once: every image is read, checked, converted to RGB, center-cropped and "
            "resized, and kept in a cache. What cannot be used is skipped and reported here — never silently.")
@@ -240,10 +241,13 @@ if pdata is None:
             note = f" The synthetic set is rendered first ({synth.DEFAULT_N:,} faces: about 30–60 s on a CPU)."
         st.info("This source has not been prepared at this size yet: every image will be read and checked once, "
                 "then cached (a large folder takes a while)." + note)
-        if st.button("Prepare", type="primary", key="ds_prepare"):
-            pdata = run_prepare(source, size)
+        if st.button("Prepare", type="primary", key="ds_prepare") and run_prepare(source, size) is not None:
+            # Drawn again from the top: the "not prepared yet" box and this button go, the report comes.
+            shared.flash("ds", "success", f"Prepared {data.describe_source(source)} at {size} px.")
+            st.rerun()
 if pdata is None:
     st.stop()
+shared.show_flash("ds")
 
 if st.button("Check the source again", key="ds_recheck", help="Re-reads the source listing; decodes again only "
              "what changed (the cache is rebuilt when files were added, removed or modified)."):

@@ -229,9 +229,13 @@ def test_dataset_folder_report_lists_skipped_files(messy_folder):
     at.radio(key="ds_kind").set_value("folder").run()
     at.text_input(key="ds_folder").input(str(messy_folder)).run()
     assert not at.exception
+    assert "has not been prepared" in texts(at)
     at.button(key="ds_prepare").click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, errors(at)
+    # the page shows the state it is in: prepared, no "not prepared yet" box or Prepare button above the report
+    assert "has not been prepared" not in texts(at) and not [b for b in at.button if b.key == "ds_prepare"]
+    assert any(s.value.startswith("Prepared folder") for s in at.success)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Usable"] == "13" and metrics["Skipped"] == "3" and metrics["Exact duplicates"] == "1"
     assert metrics["Other files ignored"] == "1"
