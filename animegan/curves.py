@@ -228,3 +228,15 @@ def curve_series(raw: Any) -> dict[tuple[int, str], tuple[list[float], list[floa
         xs.append(p["kimg"] * 1000)
         ys.append(p["value"])
     return out
+
+
+def log_ticks(values: Iterable[float], per_decade: tuple[float, ...] = (1.0, 2.0, 5.0)) -> tuple[list[float], list[str]]:
+    """Readable ticks for a log axis over these values: 1, 2, 5, 10, 20, 50, ... (full numbers,
+    never plotly's lone minor digits "9 8 7 ..."); ([], []) when no value is positive."""
+    pos = [float(v) for v in values if finite(v) and float(v) > 0]
+    if not pos:
+        return [], []
+    lo, hi = math.floor(math.log10(min(pos))), math.ceil(math.log10(max(pos)))
+    ticks = [m * 10.0 ** e for e in range(lo, hi + 1) for m in per_decade]
+    ticks = [t for t in ticks if min(pos) / 2.5 <= t <= max(pos) * 2.5]
+    return ticks, [f"{t:,.10g}" if t >= 1 else f"{t:.10g}" for t in ticks]

@@ -129,6 +129,59 @@ def _training_data(source: str, size: int, val: int, test: int, split_seed: int,
     return evaluation.checkpoint_data(_cfg, source)
 
 
+def _z_bytes(z: torch.Tensor) -> bytes:
+    return z.detach().to(torch.float32).contiguous().numpy().tobytes()
+
+
+def _z_of(b: bytes) -> torch.Tensor:
+    return torch.from_numpy(np.frombuffer(b, dtype=np.float32).copy())
+
+
+# Every picture below is a function of its arguments alone (checkpoint file version, seed, latents,
+# psi...): cached across reruns and sessions, so a new visit or an unchanged section draws nothing again.
+@st.cache_data(max_entries=32, show_spinner=False)
+def _grid(path: str, mtime: float, seed: int, n: int, psi: float, k: int, cols: int) -> dict:
+    lg = shared.get_generator(path)
+    t0 = time.perf_counter()
+    res = generate.generate(lg.G, seed, n, truncation=psi, D=lg.D if k > 1 else None, rerank=k)
+    dt = time.perf_counter() - t0
+    return {"res": res, "dt": dt, "png": generate.png_bytes(generate.to_grid(res.images, cols=cols, padding=PAD)),
+            "zip": generate.to_zip(res.images, seed, res.indices)}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _face(path: str, mtime: float, z: bytes, psi: float) -> torch.Tensor:
+    return generate.render(shared.get_generator(path).G, _z_of(z)[None], truncation=psi)[0]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _drawn_alone_is_identical(path: str, mtime: float, seed: int, idx: int, psi: float, in_grid: bytes) -> bool:
+    """Face (seed, idx) drawn alone has exactly the pixels it has in the grid."""
+    alone = generate.generate(shared.get_generator(path).G, seed, 1, start=idx, truncation=psi).images[0]
+    return alone.numpy().tobytes() == in_grid
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _direction_strip_png(path: str, mtime: float, method: str, i: int, z: bytes, others: bytes, psi: float) -> bytes:
+    G = shared.get_generator(path).G
+    row = directions.strip(G, _z_of(z), _directions(path, mtime, method).vectors[i], truncation=psi, base=_z_of(others))
+    return _png(row, 2)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _truncation_strip_png(path: str, mtime: float, z: bytes) -> bytes:
+    return _png(generate.truncation_strip(shared.get_generator(path).G, _z_of(z)), 2)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _interpolation(path: str, mtime: float, z_start: bytes, z_end: bytes, steps: int, mode: str, psi: float) -> dict:
+    G = shared.get_generator(path).G
+    frames = generate.render(G, generate.interpolation_latents(_z_of(z_start), _z_of(z_end), steps, mode), truncation=psi)
+    gif = io.BytesIO()
+    generate.to_gif(frames, gif, fps=10, upscale=4)
+    return {"frames": frames, "gif": gif.getvalue()}
+
+
 def _png(img, scale: int = 1, smooth: bool = False) -> bytes:
     """A PIL image, one uint8 face (3, S, S) or a row of faces (N, 3, S, S) as PNG bytes, enlarged."""
     if isinstance(img, torch.Tensor):
@@ -254,21 +307,12 @@ def _grid_figure(png: bytes, n: int, cols: int, size: int, picked: int | None) -
 
 
 def grid_section(path: Path, lg: LoadedGenerator, mtime: float, seed: int, n: int, cols: int, psi: float, k: int):
-    mkey = (str(path), mtime, seed, n, psi, k)
-    memo = st.session_state.get("gen_memo")
-    if memo is None or memo.get("key") != mkey:
-        try:
-            t0 = time.perf_counter()
-            res = generate.generate(lg.G, seed, n, truncation=psi, D=lg.D if k > 1 else None, rerank=k)
-            dt = time.perf_counter() - t0
-        except (ValueError, RuntimeError) as e:
-            shared.show_error(e)
-            st.stop()
-        memo = {"key": mkey, "res": res, "dt": dt}
-        st.session_state["gen_memo"] = memo
-    res, dt = memo["res"], memo["dt"]
-    grid = generate.to_grid(res.images, cols=cols, padding=PAD)
-    grid_png = generate.png_bytes(grid)
+    try:
+        made = _grid(str(Path(path).resolve()), mtime, seed, n, psi, k, cols)
+    except (ValueError, RuntimeError) as e:
+        shared.show_error(e)
+        st.stop()
+    res, dt, grid_png = made["res"], made["dt"], made["png"]
     st.session_state["gen_grid_png"] = grid_png
     pick = min(int(st.session_state.get("gen_pick", 0)), n - 1)
     st.session_state["gen_pick"] = pick
@@ -283,7 +327,7 @@ def grid_section(path: Path, lg: LoadedGenerator, mtime: float, seed: int, n: in
     with st.container(horizontal=True):
         st.download_button("Grid (PNG)", grid_png, file_name=generate.grid_name(seed), mime="image/png",
                            icon=":material/download:", key="gen_dl_grid")
-        st.download_button("Every face (zip of PNGs)", generate.to_zip(res.images, seed, res.indices),
+        st.download_button("Every face (zip of PNGs)", made["zip"],
                            file_name=generate.grid_name(seed, "zip"), mime="application/zip",
                            icon=":material/download:", key="gen_dl_zip")
     return res, pick
@@ -333,7 +377,7 @@ def picked_section(path: Path, lg: LoadedGenerator, mtime: float, res, pick: int
                                            directions.MAX_STRENGTH, 0.0, 0.25, key=f"gen_dir_{i}"))
         st.button("Reset sliders", icon=":material/restart_alt:", key="gen_dir_reset", on_click=_reset_sliders)
     shift = directions.shift(dirs, {i: s for i, s in strengths.items() if s})
-    face = generate.render(lg.G, (z + shift)[None], truncation=psi)[0]
+    face = _face(str(path.resolve()), mtime, _z_bytes(z + shift), psi)
     edited = {i: s for i, s in strengths.items() if s}
     with left:
         smooth = st.toggle("Smooth", True, key="gen_smooth",
@@ -343,8 +387,7 @@ def picked_section(path: Path, lg: LoadedGenerator, mtime: float, res, pick: int
         st.session_state["gen_face_png"] = png
         _show(png, caption=what + (f", edited ({len(edited)} directions)" if edited else ""))
         if idx is not None:
-            alone = generate.generate(lg.G, seed, 1, start=idx, truncation=psi).images[0]
-            same = bool(torch.equal(res.images[pick], alone))
+            same = _drawn_alone_is_identical(str(path.resolve()), mtime, seed, idx, psi, res.images[pick].numpy().tobytes())
             st.markdown(":green[:material/check_circle: redrawn alone from (seed, index): identical pixels]" if same
                         else ":orange[:material/warning: redrawn alone: differs (floating-point rounding on this device)]")
         else:
@@ -366,11 +409,12 @@ def strips_section(lg: LoadedGenerator, p: Picked, psi: float):
     ckpt_hash, method = p.ckpt_hash, p.method
     names = directions.load_names(ckpt_hash, method)
     n_dirs = len(p.strengths)
+    path = str(Path(lg.path).resolve())
     for i in range(n_dirs):
         others = directions.shift(p.dirs, {j: s for j, s in p.strengths.items() if j != i and s})
-        row = directions.strip(lg.G, p.z, p.dirs.vectors[i], truncation=psi, base=others)
-        _show(_png(row, 2), caption=f"direction {directions.label(i, names)}: "
-                                       + " · ".join(f"{s:+g}" for s in directions.STRIP_STEPS))
+        png = _direction_strip_png(path, os.path.getmtime(path), method, i, _z_bytes(p.z), _z_bytes(others), psi)
+        _show(png, caption=f"direction {directions.label(i, names)}: "
+                           + " · ".join(f"{s:+g}" for s in directions.STRIP_STEPS))
     with st.expander("Name the directions", icon=":material/edit:"):
         st.caption("A name is kept for this checkpoint (by the hash of its file, whatever its path) in the home "
                    f"folder (`{directions.names_dir()}`) and shown on the sliders and strips next time.")
@@ -388,8 +432,9 @@ def truncation_section(lg: LoadedGenerator, p: Picked, psi: float):
                 + " and 0: truncation pulls the first block's features toward their mean over all latents, so at "
                   "ψ = 0 every face becomes the same average face (the last tile), the point the others head for. "
                   "Lower ψ: less variety, more typical faces.")
-    faces = generate.truncation_strip(lg.G, p.z + p.shift)
-    _show(_png(faces, 2), caption=f"ψ {' · '.join(f'{q:g}' for q in strip)} (the average face)   (now: ψ = {psi:g})")
+    path = str(Path(lg.path).resolve())
+    png = _truncation_strip_png(path, os.path.getmtime(path), _z_bytes(p.z + p.shift))
+    _show(png, caption=f"ψ {' · '.join(f'{q:g}' for q in strip)} (the average face)   (now: ψ = {psi:g})")
 
 
 def interpolation_section(path: Path, lg: LoadedGenerator, mtime: float, z_start: torch.Tensor, what: str, psi: float):
@@ -415,14 +460,7 @@ def interpolation_section(path: Path, lg: LoadedGenerator, mtime: float, z_start
             st.caption("Nothing pinned yet: walking to the seed.")
     mode = st.radio("Path", ["slerp", "lerp"], horizontal=True, key="gen_mode",
                     help="slerp follows the sphere where Gaussian latents live; lerp is the straight line.")
-    ikey = (str(path), mtime, z_start.numpy().tobytes(), z_end.numpy().tobytes(), steps, mode, psi)
-    imemo = st.session_state.get("gen_interp")
-    if imemo is None or imemo.get("key") != ikey:
-        frames = generate.render(lg.G, generate.interpolation_latents(z_start, z_end, steps, mode), truncation=psi)
-        gif = io.BytesIO()
-        generate.to_gif(frames, gif, fps=10, upscale=4)
-        imemo = {"key": ikey, "frames": frames, "gif": gif.getvalue()}
-        st.session_state["gen_interp"] = imemo
+    imemo = _interpolation(str(Path(path).resolve()), mtime, _z_bytes(z_start), _z_bytes(z_end), steps, mode, psi)
     frames = imemo["frames"]
     j1, j2 = st.columns(2)
     with j1:

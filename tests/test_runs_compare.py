@@ -441,3 +441,11 @@ def test_compare_shows_why_an_evaluation_was_refused_and_waits_for_a_running_one
     assert "cmp_job" in at.session_state
     assert at.button(key="cmp_eval_go").disabled  # one job at a time
     assert any("running for" in i.value for i in at.info)
+
+
+def test_log_axis_ticks_are_readable_numbers():
+    vals, text = curves.log_ticks([0.12, 3.0, 41.0, 180.0])
+    assert text == ["0.1", "0.2", "0.5", "1", "2", "5", "10", "20", "50", "100", "200"]
+    assert vals == [float(t.replace(",", "")) for t in text]
+    assert curves.log_ticks([2500, 9000])[1] == ["1,000", "2,000", "5,000", "10,000", "20,000"]
+    assert curves.log_ticks([0, -1, float("nan")]) == ([], [])
