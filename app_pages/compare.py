@@ -345,6 +345,11 @@ def measure_chart(rows: list[dict], m: comparison.Measure) -> go.Figure:
             text=[f"{float(r['result']['value']):.1f}" + (f" · judge {float(r['judge']['value']):.3f}" if r["judge"] else "")
                   for r in these], textposition="outside", cliponaxis=False,
             marker_color=shared.RUN_COLORS[i % len(shared.RUN_COLORS)]))
+    missing = [r["label"] for r in rows if r["result"] is None]
+    if missing:  # every selected checkpoint keeps its place on the axis, measured or not
+        fig.add_trace(go.Scatter(x=missing, y=[0] * len(missing), mode="text", text=["not measured yet"] * len(missing),
+                                 textposition="top center", showlegend=False, hoverinfo="skip"))
+    fig.update_xaxes(categoryorder="array", categoryarray=[r["label"] for r in rows])
     unit = " ×10³" if m.metric == "swd" else ""
     fig.update_layout(height=380, barmode="group", showlegend=True, legend_title_text="image size",
                       yaxis=dict(title=f"{m.metric.upper()}{unit} (lower is better)", rangemode="tozero"),

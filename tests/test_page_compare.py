@@ -75,7 +75,7 @@ def test_one_chart_side_by_side_with_sizes_and_what_compares(three, faces):
     measured(three / "c64.pt", faces, 64, 99.0, split="val")      # measured another way: not this chart
     at = app(cmp_eval_data=str(faces), cmp_eval_n=8)
     fig = the_chart(at)
-    bars = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in fig["data"]}
+    bars = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in fig["data"] if t["type"] == "bar"}
     assert bars == {"64 px": {"shipped: a64": 40.0, "shipped: c64": 20.0}, "96 px": {"shipped: b96": 30.0}}
     assert fig["layout"]["yaxis"]["rangemode"] == "tozero"       # heights compare: 20 is half of 40
     text = captions(at)
@@ -130,7 +130,7 @@ def test_one_button_measures_every_selected_checkpoint_one_job_at_a_time(three, 
         if "cmp_job" in at.session_state:
             started.add(at.session_state["cmp_job"].pid)
     assert len(started) == 2, "the second checkpoint was measured after the first"
-    bars = {t["name"]: t["x"] for t in the_chart(at)["data"]}
+    bars = {t["name"]: t["x"] for t in the_chart(at)["data"] if t["type"] == "bar"}
     assert bars == {"64 px": ["shipped: a64"], "96 px": ["shipped: b96"]}
     assert at.button(key="cmp_eval_go").label == "All measured this way"
 
