@@ -396,7 +396,7 @@ def picked_section(path: Path, lg: LoadedGenerator, mtime: float, res, pick: int
     st.caption("Strength in standard deviations of the prior: a latent's coordinate along any direction is N(0, 1), "
                "so ±3 is as far as training latents went.")
     if idx is not None:
-        st.code(commands.command("generate", always=("seed",), checkpoint=str(path), seed=seed, start=idx, n=1,
+        st.code(commands.command("generate", always=("seed", "start"), checkpoint=str(path), seed=seed, start=idx, n=1,
                                  truncation=psi, edit=[f"{i}={s:g}" for i, s in edited.items()] or None,
                                  directions=method if edited else None, out="face.png"),
                 language="bash", wrap_lines=True)
