@@ -50,7 +50,8 @@ MIX_MULTIPLIER = 1_000_003
 MIX_MODULUS = 2**63
 MAX_SEED = 2**31 - 1          # the largest seed a page offers (any int works here)
 # What a page lets a person ask for in one grid: (smallest, largest) of each number.
-LIMITS: dict[str, tuple[int, int]] = {"Seed": (0, MAX_SEED), "Number of faces": (1, 256), "Columns": (1, 32)}
+LIMITS: dict[str, tuple[int, int]] = {"Seed": (0, MAX_SEED), "Number of faces": (1, 256), "Columns": (1, 32),
+                                      "Seed B": (0, MAX_SEED), "Index B": (0, 10**6), "Steps": (2, 64)}
 # The truncation preview: psi from off (1) to the average face (0), evenly spaced, so each step
 # moves the face by about as much as the one before and the last tile is where the others head.
 PSI_STRIP = (1.0, 0.85, 0.7, 0.55, 0.4, 0.25, 0.1, 0.0)

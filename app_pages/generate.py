@@ -448,13 +448,24 @@ def interpolation_section(path: Path, lg: LoadedGenerator, mtime: float, z_start
     i2.button("Pin the picked face", icon=":material/push_pin:", key="gen_pin", on_click=_pin_end, args=(z_start, what),
               help="Makes the face shown now the end of the walk.")
     j1, j2, j3 = st.columns(3)
-    steps = int(j3.number_input("Steps", 2, 64, 12, key="gen_steps"))
+    st.session_state.setdefault("gen_steps", 12)
+    st.session_state.setdefault("gen_index_b", 0)
+    given = {"Steps": j3.number_input("Steps", step=1, key="gen_steps", help=_range_help("Steps"))}
     if target == "the pinned face" and pinned is not None:
         z_end, end_what = pinned["z"], pinned["label"]
         j1.markdown(f"to the pinned face: **{end_what}**")
     else:
-        seed_b = int(j1.number_input("Seed B", 0, MAX_SEED, key="gen_seed_b", help="Follows the main seed (the next one)."))
-        index_b = int(j2.number_input("Index B", 0, 10**6, 0, key="gen_index_b"))
+        given["Seed B"] = j1.number_input("Seed B", step=1, key="gen_seed_b",
+                                          help="Follows the main seed (the next one). " + _range_help("Seed B"))
+        given["Index B"] = j2.number_input("Index B", step=1, key="gen_index_b", help=_range_help("Index B"))
+    problems = [m for name, v in given.items() if (m := generate.out_of_range(name, v)) is not None]
+    for m in problems:
+        shared.show_error(m)
+    if problems:
+        return
+    steps = int(given["Steps"])
+    if "Seed B" in given:
+        seed_b, index_b = int(given["Seed B"]), int(given["Index B"])
         z_end, end_what = generate.latents(seed_b, [index_b], lg.G.z_dim)[0], f"seed {seed_b}, index {index_b}"
         if target == "the pinned face":
             st.caption("Nothing pinned yet: walking to the seed.")

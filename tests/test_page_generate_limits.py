@@ -86,3 +86,15 @@ def test_the_command_shown_is_one_the_cli_parses_to_the_same_values(tmp_path):
 def test_no_hand_written_cli_command_on_the_generate_page():
     src = (ROOT / "app_pages" / "generate.py").read_text()
     assert "animegan generate" not in src and "--start" not in src and "--edit" not in src
+
+
+@pytest.mark.parametrize("key, value, said", [
+    ("gen_steps", 1, "Steps: 1 is out of range. Use a whole number from 2 to 64."),
+    ("gen_seed_b", -1, "Seed B: -1 is out of range. Use a whole number from 0 to 2,147,483,647."),
+])
+def test_interpolation_numbers_out_of_range_get_the_range(shipped96, key, value, said):
+    at = page()
+    at.number_input(key=key).set_value(value).run(timeout=PAGE_TIMEOUT)
+    assert not at.exception, [e.message for e in at.exception]
+    assert said in [e.value for e in at.error]
+    assert not [s for s in at.slider if s.key == "gen_frame"], "no walk drawn from a number out of range"
