@@ -21,7 +21,8 @@ import pytest
 from animegan import jobs
 from animegan.checkpoint import load_checkpoint
 from animegan.config import preset_config
-from animegan.rundir import Run, pid_alive
+from animegan.processes import pid_alive
+from animegan.rundir import Run
 from animegan.synth import write_synthetic
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,6 +15,7 @@ from animegan import train as train_mod
 from animegan.checkpoint import load_checkpoint, load_generator
 from animegan.config import PRESETS, ConfigError, preset_config
 from animegan.metrics import MetricResult
+from animegan.preflight import DataFitError
 from animegan.rundir import ResumeError, Run, RunWriter, write_json_atomic
 from animegan.synth import write_synthetic
 from animegan.train import train
@@ -167,10 +168,14 @@ def test_two_process_gloo_training_keeps_ranks_identical(faces, tmp_path, animeg
 
 
 def test_bad_settings_are_clear_errors(faces, tmp_path):
-    # found while training (the data is too small): the run is marked failed
-    with pytest.raises(train_mod.TrainingError, match="fewer than one batch"):
+    # found once the data is prepared (it is too small): the preflight's own message, naming the
+    # field; the run is marked failed with it
+    with pytest.raises(DataFitError, match="--batch-size 512 is larger than the training split: it has only "
+                                           "[0-9]+ images, fewer than one batch") as e:
         train(tiny("classic-dcgan", faces, batch_size=512), tmp_path / "r1", progress=False)
-    assert Run(tmp_path / "r1").status()["state"] == "failed"
+    assert e.value.field == "batch_size"
+    failed = Run(tmp_path / "r1").status()
+    assert failed.state == "failed" and "--batch-size 512 is larger" in failed.last_error
     # found in the settings alone (config.validate): refused before anything is written
     with pytest.raises(ConfigError, match="unknown loss") as e:
         train(tiny("classic-dcgan", faces, loss="nope"), tmp_path / "r2", progress=False)
@@ -308,25 +313,22 @@ def test_r1_penalty_is_applied_lazily(faces, tmp_path):
     assert [v is not None and v > 0 for v in r1] == [True, False, True, False, True], r1
 
 
-def _starting(out, pid):
-    """What the dashboard's job starter writes before the trainer runs: "starting" under the new pid."""
-    status = json.loads((out / "status.json").read_text())
-    write_json_atomic(out / "status.json", {**status, "state": "starting", "pid": pid})
-
-
-@pytest.mark.parametrize("whose", ["own", "parent"])
-def test_resume_of_a_run_marked_starting_by_the_job_starter_goes_ahead(whose, faces, tmp_path, monkeypatch):
-    # The job starter marks the run "starting" under the pid of the process it started: the trainer
-    # itself, or (torchrun) its parent. That must not count as "still training".
+def test_resume_of_a_run_whose_trainer_died_while_starting_goes_ahead(faces, tmp_path, monkeypatch):
+    # status.json says "starting" under a process that is gone (killed while importing torch): the
+    # run reads dead, and a resume goes ahead, loading last.pt once.
     cfg = tiny("classic-dcgan", faces, epochs=1)
     out = tmp_path / "run"
     assert train(cfg, out, progress=False) == "finished"
-    _starting(out, os.getpid() if whose == "own" else os.getppid())
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    status = json.loads((out / "status.json").read_text())
+    write_json_atomic(out / "status.json", {**status, "state": "starting", "pid": gone.pid})
+    assert Run(out).status().state == "dead"
     loads = []
     real_load = train_mod.ckpt.load_checkpoint
     monkeypatch.setattr(train_mod.ckpt, "load_checkpoint", lambda path, *a, **kw: loads.append(Path(path)) or real_load(path, *a, **kw))
     assert train(cfg.replace(epochs=2), out, resume=True, progress=False) == "finished"
-    assert Run(out).status()["step"] == 10
+    assert Run(out).status().step == 10
     assert loads == [out / "checkpoints" / "last.pt"], "a resume loads last.pt once"
 
 
@@ -336,7 +338,8 @@ def test_resume_of_a_run_another_live_process_trains_is_refused_untouched(faces,
     assert train(cfg, out, progress=False) == "finished"
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        _starting(out, other.pid)
+        status = json.loads((out / "status.json").read_text())
+        write_json_atomic(out / "status.json", {**status, "state": "starting", "pid": other.pid})
         before = {n: (out / n).read_bytes() for n in ("config.json", "status.json", "metrics.jsonl")}
         with pytest.raises(ResumeError, match=f"still training \\(pid {other.pid}\\)"):
             train(cfg.replace(epochs=2), out, resume=True, progress=False)
