@@ -167,6 +167,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.edit:
         from . import directions
         edits = _parse_edits(args.edit)
+        z_dim = loaded.config.z_dim
+        if not all(0 <= k < z_dim for k in edits):
+            raise UserError(f"--edit {', '.join(str(k) for k in edits if not 0 <= k < z_dim)}=...: this generator has "
+                            f"{z_dim} latent directions, numbered 0 to {z_dim - 1}")
         dirs = directions.find(loaded.G, args.directions, max(max(edits) + 1, 1))
         shift = directions.shift(dirs, edits)
     res = gen.generate(loaded.G, args.seed, args.n, truncation=args.truncation, start=args.start, device=args.device,

@@ -339,6 +339,9 @@ def test_generate_edit_moves_faces_along_a_direction(tmp_path, capsys):
     capsys.readouterr()
     assert main([*base, "--edit", "hair", "--out", str(tmp_path / "x.png")]) == 2
     assert "DIRECTION=STRENGTH" in capsys.readouterr().err
+    z_dim = load_generator(base[base.index("--checkpoint") + 1]).config.z_dim
+    assert main([*base, "--edit", f"{z_dim}=1", "--out", str(tmp_path / "x.png")]) == 2  # a user's mistake, not a bug
+    assert f"has {z_dim} latent directions, numbered 0 to {z_dim - 1}" in capsys.readouterr().err
 
 
 def test_invert_verb_saves_the_latent_and_prints_mae_last(tmp_path, capsys):
