@@ -2,9 +2,11 @@
 
 `train()` reads from top to bottom as a run goes: settings, run directory, data, build,
 restore, then per step: step, log, sample, evaluation, the stop decision, checkpoints, status;
-then the end. The step itself is `step.train_step`;
-devices and the torchrun collectives are `devices`; every file of the run is written through
-`rundir.RunWriter`; evaluations are `evaluation.evaluate_on_split`.
+then the end. The settings are checked by `preflight` (as every entry point does), and the steps
+of the run come from `preflight.step_plan` once the data is prepared. The step itself is
+`step.train_step`; devices and the torchrun collectives are `devices`; a request to stop is
+`signals.StopRequested`; every file of the run is written through `rundir.RunWriter` (nobody else
+writes there); evaluations are `evaluation.evaluate_on_split`.
 
 Randomness is derived from (seed, epoch) for the data order and (seed, step, rank) for noise and
 augmentation (`step.stream_seed`), so a resumed run draws exactly what an uninterrupted one
