@@ -39,6 +39,11 @@ class DataFitError(ConfigError):
 
 # -- steps ---------------------------------------------------------------------------------------
 
+def epoch_steps(train_images: int, batch_size: int) -> int:
+    """Full batches in one pass over the training split (a last, partial batch is left out)."""
+    return int(train_images) // int(batch_size)
+
+
 def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
     """The steps a run takes: epochs × steps per epoch, capped by max_steps (0: no cap)."""
     total = int(steps_per_epoch) * int(cfg.epochs)
@@ -69,7 +74,7 @@ def step_plan(cfg: TrainConfig, train_images: int, processes: int = 1) -> StepPl
     """The steps of `cfg` on a training split of `train_images` images; DataFitError when the split
     holds less than one batch."""
     share = check_processes(cfg, processes)
-    per_epoch = int(train_images) // cfg.batch_size
+    per_epoch = epoch_steps(train_images, cfg.batch_size)
     if per_epoch == 0:
         raise DataFitError(f"{{field}} {cfg.batch_size:,} is larger than the training split: it has only "
                            f"{_n(int(train_images), 'image')}, fewer than one batch; lower it or add images",
@@ -94,7 +99,7 @@ class DataPlan:
 
     @property
     def steps_per_epoch(self) -> int:
-        return self.train // self.batch_size
+        return epoch_steps(self.train, self.batch_size)
 
     @property
     def epoch_images(self) -> int:
