@@ -157,9 +157,9 @@ def test_a_job_outlives_the_dashboard_and_a_restarted_one_finds_and_stops_it(fac
     started = json.loads(line)
     pid, run = started["pid"], Run(started["run_dir"])
     try:
-        wait_for(lambda: not pid_alive(pid) or run.status().get("state") == "running" and run.status().get("step", 0) >= 1,
+        wait_for(lambda: not pid_alive(pid) or run.status().state == "running" and run.status().step >= 1,
                  "the job to train on without the dashboard that started it", log=run.path / "console.log")
-        assert pid_alive(pid) and run.status()["pid"] == pid, (run.status(), run.log_tail())
+        assert pid_alive(pid) and run.status().pid == pid, (run.status(), run.log_tail())
         restarted = subprocess.run([sys.executable, "-c", RESTARTED], env=env, cwd=ROOT, capture_output=True, text=True,
                                    timeout=HANG_GUARD)
         assert restarted.returncode == 0, restarted.stderr
@@ -173,8 +173,8 @@ def test_a_job_outlives_the_dashboard_and_a_restarted_one_finds_and_stops_it(fac
     assert seen["stopped"] is True, f"the job should stop on SIGTERM:\n{run.log_tail()}"
     assert gone(pid), "the stop really stops the process"
     st = run.status()
-    assert st["state"] == "stopped", (st, (run.path / "console.log").read_text()[-3000:])
-    assert load_checkpoint(run.path / "checkpoints" / "last.pt")["step"] == st["step"]
+    assert st.state == "stopped", (st, (run.path / "console.log").read_text()[-3000:])
+    assert load_checkpoint(run.path / "checkpoints" / "last.pt")["step"] == st.step
     assert jobs.current_job() is None and not (paths.runs_dir() / jobs.LOCK_NAME).exists()
 
 
@@ -282,7 +282,7 @@ def start_ddp(faces: Path, name: str) -> tuple[jobs.Job, dict[int, int]]:
         ranks.update(workers(job.pid))
         assert job.alive(), job.log_tail(60)
         st = Run(job.run_dir).status()
-        return len(ranks) == 2 and st.get("state") == "running" and st.get("step", 0) >= 1
+        return len(ranks) == 2 and st.state == "running" and st.step >= 1
     try:
         wait_for(running, "both ranks to train", log=job.log)
     except BaseException:
@@ -302,8 +302,8 @@ def test_torchrun_killed_leaves_no_worker_behind(faces):
     finally:
         kill(*ranks.values())
     st = Run(job.run_dir).status()
-    assert st["state"] == "stopped", (st, job.log_tail(60))
-    assert load_checkpoint(job.run_dir / "checkpoints" / "last.pt")["step"] == st["step"]
+    assert st.state == "stopped", (st, job.log_tail(60))
+    assert load_checkpoint(job.run_dir / "checkpoints" / "last.pt")["step"] == st.step
     assert "the launcher that started this process" in job.log_tail(200) and "is gone" in job.log_tail(200)
     assert jobs.current_job() is None
 

@@ -325,8 +325,8 @@ def test_runs_page_resumes_a_run(tiny_run):
     steps = run.metrics()["step"]
     assert max(steps) > saved_step and steps == sorted(steps), "it trained on from its checkpoint"
     st = run.status()
-    assert st["state"] == "finished" and st["epoch"] == 3 and st["step"] > saved_step, (st, job.log_tail())
-    assert load_checkpoint(run.last_checkpoint())["step"] == st["step"]
+    assert st.state == "finished" and st.epoch == 3 and st.step > saved_step, (st, job.log_tail())
+    assert load_checkpoint(run.last_checkpoint())["step"] == st.step
     at.run()
     assert {m.label: m.value for m in at.metric}["State"] == "finished"
     assert {m.label: m.value for m in at.metric}["Steps"] == f"{st['step']:,}"
