@@ -444,9 +444,20 @@ class RunWriter:
             if e.errno in DISK_FULL:
                 raise self._fail(self._disk_full_message(what)) from e
             if isinstance(e, FileNotFoundError) and self._id is not None:
-                self.gone = self.gone or _dir_id(self.path) != self._id
+                self.gone = self.gone or self._folder_gone()
                 raise self._fail(self._gone_message()) from e
             raise
+
+    def _folder_gone(self, wait: float = 1.0) -> bool:
+        """The folder `open` made is gone, or going: a deletion under way (rm -rf) removes what is inside
+        it first, so a write can fail there a moment before the folder itself goes; waited for up to
+        `wait` seconds (the run stops either way), else only one of its folders was deleted."""
+        end = time.monotonic() + wait
+        while _dir_id(self.path) == self._id:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.05)
+        return True
 
     def _fail(self, message: str) -> RunDirError:
         self.error = self.error or message
