@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from .config import SYNTHETIC
+from .config import SYNTHETIC, AnimeganError
 
 DATA_HELP = f"folder of images, .zip, or '{SYNTHETIC}' (the built-in set)"
 
 
-class UserError(Exception):
+class UserError(AnimeganError):
     """A mistake in the command line; `cli.main` prints it as one line and exits 2."""
 
 

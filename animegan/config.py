@@ -4,15 +4,17 @@ A preset is a dict of overrides on top of `TrainConfig()`; the CLI and the dashb
 any field by name. `config.json` in a run directory is `asdict(cfg)`, so a run can always be
 rebuilt and rerun from it.
 
-This module is also the one home of every list of choices (image sizes, metrics, run states,
-collapse actions...), of `validate()` (the one check the CLI, the job starter, the Train page and
-the trainer all call; it raises `ConfigError`), and of the field <-> command-line flag mapping.
+This module is also the one home of every list of choices (image sizes, metrics, run states, stop
+reasons, collapse actions...), of `validate()` (the checks of the settings alone; `preflight` adds
+the data, the processes and the files, and is what every entry point calls), of the project's
+error base (`AnimeganError`: what a user can cause) and `ConfigError` (naming its field), and of
+the field <-> command-line flag mapping.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Callable
 
 # -- every choice, in one place ------------------------------------------------------------------
 SYNTHETIC = "synthetic"                    # the data source name of the built-in set
@@ -27,14 +29,42 @@ SWITCHES = ("auto", "on", "off")           # compile, channels_last
 AMP_MODES = ("auto", "bf16", "off")
 STATES = ("starting", "running", "finished", "failed", "stopped", "collapsed", "dead")
 LIVE_STATES = ("starting", "running")      # a process is (or should be) working on the run
+UNKNOWN_STATE = "unknown"                  # a run without a readable status.json (yet)
+# Why a run stops before its last step (status.json's `stop_reason`), first first: the trainer's stop
+# decision is taken in this order. The state the run then ends in, by reason (None: its last step).
+STOP_REASONS = ("signal", "collapse", "early_stop", "time_budget")
+END_STATES = {"signal": "stopped", "collapse": "collapsed", "early_stop": "finished", "time_budget": "finished",
+              None: "finished"}
 ARCHITECTURE_FIELDS = ("model", "img_size", "z_dim", "ngf", "ndf")  # a checkpoint's weights fit only these
 DIRECTION_METHODS = ("sefa", "ganspace")   # latent directions: closed form (SeFa) or PCA of early activations
 ROUGH_N = 1_000                            # an FID/SWD on fewer images is rough: a hint, not a number to rank by
 COMPARABLE_N = 10_000                      # FID/SWD at smaller n compare only at the same n and reference
 
 
-class ConfigError(ValueError):
-    """A setting that makes training impossible; the message says what to change."""
+class AnimeganError(Exception):
+    """An error a user can cause (settings, data, a run, a checkpoint, a job); its message says what is
+    wrong and what to do. `cli.main` prints one as one line; anything else is a bug and keeps its
+    traceback. Every error type of the project that a user can cause derives from it."""
+
+
+class ConfigError(AnimeganError, ValueError):
+    """A setting that makes training impossible; the message says what to change.
+
+    `field`: the TrainConfig field it is about (None: no one field). The message names it as
+    `{field}`, which each interface says in its own words: `str(e)` as the command-line flag
+    (`--batch-size`), `e.render(name_of)` as `name_of(field)` (the Train page: the form's label)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.template = message
+        self.field = field
+
+    def render(self, name_of: Callable[[str], str]) -> str:
+        """The message with its field named by `name_of`."""
+        return self.template.replace("{field}", name_of(self.field)) if self.field else self.template
+
+    def __str__(self) -> str:
+        return self.render(flag_name)
 
 
 @dataclass
@@ -181,7 +211,7 @@ def canonical_preset(name: str) -> str:
     """The preset's current name ('' stays ''); ConfigError for a name that is neither."""
     name = PRESET_ALIASES.get(name, name)
     if name and name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}", field="preset")
     return name
 
 
@@ -212,42 +242,44 @@ _LOWER_BOUNDS = (
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Every check that needs no data and no files: raises ConfigError saying what to change."""
+    """Every check that needs no data and no files: raises ConfigError naming the field and saying
+    what to change. The rest of the checks before a run (data, processes, files) is `preflight`."""
     from .augment import parse_policy
     from .models import MODELS, build_models
 
-    def need(ok: bool, msg: str) -> None:
+    def need(ok: bool, field: str, msg: str) -> None:
         if not ok:
-            raise ConfigError(msg)
+            raise ConfigError(msg, field=field)
 
-    need(cfg.model in MODELS, f"unknown model {cfg.model!r}; choose one of: {', '.join(MODELS)}")
-    need(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}; choose one of: {', '.join(LOSSES)}")
-    need(cfg.opt_g in OPTIMIZERS and cfg.opt_d in OPTIMIZERS,
-         f"unknown optimizer {cfg.opt_g if cfg.opt_g not in OPTIMIZERS else cfg.opt_d!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    need(cfg.schedule in SCHEDULES, f"unknown schedule {cfg.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
-    need(cfg.img_size in IMAGE_SIZES, f"image size {cfg.img_size} is not supported; choose one of: "
+    need(cfg.model in MODELS, "model", f"unknown model {cfg.model!r}; choose one of: {', '.join(MODELS)}")
+    need(cfg.loss in LOSSES, "loss", f"unknown loss {cfg.loss!r}; choose one of: {', '.join(LOSSES)}")
+    for name in ("opt_g", "opt_d"):
+        need(getattr(cfg, name) in OPTIMIZERS, name,
+             f"unknown optimizer {getattr(cfg, name)!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    need(cfg.schedule in SCHEDULES, "schedule", f"unknown schedule {cfg.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    need(cfg.img_size in IMAGE_SIZES, "img_size", f"image size {cfg.img_size} is not supported; choose one of: "
          f"{', '.join(map(str, IMAGE_SIZES))}")
     # Numbers, one field at a time: a message names only the field that is wrong, with the value given.
     for name, low, words in _LOWER_BOUNDS:
         value = getattr(cfg, name)
-        need(value > low if words.startswith("more than") else value >= low,
-             f"--{name.replace('_', '-')} must be {words} (it is {value:g})")
+        need(value > low if words.startswith("more than") else value >= low, name,
+             f"{{field}} must be {words} (it is {value:g})")
     for name in ("aug_flip", "aug_brightness"):
-        need(0.0 <= getattr(cfg, name) <= 1, f"--{name.replace('_', '-')} is a probability: between 0 and 1 "
-                                               f"(it is {getattr(cfg, name):g})")
-    need(cfg.collapse_action in COLLAPSE_ACTIONS, f"--collapse-action must be one of: {', '.join(COLLAPSE_ACTIONS)}")
-    need(cfg.compile in (*SWITCHES, True, False), f"--compile must be one of: {', '.join(SWITCHES)}")
-    need(cfg.channels_last in SWITCHES, f"--channels-last must be one of: {', '.join(SWITCHES)}")
-    need(cfg.amp in AMP_MODES, f"--amp must be one of: {', '.join(AMP_MODES)}")
-    need(cfg.eval_metric in METRICS, f"--eval-metric must be one of: {', '.join(METRICS)}")
+        need(0.0 <= getattr(cfg, name) <= 1, name, f"{{field}} is a probability: between 0 and 1 "
+                                                   f"(it is {getattr(cfg, name):g})")
+    need(cfg.collapse_action in COLLAPSE_ACTIONS, "collapse_action", f"{{field}} must be one of: {', '.join(COLLAPSE_ACTIONS)}")
+    need(cfg.compile in (*SWITCHES, True, False), "compile", f"{{field}} must be one of: {', '.join(SWITCHES)}")
+    need(cfg.channels_last in SWITCHES, "channels_last", f"{{field}} must be one of: {', '.join(SWITCHES)}")
+    need(cfg.amp in AMP_MODES, "amp", f"{{field}} must be one of: {', '.join(AMP_MODES)}")
+    need(cfg.eval_metric in METRICS, "eval_metric", f"{{field}} must be one of: {', '.join(METRICS)}")
     try:
         parse_policy(cfg.diffaug)
     except ValueError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(str(e), field="diffaug") from None
     try:
         build_models(cfg.model, cfg.z_dim, 2, 2, cfg.img_size)  # tiny widths: only shapes are checked
     except ValueError as e:
-        raise ConfigError(f"model {cfg.model} cannot draw {cfg.img_size}px images: {e}") from None
+        raise ConfigError(f"model {cfg.model} cannot draw {cfg.img_size}px images: {e}", field="img_size") from None
 
 
 # -- the one field <-> flag mapping (the CLI builds its parser from it, the job starter its argv) --

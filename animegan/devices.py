@@ -5,8 +5,7 @@ One process trains on one device. Under torchrun (WORLD_SIZE > 1) every process 
 share of every global batch, and the trainer averages gradients with `average_gradients` after
 every backward pass (an all-reduce, as stylegan2-ada does instead of wrapping in DDP; that keeps
 the gradient penalty's double backward simple). Only rank 0 (`Dist.main`) writes files.
-`StopRequested` turns SIGTERM / Ctrl-C (and, under torchrun, torchrun's death) into a flag the
-training loop checks after each step.
+(A request to stop, SIGTERM / Ctrl-C or torchrun's death, is `signals.StopRequested`.)
 
 A rank that is gone (killed, crashed) or stops answering fails the others' next collective: at
 once when its connection closes, else after `COLLECTIVE_TIMEOUT_S` (gloo); every collective here
@@ -16,9 +15,7 @@ data, an evaluation, the end of the run) go through a second group with a longer
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,7 +54,7 @@ def pick_device(pref: str = "auto", local_rank: int = 0) -> torch.device:
         return torch.device("cpu")
     dev = torch.device(pref)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but no CUDA GPU is visible here; use --device cpu or auto")
+        raise ConfigError("{field} cuda was asked for, but no CUDA GPU is visible here; use cpu or auto", field="device")
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank)
     return dev
@@ -120,10 +117,15 @@ def collective_timeout() -> float:
         raise ConfigError(f"{COLLECTIVE_TIMEOUT_ENV} must be a number of seconds, not {value!r}") from None
 
 
+def launched_processes() -> int:
+    """How many training processes were launched together (torchrun's WORLD_SIZE; 1 without it)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def init_distributed(device_pref: str) -> Dist:
     """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; one process otherwise. On gloo (the CPU) every
     collective times out after `collective_timeout()` seconds; NCCL keeps torch's own timeout."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_processes()
     if world <= 1:
         return Dist()
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
@@ -158,7 +160,7 @@ def _collective(dist: Dist, patient: bool = False) -> Iterator[None]:
 def lost_rank_message(dist: Dist, timeout: float) -> str:
     """Which rank was lost, in words: one whose process on this machine is gone (waited for a
     moment: a killed process closes its connections before it is gone), else the other ranks."""
-    from .rundir import pid_alive
+    from .processes import pid_alive
     here = socket.gethostname()
     peers = [(r, pid) for r, (host, pid) in enumerate(dist.procs) if r != dist.rank and host == here]
     end = time.monotonic() + 2.0
@@ -236,40 +238,3 @@ def max_param_diff(modules: list[nn.Module], dist: Dist, device: torch.device) -
         diff = diff.to(device)
         torchdist.all_reduce(diff, op=torchdist.ReduceOp.MAX, group=group)
     return float(diff)
-
-
-class StopRequested:
-    """SIGTERM / Ctrl-C: finish the step, save, exit cleanly.
-
-    Under a launcher (torchrun: WORLD_SIZE > 1) the launcher's end asks the same: torchrun starts
-    each rank in a session of its own, so when it is killed (SIGKILL, the OOM killer, a stop that
-    had to kill) nothing else would end its ranks, which would train on as orphans. A rank sees it
-    as its parent changing (`os.getppid()`, read with the flag after every step)."""
-
-    def __init__(self) -> None:
-        self._flag = False
-        self._old: dict[int, Any] = {}
-        self._parent = os.getppid() if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
-
-    @property
-    def flag(self) -> bool:
-        if not self._flag and self._parent is not None and os.getppid() != self._parent:
-            self._flag = True
-            print(f"rank {os.environ.get('RANK', '?')}: the launcher that started this process (pid {self._parent}) "
-                  f"is gone; stopping as if asked to (last.pt is saved)", file=sys.stderr, flush=True)
-        return self._flag
-
-    def __enter__(self) -> "StopRequested":
-        for s in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._old[s] = signal.signal(s, self._handle)
-            except ValueError:  # not the main thread (e.g. inside a test runner thread)
-                pass
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self._flag = True
-
-    def __exit__(self, *exc) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)

@@ -16,8 +16,12 @@ known through a lock file, `<runs_dir>/.job.lock`, holding the job as JSON:
   through the lock and can stop it; stopping reaches the job's whole process tree, also what runs
   in sessions of its own (torchrun's workers), so nothing is left behind.
 
-The run directory stays the source of truth for what a training run did (`rundir.Run`);
-this module only knows whether a process is there. It never imports streamlit.
+A training job's settings travel as a file beside the lock (`.job-*.config.json`, removed when the
+job has ended), which the child reads with `train --config`: the job starter never writes into the
+run directory, which is the trainer's alone. The run directory stays the source of truth for what a
+training run did (`rundir.Run.status`, to which the current job is passed so that a run being
+started reads "starting"); this module only knows whether a process is there. `resume` is the
+dashboard's one way to continue a run. It never imports streamlit.
 """
 from __future__ import annotations
 
@@ -34,26 +38,22 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from . import paths
-from .config import LIVE_STATES, METRICS, SPLITS, ConfigError, TrainConfig, preset_base, to_flags, validate
+from .config import METRICS, PRESET_ALIASES, SPLITS, AnimeganError, TrainConfig
+from .preflight import preflight
+from .processes import descendants, kill_processes, pid_alive, proc_start_time
 from .rundir import (
     ResumeError,
     Run,
-    descendants,
-    kill_processes,
-    pid_alive,
-    proc_start_time,
+    RunNameError,
     read_json,
     run_of_checkpoint,
     safe_run_name,
     tail_lines,
     write_json_atomic,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .speed import DataPlan
 
 LOCK_NAME = ".job.lock"
 GUARD_NAME = ".job.guard"
@@ -67,7 +67,7 @@ _POPENS_LOCK = threading.Lock()
 _EXIT_CODES: dict[int, int] = {}   # pid -> exit code of our jobs that ended (kept after reaping)
 
 
-class JobError(Exception):
+class JobError(AnimeganError):
     """A job cannot be started or stopped; the message says why and what to do."""
 
 
@@ -77,10 +77,10 @@ def _reap(pid: int, wait: float = 0.0) -> int | None:
     """Collect an exited child of ours (no zombie left behind); its exit code, or None.
     `wait`: seconds to wait for one of ours that is exiting."""
     with _POPENS_LOCK:
-        p = _POPENS.get(pid)
-        if p is not None:
+        proc = _POPENS.get(pid)
+        if proc is not None:
             try:
-                rc = p.wait(timeout=wait) if wait > 0 else p.poll()
+                rc = proc.wait(timeout=wait) if wait > 0 else proc.poll()
             except subprocess.TimeoutExpired:
                 rc = None
             if rc is not None:
@@ -228,7 +228,9 @@ def _current_locked(root: Path) -> Job | None:
                 return None
         except FileNotFoundError:
             return None
-    # Stale: keep a note of what ended, then free the slot.
+    # Stale: keep a note of what ended, then free the slot (and the settings file of a training job).
+    if job is not None and job.extra.get("config"):
+        Path(job.extra["config"]).unlink(missing_ok=True)
     if job is not None and job.pid:
         note = job.to_dict()
         note.update(ended=time.time(), returncode=job.returncode)
@@ -329,28 +331,19 @@ def _spawn(job: Job, root: Path, log_mode: str = "a", check: Callable[[], None] 
 
 # -- training ------------------------------------------------------------------------------------
 
-def job_argv_for_training(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, nproc: int = 1,
-                          base: TrainConfig | None = None) -> list[str]:
-    """The argv (a list, never a shell string) that trains `cfg` into `out_dir`.
-
-    New run: ``--out DIR`` plus ``--preset P`` when cfg names a preset (an old alias is passed
-    as the current name), and a flag for every field that differs from that preset (from
-    `TrainConfig()` without one; `config.to_flags`). Resume: ``--resume DIR``
-    plus a flag for every field that differs from `base` (pass the run's own config; default
-    `TrainConfig()`). With nproc > 1 the same command runs under torch.distributed.run.
-    """
+def job_argv_for_training(config_file: str | Path, out_dir: str | Path, resume: bool = False, nproc: int = 1) -> list[str]:
+    """The argv (a list, never a shell string) that trains the settings of `config_file` (a JSON
+    TrainConfig, written by `start_training` outside the run directory) into `out_dir`:
+    ``train --config FILE --out DIR`` for a new run, ``--resume DIR`` instead of ``--out DIR`` to
+    continue one. With nproc > 1 the same command runs under torch.distributed.run."""
     nproc = int(nproc)
     if nproc < 1:
         raise JobError(f"the number of processes must be at least 1 (got {nproc})")
     head = [sys.executable]
     if nproc > 1:
         head += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    head += ["-m", "animegan", "train"]
-    if resume:
-        return head + ["--resume", str(out_dir), "--no-progress", *to_flags(cfg, base)]
-    base = preset_base(cfg)  # its .preset: the preset's current name ("" without a known one)
-    pre = ["--preset", base.preset] if base.preset else []
-    return head + ["--out", str(out_dir), "--no-progress", *pre, *to_flags(cfg, base)]
+    where = ["--resume" if resume else "--out", str(out_dir)]
+    return head + ["-m", "animegan", "train", "--config", str(config_file), *where, "--no-progress"]
 
 
 def _data_source(data: str) -> str:
@@ -364,24 +357,6 @@ def _data_source(data: str) -> str:
         raise JobError(str(e)) from None
 
 
-def _check_config(cfg: TrainConfig) -> TrainConfig:
-    """Settings errors the child would die of, reported here instead, in one line (the message
-    of `config.validate`); returns `cfg` with its paths made absolute."""
-    try:
-        validate(cfg)
-    except ConfigError as e:
-        raise JobError(str(e)) from None
-    kw: dict[str, Any] = {"data": _data_source(cfg.data)}
-    if cfg.init_from:
-        p = Path(cfg.init_from).expanduser()
-        if not p.is_file():
-            raise JobError(f"the checkpoint to start from does not exist: {cfg.init_from}")
-        kw["init_from"] = str(p.resolve())
-    if cfg.eval_metric == "fid" and (cfg.eval_every or cfg.eval_kimg):
-        _check_fid_weights("this run's evaluations (metric FID; evaluation is on)")
-    return cfg.replace(**kw)
-
-
 def _check_fid_weights(what: str) -> None:
     """JobError (where the weights go) when FID cannot be computed on this machine."""
     from .metrics import find_inception_weights, missing_weights_message
@@ -389,29 +364,18 @@ def _check_fid_weights(what: str) -> None:
         raise JobError(f"FID cannot be computed for {what}: {missing_weights_message()}")
 
 
-def check_data_fits(cfg: TrainConfig) -> DataPlan:
-    """The data-aware check of a new run (`speed.data_plan`): a batch larger than the training
-    split, an image size larger than the images. Returns the plan; JobError saying what to change."""
-    from .data import DataError
-    from .speed import DataFitError, data_plan
-    try:
-        return data_plan(cfg)
-    except (DataError, DataFitError) as e:
-        raise JobError(str(e)) from None
-
-
 def start_training(cfg: TrainConfig, name: str, *, resume: bool = False, nproc: int = 1,
                    root: str | Path | None = None, check_data: bool = True) -> Job:
     """Start training run `name` (under runs_dir) in the background; returns at once.
 
-    New run: JobError if a run of that name exists (pick another name, or resume it), or when
-    the data cannot feed the settings (`check_data_fits`; check_data=False skips it).
-    resume=True continues `name` from its checkpoints/last.pt with `cfg` (normally its own
-    config.json, possibly with more epochs). Every refusal happens before anything is spawned
-    or written."""
+    New run: JobError if a run of that name exists (pick another name, or resume it). Settings
+    that cannot train are refused by `preflight` (ConfigError naming the field; the data is not
+    planned for a resume or with check_data=False). resume=True continues `name` from its
+    checkpoints/last.pt with `cfg` (`Run.resume_config`; the dashboard calls `resume`). Every
+    refusal happens before anything is spawned or written."""
     try:
         name = safe_run_name(name)
-    except ValueError as e:
+    except RunNameError as e:
         raise JobError(str(e)) from None
     r = _root(root)
     run_dir = r / name
@@ -427,29 +391,35 @@ def start_training(cfg: TrainConfig, name: str, *, resume: bool = False, nproc: 
             raise JobError(f"a run named {name} already exists; pick another name, or resume that run")
 
     name_free()
-    base = TrainConfig.from_dict(run.config()) if resume else None
-    cfg = _check_config(cfg)
-    if int(nproc) > 1 and cfg.batch_size % int(nproc):
-        raise JobError(f"batch size {cfg.batch_size} must be divisible by the number of processes ({nproc})")
-    if check_data and not resume:
-        check_data_fits(cfg)
-    argv = job_argv_for_training(cfg, run_dir, resume=resume, nproc=nproc, base=base)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    label = f"training run {name}" + (" (resumed)" if resume else "")
-    job = Job(kind="train", pid=0, argv=argv, log=run_dir / "console.log", run_dir=run_dir, started=time.time(),
-              label=label, extra={"run": name, "resume": resume, "nproc": int(nproc)})
-    job = _spawn(job, r, check=name_free)
-    # Until the trainer writes its own status (after importing torch: seconds), say "starting"
-    # with the job's pid, so readers of the run directory see a live run at once. The resumed
-    # trainer knows that pid as its own (or its parent's, under torchrun): Run.check_resumable.
-    st = read_json(run_dir / "status.json")
-    if st.get("state") not in LIVE_STATES or not pid_alive(st.get("pid")):
-        st.update(state="starting", pid=job.pid, updated=time.time(), epochs=cfg.epochs, last_error=None)
-        st.setdefault("started", time.time())
-        st.setdefault("step", 0)
-        st.setdefault("total_steps", 0)
-        write_json_atomic(run_dir / "status.json", st)
-    return job
+    cfg = preflight(cfg, nproc, data=check_data and not resume).config  # the child runs elsewhere: absolute paths
+    if not resume:  # a preset's old name (in an old run's config) is recorded as its current one
+        cfg = cfg.replace(preset=PRESET_ALIASES.get(cfg.preset, cfg.preset))
+    # The child's settings: a file of the jobs folder (never the run directory, which only the
+    # trainer writes), removed once the job has ended (`_current_locked`).
+    config_file = r / f".job-{uuid.uuid4().hex[:12]}.config.json"
+    write_json_atomic(config_file, cfg.to_dict())
+    try:
+        argv = job_argv_for_training(config_file, run_dir, resume=resume, nproc=nproc)
+        run_dir.mkdir(parents=True, exist_ok=True)  # for the child's console.log; the trainer writes the rest
+        label = f"training run {name}" + (" (resumed)" if resume else "")
+        job = Job(kind="train", pid=0, argv=argv, log=run_dir / "console.log", run_dir=run_dir, started=time.time(),
+                  label=label, extra={"run": name, "resume": resume, "nproc": int(nproc), "config": str(config_file)})
+        return _spawn(job, r, check=name_free)
+    except BaseException:
+        config_file.unlink(missing_ok=True)
+        raise
+
+
+def resume(run: Run | str, epochs: int | None = None, nproc: int = 1, root: str | Path | None = None) -> Job:
+    """Continue run `run` (a Run, or a name under the runs folder) from its checkpoints/last.pt in the
+    background, until `epochs` when given (`Run.resume_config`); JobError says why not. The one
+    resume of the dashboard: the Train and Runs pages both call it."""
+    run = run if isinstance(run, Run) else Run(_root(root) / safe_run_name(run))
+    try:
+        cfg = run.resume_config(epochs)
+    except ResumeError as e:
+        raise JobError(str(e)) from None
+    return start_training(cfg, run.name, resume=True, nproc=nproc, root=root)
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -469,34 +439,34 @@ def start_eval(checkpoint: str | Path, metric: str, data: str, n: int, split: st
     metric = str(metric).lower()
     if metric not in METRICS:
         raise JobError(f"unknown metric {metric!r}; choose one of: {', '.join(METRICS)}")
-    p = Path(checkpoint).expanduser()
-    if not p.is_file():
+    ckpt_path = Path(checkpoint).expanduser()
+    if not ckpt_path.is_file():
         raise JobError(f"checkpoint not found: {checkpoint}")
-    p = p.resolve()
+    ckpt_path = ckpt_path.resolve()
     if split not in SPLITS:
         raise JobError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     if int(n) < 2:
         raise JobError("n must be at least 2 images")
     if metric == "fid":
-        _check_fid_weights(f"{p.name}")
+        _check_fid_weights(f"{ckpt_path.name}")
     data = _data_source(data)
-    _check_checkpoint(p)
-    argv = job_argv_for_eval(p, metric, data, n, split, seed)
-    run = run_of_checkpoint(p)
+    _check_checkpoint(ckpt_path)
+    argv = job_argv_for_eval(ckpt_path, metric, data, n, split, seed)
+    run = run_of_checkpoint(ckpt_path)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    log = paths.logs_dir() / f"{metric}-{safe_run_name(p.stem)}-{stamp}.log"
+    log = paths.logs_dir() / f"{metric}-{safe_run_name(ckpt_path.stem)}-{stamp}.log"
     job = Job(kind="eval", pid=0, argv=argv, log=log, run_dir=run.path if run else None, started=time.time(),
-              label=f"{metric.upper()} of {p.name}" + (f" (run {run.name})" if run else ""),
-              extra={"checkpoint": str(p), "metric": metric, "data": data, "n": int(n), "split": split, "seed": int(seed)})
+              label=f"{metric.upper()} of {ckpt_path.name}" + (f" (run {run.name})" if run else ""),
+              extra={"checkpoint": str(ckpt_path), "metric": metric, "data": data, "n": int(n), "split": split, "seed": int(seed)})
     return _spawn(job, _root(root), log_mode="w")
 
 
-def _check_checkpoint(p: Path) -> None:
+def _check_checkpoint(ckpt_path: Path) -> None:
     """The checkpoint loads (safely) and holds a generator that fits its own config: JobError
     with the checkpoint's own message otherwise, before a job is started that could only fail."""
     from .checkpoint import CheckpointError, load_generator
     try:
-        load_generator(p)
+        load_generator(ckpt_path)
     except CheckpointError as e:
         raise JobError(str(e)) from None
 

@@ -11,10 +11,14 @@
       train.log
 
 A trainer can die and the app can restart: this module is how both agree on what happened.
+`Run.status()` is the one answer to "is this run alive, and in what state?" (`RunStatus`, typed,
+its state made effective by what is alive: a run whose process is gone reads "dead", one a live
+job is starting reads "starting"); `Run.resume_config()` the one decision to resume. Nobody but
+the trainer writes here: the job starter gives the trainer its settings in a file of its own.
 Readers ignore a truncated last line of a .jsonl file. A run directory the trainer cannot write
 (its disk is full, or it was deleted while the run trained) stops the run with `RunDirError`,
 whose message says what happened and what to do; a deleted one is never made again.
-Whether a run's process is alive is read here too (`pid_alive`, `proc_start_time`, `descendants`).
+Whether a run's process is alive is `processes.pid_alive`.
 """
 from __future__ import annotations
 
@@ -27,14 +31,20 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 from . import paths
-from .config import LIVE_STATES, STATES  # noqa: F401  (STATES: re-exported for readers of run directories)
+from .config import LIVE_STATES, STATES, UNKNOWN_STATE, AnimeganError, TrainConfig  # noqa: F401  (STATES: re-exported for readers of run directories)
+from .processes import pid_alive
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9._-]+")
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # what a write says when its disk (or the user's quota) is full
+
+
+class RunNameError(AnimeganError, ValueError):
+    """A run name that cannot name a folder; the message says what to use."""
 
 
 def safe_run_name(name: str) -> str:
@@ -42,7 +52,7 @@ def safe_run_name(name: str) -> str:
     cleaned = _NAME_OK.sub("-", name.strip()).strip(".-")
     cleaned = re.sub(r"\.{2,}", ".", cleaned)[:80]
     if not cleaned:
-        raise ValueError(f"run name {name!r} has no usable characters; use letters, digits, '-', '_'")
+        raise RunNameError(f"run name {name!r} has no usable characters; use letters, digits, '-', '_'")
     return cleaned
 
 
@@ -118,74 +128,11 @@ def read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is dead for our purposes.
-    try:
-        with open(f"/proc/{int(pid)}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def proc_start_time(pid: int | None) -> int | None:
-    """Start time of a process in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
-    if not pid:
-        return None
-    try:
-        with open(f"/proc/{int(pid)}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    try:
-        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-        return int(text.rsplit(")", 1)[1].split()[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def descendants(pid: int) -> list[tuple[int, int | None]]:
-    """(pid, start time) of every process below `pid` (children, theirs...), found through /proc:
-    what a signal to its process group misses when they lead sessions of their own (torchrun's
-    workers). [] where there is no /proc."""
-    procs: dict[int, tuple[int, int]] = {}
-    for d in Path("/proc").glob("[0-9]*"):
-        try:
-            f = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            procs[int(d.name)] = (int(f[1]), int(f[19]))
-        except (OSError, IndexError, ValueError):
-            continue
-    out, todo = [], [int(pid)]
-    while todo:
-        p = todo.pop()
-        below = [(c, st) for c, (parent, st) in procs.items() if parent == p]
-        out += below
-        todo += [c for c, _ in below]
-    return out
-
-
-def kill_processes(procs: list[tuple[int, int | None]], sig: int) -> None:
-    """Signal each (pid, start time) that is still that very process (not a reused pid)."""
-    for pid, start in procs:
-        if pid_alive(pid) and proc_start_time(pid) == start:
-            try:
-                os.kill(pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-
-class ResumeError(ValueError):
+class ResumeError(AnimeganError, ValueError):
     """A run that cannot be resumed; the message says why and what to do."""
 
 
-class RunDirError(ValueError):
+class RunDirError(AnimeganError, ValueError):
     """The trainer cannot write its run directory: its disk is full, or it was deleted while the run
     trained. The message says what happened and what to do; the run stops."""
 
@@ -211,6 +158,111 @@ def tail_lines(path: str | Path, n: int = 40) -> str:
     return "\n".join(lines[-n:])
 
 
+class TrainingJob(Protocol):
+    """What `Run.status` needs of a background job (`jobs.Job`): whether it trains this run now."""
+    kind: str
+    run_dir: Path | None
+
+    def alive(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """What a run is doing, typed: status.json as the trainer wrote it, with the state made effective.
+
+    `state` is one of config.STATES or "unknown" (no status.json yet), decided once here:
+    - a run whose status.json says starting/running but whose process is gone is "dead" (with
+      `last_error` saying so), never a run that trains on;
+    - a run a live background job is starting (`training`), which its trainer has not marked live
+      yet (a new run, or a resume still importing torch), is "starting".
+    `recorded_state` is the state the file holds."""
+    state: str = UNKNOWN_STATE
+    recorded_state: str = UNKNOWN_STATE
+    step: int = 0
+    total_steps: int = 0            # 0 until the trainer knows the data
+    steps_per_epoch: int = 0
+    epoch: int = 0
+    epochs: int = 0                 # the run's epochs (status.json's, else config.json's)
+    stop_reason: str | None = None  # one of config.STOP_REASONS once the run ended before its last step
+    last_error: str | None = None
+    compiling: bool = False
+    step_options: dict[str, Any] = field(default_factory=dict)
+    images_per_s: float = 0.0       # the trainer's smoothed speed
+    eta_s: float | None = None
+    pid: int | None = None          # the trainer (rank 0 under torchrun)
+    host: str = ""
+    device: str = ""
+    world_size: int = 1
+    started: float | None = None        # this process's start
+    first_started: float | None = None  # the run's first start (before any resume)
+    updated: float | None = None
+    params_g: int | None = None
+    params_d: int | None = None
+    ranks_max_param_diff: float | None = None
+
+    @classmethod
+    def read(cls, path: str | Path, training: bool = False) -> "RunStatus":
+        """The status of the run directory `path`; `training`: a live job is training it."""
+        raw = read_json(Path(path) / "status.json")
+        epochs_default = read_json(Path(path) / "config.json").get("epochs") if not raw.get("epochs") else 0
+        recorded = str(raw.get("state") or UNKNOWN_STATE)
+        state, error = recorded, raw.get("last_error")
+        if recorded in LIVE_STATES and not pid_alive(raw.get("pid")):
+            state, error = ("starting", None) if training else ("dead", error or DEAD_MESSAGE)
+        elif training and recorded not in LIVE_STATES:
+            state, error = "starting", None
+        return cls(
+            state=state, recorded_state=recorded, step=_int(raw.get("step")), total_steps=_int(raw.get("total_steps")),
+            steps_per_epoch=_int(raw.get("steps_per_epoch")), epoch=_int(raw.get("epoch")),
+            epochs=_int(raw.get("epochs") or epochs_default), stop_reason=raw.get("stop_reason"),
+            last_error=error, compiling=bool(raw.get("compiling")),
+            step_options=dict(raw.get("step_options") or {}), images_per_s=_float(raw.get("images_per_s")) or 0.0,
+            eta_s=_float(raw.get("eta_s")), pid=_int(raw.get("pid")) or None, host=str(raw.get("host") or ""),
+            device=str(raw.get("device") or ""), world_size=_int(raw.get("world_size")) or 1,
+            started=_float(raw.get("started")), first_started=_float(raw.get("first_started") or raw.get("started")),
+            updated=_float(raw.get("updated")), params_g=_int(raw.get("params_g")) or None,
+            params_d=_int(raw.get("params_d")) or None, ranks_max_param_diff=_float(raw.get("ranks_max_param_diff")))
+
+    @property
+    def live(self) -> bool:
+        """A process is (or is about to be) training the run."""
+        return self.state in LIVE_STATES
+
+    @property
+    def fraction(self) -> float:
+        """Steps done of the run's total, 0..1 (0 while the total is unknown)."""
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    # Until pages/compare.py and the browser tests read attributes: `status["step"]`, `status.get("step")`.
+    def __getitem__(self, key: str) -> Any:
+        if key not in _STATUS_FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = getattr(self, key, None) if key in _STATUS_FIELDS else None
+        return default if value is None else value
+
+
+_STATUS_FIELDS = frozenset(f.name for f in fields(RunStatus))
+DEAD_MESSAGE = "the training process is gone (killed or crashed)"
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _float(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
 class Run:
     """Read side of one run directory."""
 
@@ -231,18 +283,23 @@ class Run:
     def config(self) -> dict[str, Any]:
         return read_json(self.path / "config.json")
 
-    def status(self) -> dict[str, Any]:
-        """status.json, with liveness checked: a 'running' run whose process is gone is 'dead'."""
-        st = read_json(self.path / "status.json")
-        if not st:
-            return {"state": "unknown"}
-        if st.get("state") in LIVE_STATES and not pid_alive(st.get("pid")):
-            st = dict(st, state="dead", last_error=st.get("last_error") or "the training process is gone (killed or crashed)")
-        return st
+    def status(self, job: TrainingJob | None = None) -> RunStatus:
+        """The run's status (`RunStatus`), its state made effective by what is alive now.
+
+        `job`: the background job holding the slot (`jobs.current_job()`), when the caller has it: a
+        live training job of this run makes a run the trainer has not marked live yet "starting"."""
+        return RunStatus.read(self.path, training=self.trained_by(job))
+
+    def trained_by(self, job: TrainingJob | None) -> bool:
+        """`job` is a live training job of this run (the job that a Stop button stops)."""
+        if job is None or job.kind != "train" or job.run_dir is None:
+            return False
+        return Path(job.run_dir).resolve() == self.path.resolve() and job.alive()
 
     @property
     def state(self) -> str:
-        return self.status().get("state", "unknown")
+        """The effective state (`RunStatus.state`), without a job to consult."""
+        return self.status().state
 
     def metrics(self) -> dict[str, list]:
         """metrics.jsonl as columns: {"step": [...], "loss_D": [...], ...}."""
@@ -296,27 +353,33 @@ class Run:
     def log_tail(self, n: int = 40) -> str:
         return tail_lines(self.path / "train.log", n)
 
-    def check_resumable(self, own_pids: tuple[int, ...] = ()) -> None:
-        """The one decision whether this run may be resumed; ResumeError says why not.
-
-        `own_pids`: processes that are this resume itself (the trainer passes its own pid and its
-        parent's), since the job starter marks the run "starting" under the new process's pid
-        before the trainer reads the status."""
+    def check_resumable(self) -> None:
+        """The one decision whether this run may be resumed; ResumeError says why not."""
         if not self.exists:
             raise ResumeError(f"there is no run to resume at {self.path} (no config.json there)")
-        st = read_json(self.path / "status.json")
-        pid = st.get("pid")
-        if st.get("state") in LIVE_STATES and pid_alive(pid) and int(pid) not in own_pids:
-            raise ResumeError(f"run {self.name} is still training (pid {pid}); stop it before resuming")
+        status = self.status()
+        if status.live:
+            raise ResumeError(f"run {self.name} is still training (pid {status.pid}); stop it before resuming")
         if self.last_checkpoint() is None:
             raise ResumeError(f"run {self.name} has no checkpoints/last.pt to resume from (it stopped before its "
                               f"first save); start a new run instead")
+
+    def resume_config(self, epochs: int | None = None) -> TrainConfig:
+        """The settings a resume of this run trains with: its own config.json, until `epochs` when
+        given; a finished run given more epochs continues without the step cap (`max_steps`) it
+        may have reached. ResumeError (`check_resumable`) when it cannot be resumed. The CLI's
+        `train --resume` and the dashboard's `jobs.resume` both come here."""
+        self.check_resumable()
+        cfg = TrainConfig.from_dict(self.config())
+        if epochs is None:
+            return cfg
+        return cfg.replace(epochs=int(epochs), max_steps=0 if self.status().state == "finished" else cfg.max_steps)
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
     def delete(self) -> None:
-        if self.status().get("state") in LIVE_STATES:
+        if self.status().live:
             raise RuntimeError(f"run {self.name} is still training; stop it before deleting")
         shutil.rmtree(self.path)
 
@@ -381,9 +444,20 @@ class RunWriter:
             if e.errno in DISK_FULL:
                 raise self._fail(self._disk_full_message(what)) from e
             if isinstance(e, FileNotFoundError) and self._id is not None:
-                self.gone = self.gone or _dir_id(self.path) != self._id
+                self.gone = self.gone or self._folder_gone()
                 raise self._fail(self._gone_message()) from e
             raise
+
+    def _folder_gone(self, wait: float = 1.0) -> bool:
+        """The folder `open` made is gone, or going: a deletion under way (rm -rf) removes what is inside
+        it first, so a write can fail there a moment before the folder itself goes; waited for up to
+        `wait` seconds (the run stops either way), else only one of its folders was deleted."""
+        end = time.monotonic() + wait
+        while _dir_id(self.path) == self._id:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.05)
+        return True
 
     def _fail(self, message: str) -> RunDirError:
         self.error = self.error or message

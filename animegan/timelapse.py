@@ -4,20 +4,19 @@
 Every epoch the trainer draws the same fixed noise into samples/epoch_NNNN.png, so face i of one
 epoch grid is face i of every other: the filmstrip puts face i of each epoch in one row.
 
-    python -m animegan timelapse RUN --out run.gif [--fps 4] [--max-side 800]
+    python -m animegan timelapse RUN --out run.gif [--fps 4] [--max-side 800]   (the verb: cli.py)
 
 MP4 is not offered: it needs an encoder (ffmpeg or PyAV) that is not a dependency of this package.
 """
 from __future__ import annotations
 
-import argparse
 import io
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from PIL import Image, ImageDraw
 
-from .rundir import Run, resolve_run
+from .rundir import Run
 
 PADDING = 2          # the trainer's grids: torchvision save_image(padding=2)
 LABEL_H = 14         # pixels of the epoch label above (filmstrip) or below (timelapse) the faces
@@ -150,41 +149,3 @@ def png_bytes(img: Image.Image) -> bytes:
 
 def timelapse_name(run: Run, ext: str = "gif") -> str:
     return f"{run.name}-timelapse.{ext}"
-
-
-# -- the command line ------------------------------------------------------------------------------
-
-def add_cli(sub: Any) -> argparse.ArgumentParser:
-    """`python -m animegan timelapse RUN --out t.gif`: the parser of the verb, dispatching to `run`."""
-    p = sub.add_parser("timelapse", help="a run's epoch grids as an animated GIF")
-    p.add_argument("run", help="run name (under the home folder's runs/) or run directory")
-    p.add_argument("--out", required=True, help="the GIF to write (.gif)")
-    p.add_argument("--fps", type=float, default=4.0, help="epochs per second (default 4)")
-    p.add_argument("--max-side", type=int, default=800, help="frames wider than this are shrunk (default 800 px)")
-    p.set_defaults(fn=run)
-    return p
-
-
-def run(a: argparse.Namespace) -> int:
-    """The verb: ValueError (printed as one line by the CLI, exit 2) for a missing run, an
-    unsupported format or a run without epoch grids."""
-    out = Path(a.out)
-    if out.suffix.lower() != ".gif":
-        raise ValueError(f"{out.name}: only .gif is written (MP4 needs ffmpeg or PyAV, which are not installed "
-                         f"with animegan)")
-    r = resolve_run(a.run)
-    if not r.exists:
-        raise ValueError(f"no run {a.run!r} (looked for {r.path / 'config.json'})")
-    if a.fps <= 0 or a.max_side < 16:
-        raise ValueError("--fps must be > 0 and --max-side at least 16")
-    n = write_gif(r, out, fps=a.fps, max_side=a.max_side)
-    print(f"wrote {out}: {n} epoch(s) of run {r.name} at {a.fps:g} fps")
-    return 0
-
-
-def main_args(argv: list[str] | None = None) -> int:
-    """The verb on its own (`python -c "from animegan import timelapse; timelapse.main_args([...])"`)."""
-    ap = argparse.ArgumentParser(prog="python -m animegan")
-    add_cli(ap.add_subparsers(dest="cmd", required=True))
-    a = ap.parse_args(["timelapse", *(argv or [])])
-    return a.fn(a)

@@ -2,9 +2,11 @@
 
 `train()` reads from top to bottom as a run goes: settings, run directory, data, build,
 restore, then per step: step, log, sample, evaluation, the stop decision, checkpoints, status;
-then the end. The step itself is `step.train_step`;
-devices and the torchrun collectives are `devices`; every file of the run is written through
-`rundir.RunWriter`; evaluations are `evaluation.evaluate_on_split`.
+then the end. The settings are checked by `preflight` (as every entry point does), and the steps
+of the run come from `preflight.step_plan` once the data is prepared. The step itself is
+`step.train_step`; devices and the torchrun collectives are `devices`; a request to stop is
+`signals.StopRequested`; every file of the run is written through `rundir.RunWriter` (nobody else
+writes there); evaluations are `evaluation.evaluate_on_split`.
 
 Randomness is derived from (seed, epoch) for the data order and (seed, step, rank) for noise and
 augmentation (`step.stream_seed`), so a resumed run draws exactly what an uninterrupted one
@@ -34,21 +36,23 @@ import torch
 
 from . import checkpoint as ckpt
 from .augment import ClassicAugment
-from .config import ConfigError, TrainConfig, validate
+from .config import END_STATES, STOP_REASONS, ConfigError, TrainConfig
 from .devices import (
     Dist,
     RankLost,
-    StopRequested,
     any_rank,
     barrier,
     broadcast_module,
     close_distributed,
     init_distributed,
+    launched_processes,
     max_param_diff,
     pick_device,
 )
 from .models import count_params
+from .preflight import preflight, step_plan
 from .rundir import Run, RunDirError, RunWriter
+from .signals import StopRequested
 from .step import (
     Nets,
     StepOptions,
@@ -70,8 +74,6 @@ log = logging.getLogger("animegan.train")
 MAX_ROLLBACKS = 3    # then the run stops as collapsed
 COLLAPSE_ROWS = 3    # metrics rows in a row where D wins completely and G's loss explodes = collapse
 COLLAPSE_MIN_STEP = 20  # sample spread is not judged before this step
-# Why a run stops before its last step, first first (status.json's `stop_reason`): stopped, collapsed, finished, finished
-STOP_REASONS = ("signal", "collapse", "early_stop", "time_budget")
 
 
 class TrainingError(ConfigError):
@@ -80,7 +82,7 @@ class TrainingError(ConfigError):
 
 
 @dataclass
-class Plan:
+class RunSetup:
     """What the run is, fixed once the data is known."""
     cfg: TrainConfig
     dist: Dist
@@ -102,7 +104,7 @@ class Plan:
 
 
 @dataclass
-class Progress:
+class LoopState:
     """What the loop changes as it goes."""
     step: int = 0
     best: dict[str, Any] = field(default_factory=lambda: {"value": None, "epoch": None, "bad_evals": 0})
@@ -129,7 +131,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
     Raises ConfigError for settings, ResumeError or CheckpointError for a resume that is refused
     (before anything is written), TrainingError for what only training finds out."""
     # -- settings, processes, the run directory
-    validate(cfg)
+    preflight(cfg, launched_processes(), data=False, require_fid=False)  # the data is planned once prepared
     dist = init_distributed(cfg.device)
     device = pick_device(cfg.device, dist.local_rank)
     if device.type == "cuda":
@@ -145,89 +147,89 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
         # -- data: rank 0 builds the cache, the others then read it
         data = _prepare_data(cfg, dist, progress)
         if any_rank([stop.flag], dist, patient=True)[0]:  # asked to stop meanwhile: nothing trained or saved
-            return _ended(run, dist, "stopped", "signal", int(resume_from["step"]) if resume_from else 0)
-        plan = _plan(cfg, dist, device, data)
+            return _record_end(run, dist, "stopped", "signal", int(resume_from["step"]) if resume_from else 0)
+        setup = _setup(cfg, dist, device, data)
 
         # -- build: networks, optimisers, schedules, EMA
-        nets = build_nets(cfg, device, dist, plan.options)
-        p = Progress()
+        nets = build_nets(cfg, device, dist, setup.options)
+        loop = LoopState()
 
         # -- restore: the resumed run's last.pt (loaded once, above) or the checkpoint to fine-tune
-        _restore_or_init(run, nets, p, resume_from, cfg, device)
+        _restore_or_init(run, nets, loop, resume_from, cfg, device)
         resume_from = None  # its tensors are in the networks now
         broadcast_module(nets.G, dist)
         broadcast_module(nets.D, dist)
-        bar = _start(run, plan, nets, p, progress)
+        bar = _start(run, setup, nets, loop, progress)
 
         reason = None
-        while p.step < plan.total_steps:
+        while loop.step < setup.total_steps:
             # -- step: this step's random stream, real batch and noise; D (and G) updated; EMA; the
             # schedules at the end of an epoch
-            g = step_generator(cfg.seed, p.step, dist.rank, device)
-            real = real_batch(plan.train_images, cfg, p.step, plan.steps_per_epoch, dist, plan.classic_aug, g,
-                              plan.options.memory_format)
-            z = torch.randn(plan.local_batch, cfg.z_dim, device=device, generator=g)
-            row = train_step(nets, cfg, real, z, g, p.step, dist)
+            g = step_generator(cfg.seed, loop.step, dist.rank, device)
+            real = real_batch(setup.train_images, cfg, loop.step, setup.steps_per_epoch, dist, setup.classic_aug, g,
+                              setup.options.memory_format)
+            z = torch.randn(setup.local_batch, cfg.z_dim, device=device, generator=g)
+            row = train_step(nets, cfg, real, z, g, loop.step, dist)
             if nets.G_ema is not None and "loss_G" in row:
-                ema_update(nets.G_ema, nets.G, ema_decay(cfg, p.step))
-            p.step += 1
-            p.speed_n += plan.local_batch * dist.world
-            _keep(run, p, row)
-            epoch_end = p.step % plan.steps_per_epoch == 0
+                ema_update(nets.G_ema, nets.G, ema_decay(cfg, loop.step))
+            loop.step += 1
+            loop.speed_n += setup.local_batch * dist.world
+            _accumulate(run, loop, row)
+            epoch_end = loop.step % setup.steps_per_epoch == 0
             if epoch_end:
                 nets.step_schedules()
             now = time.time()
 
             # -- log: every log_every steps the scalars come over in one transfer (every rank checks
             # them: a non-finite loss ends the run); a metrics row; D winning outright there = collapse
-            if p.step % cfg.log_every == 0 or p.step == plan.total_steps:
-                means = _gather(p, device)
+            if loop.step % cfg.log_every == 0 or loop.step == setup.total_steps:
+                means = _gather(loop, device)
                 if dist.main:
-                    _log_metrics(run, plan, nets, p, means, now, bar)
+                    _log_metrics(run, setup, nets, loop, means, now, bar)
             if bar is not None:
                 bar.update(1)
-            collapse = "losses" if p.collapsed_rows >= COLLAPSE_ROWS else None
+            collapse = "losses" if loop.collapsed_rows >= COLLAPSE_ROWS else None
 
             # -- sample: the fixed noise's grid; samples all alike = collapse
-            out_of_time = bool(cfg.minutes) and now - p.t_budget >= cfg.minutes * 60
-            if dist.main and (p.step % cfg.latest_every == 0 or epoch_end or p.step == plan.total_steps or out_of_time):
-                alike = _sample(run, plan, nets, p, epoch_end, out_of_time)
+            out_of_time = bool(cfg.minutes) and now - loop.t_budget >= cfg.minutes * 60
+            if dist.main and (loop.step % cfg.latest_every == 0 or epoch_end or loop.step == setup.total_steps or out_of_time):
+                alike = _sample(run, setup, nets, loop, epoch_end, out_of_time)
                 collapse = collapse or alike
 
             # -- evaluation (rank 0) every eval_kimg thousand images and every eval_every epochs;
             # `early`: patience ran out. Not when this step stops anyway (a signal, a collapse).
-            eval_due = _eval_due(plan, p.step, epoch_end)
-            early = eval_due and dist.main and not stop.flag and collapse is None and _evaluate(run, plan, nets, p)
+            eval_due = _eval_due(setup, loop.step, epoch_end)
+            early = eval_due and dist.main and not stop.flag and collapse is None and _evaluate(run, setup, nets, loop)
 
             # -- stop: one decision for every reason, agreed by all ranks in this one collective (the
             # others wait here for rank 0's evaluation), so that every rank leaves at this same step
             agreed = any_rank([stop.flag, collapse is not None, early, out_of_time], dist, patient=eval_due)
             if agreed[1] and not agreed[0]:  # a collapse: stop, or roll back to last.pt, or warn
-                action = _on_collapse(run, plan, nets, p, collapse, now)
+                action = _on_collapse(run, setup, nets, loop, collapse, now)
                 if action == "rolled back":
                     continue
                 agreed[1] = action == "collapsed"
             reason = next((r for r, yes in zip(STOP_REASONS, agreed, strict=True) if yes), None)
             if reason == "time_budget" and cfg.eval_kimg and dist.main and not eval_due:
-                _evaluate(run, plan, nets, p)  # the budget's end is evaluated, as an epoch's end is
+                _evaluate(run, setup, nets, loop)  # the budget's end is evaluated, as an epoch's end is
 
             # -- checkpoints: epoch_NNNN.pt at an epoch's end; last.pt then, every checkpoint_minutes
             # and once as the run ends (a collapse keeps the last good one)
             if reason != "collapse":
-                _checkpoints(run, plan, nets, p, epoch_end, reason is not None or p.step == plan.total_steps, now)
+                _checkpoints(run, setup, nets, loop, epoch_end, reason is not None or loop.step == setup.total_steps, now)
 
             # -- status every 2 seconds
-            if now - p.t_status > 2 or p.step == plan.total_steps:
-                p.t_status = now
-                left = plan.total_steps - p.step
-                run.update_status(step=p.step, epoch=plan.epoch(p.step), images_per_s=p.img_s_smooth,
-                                  eta_s=left * cfg.batch_size / p.img_s_smooth if p.img_s_smooth > 0 else None)
+            if now - loop.t_status > 2 or loop.step == setup.total_steps:
+                loop.t_status = now
+                left = setup.total_steps - loop.step
+                run.update_status(step=loop.step, epoch=setup.epoch(loop.step), images_per_s=loop.img_s_smooth,
+                                  eta_s=left * cfg.batch_size / loop.img_s_smooth if loop.img_s_smooth > 0 else None)
             if reason is not None:
                 break
 
         # -- the end: the reason recorded, the ranks checked in sync, status
-        state = _finish(run, plan, nets, p, reason, bar)
-        return _ended(run, dist, state, reason, p.step)
+        state = _finish(run, setup, nets, loop, reason, bar)
+        return _record_end(run, dist, state, reason, loop.step)
 
 
 # -- settings, processes, the run directory ------------------------------------------------------
@@ -235,8 +237,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: boo
 def _resume_point(cfg: TrainConfig, path: Path, dist: Dist, device: torch.device) -> dict[str, Any]:
     """The run's checkpoints/last.pt, loaded (once) to continue from. Refused with ResumeError or
     CheckpointError before anything is written, so a refused resume leaves the run as it was."""
-    if dist.main:  # the job starter marks the run "starting" under our pid, or under torchrun our parent's
-        Run(path).check_resumable(own_pids=(os.getpid(), os.getppid()))
+    if dist.main:
+        Run(path).check_resumable()
     last = path / "checkpoints" / "last.pt"
     ck = ckpt.load_checkpoint(last, map_location=device)
     ckpt.check_compatible(ck, cfg, last)
@@ -283,7 +285,7 @@ def _outcome_recorded(run: RunWriter, dist: Dist) -> Iterator[None]:
         close_distributed(dist)
 
 
-def _ended(run: RunWriter, dist: Dist, state: str, reason: str | None, step: int) -> str:
+def _record_end(run: RunWriter, dist: Dist, state: str, reason: str | None, step: int) -> str:
     """The final state and why (status.json) and a line saying so, from every rank under torchrun."""
     run.update_status(state=state, stop_reason=reason)
     line = f"run {run.path.name}: {state}{f' ({reason})' if reason else ''} at step {step}"
@@ -307,21 +309,13 @@ def _prepare_data(cfg: TrainConfig, dist: Dist, progress: bool | None) -> Prepar
     return data if data is not None else prepare(cfg.data, cfg.img_size, **kw)
 
 
-def _plan(cfg: TrainConfig, dist: Dist, device: torch.device, data: PreparedData) -> Plan:
+def _setup(cfg: TrainConfig, dist: Dist, device: torch.device, data: PreparedData) -> RunSetup:
     from .data import to_float
     train_idx = data.splits["train"]
-    if cfg.batch_size % dist.world:
-        raise TrainingError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({dist.world})")
-    steps_per_epoch = len(train_idx) // cfg.batch_size
-    if steps_per_epoch == 0:
-        raise TrainingError(f"the training split has only {len(train_idx)} images, fewer than one batch "
-                            f"({cfg.batch_size}); lower --batch-size or add images")
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps:
-        total_steps = min(total_steps, cfg.max_steps)
-    return Plan(cfg, dist, device, data, train_idx, TrainImages(data.images, train_idx, device), steps_per_epoch,
-                total_steps, cfg.batch_size // dist.world,
-                step_options(cfg, device, total_steps),
+    steps = step_plan(cfg, len(train_idx), dist.world)  # DataFitError: fewer images than one batch
+    return RunSetup(cfg, dist, device, data, train_idx, TrainImages(data.images, train_idx, device),
+                    steps.steps_per_epoch, steps.total_steps, steps.batch_per_process,
+                    step_options(cfg, device, steps.total_steps),
                 ClassicAugment(cfg.aug_flip, cfg.aug_brightness, cfg.aug_brightness_strength),
                 fixed_noise(cfg).to(device),
                 spread(to_float(torch.from_numpy(np.asarray(data.images[train_idx[:256]])))))
@@ -338,21 +332,21 @@ def spread(images: torch.Tensor) -> float:
     return float(images.float().std(dim=0).mean())
 
 
-def _restore(nets: Nets, p: Progress, ck: dict[str, Any]) -> None:
+def _restore(nets: Nets, loop: LoopState, ck: dict[str, Any]) -> None:
     """Networks, optimisers, schedules, step and best evaluation as a training checkpoint holds them."""
     nets.load_state(ck)
-    p.step = int(ck["step"])
-    p.best.update(ck.get("best") or {})
-    p.seconds_before, p.t_begin = float((ck.get("info") or {}).get("train_seconds", 0.0)), time.time()
+    loop.step = int(ck["step"])
+    loop.best.update(ck.get("best") or {})
+    loop.seconds_before, loop.t_begin = float((ck.get("info") or {}).get("train_seconds", 0.0)), time.time()
 
 
-def _restore_or_init(run: RunWriter, nets: Nets, p: Progress, resume_from: dict[str, Any] | None, cfg: TrainConfig,
+def _restore_or_init(run: RunWriter, nets: Nets, loop: LoopState, resume_from: dict[str, Any] | None, cfg: TrainConfig,
                      device: torch.device) -> None:
     """The resumed run's last.pt (rows logged after it dropped), or the checkpoint to fine-tune from."""
     if resume_from is not None:
-        _restore(nets, p, resume_from)
-        run.drop_rows_after(p.step)
-        log.info("resumed from %s at step %d", run.checkpoints / "last.pt", p.step)
+        _restore(nets, loop, resume_from)
+        run.drop_rows_after(loop.step)
+        log.info("resumed from %s at step %d", run.checkpoints / "last.pt", loop.step)
     elif cfg.init_from:
         _init_from(nets, cfg, device)
 
@@ -370,27 +364,27 @@ def _init_from(nets: Nets, cfg: TrainConfig, device: torch.device) -> None:
     log.info("initialised from %s (%s)", cfg.init_from, "G and D" if ck.get("D") is not None else "G only")
 
 
-def _start(run: RunWriter, plan: Plan, nets: Nets, p: Progress, progress: bool | None) -> Any:
+def _start(run: RunWriter, setup: RunSetup, nets: Nets, loop: LoopState, progress: bool | None) -> Any:
     """TensorBoard, the run's first log lines, status "running", the clocks; returns the progress
     bar (None when there is none)."""
-    cfg, dist, opts = plan.cfg, plan.dist, plan.options
+    cfg, dist, opts = setup.cfg, setup.dist, setup.options
     if cfg.tensorboard and not run.open_tensorboard():
         log.warning("--tensorboard needs the tensorboard package: pip install tensorboard (continuing without)")
     if dist.main:
         log.info("run %s: %s on %s, %d training images (%d steps/epoch, batch %d), G %s params, D %s params, device %s%s",
-                 run.path.name, cfg.model, plan.data.source, len(plan.train_idx), plan.steps_per_epoch, cfg.batch_size,
-                 f"{count_params(nets.G):,}", f"{count_params(nets.D):,}", plan.device,
+                 run.path.name, cfg.model, setup.data.source, len(setup.train_idx), setup.steps_per_epoch, cfg.batch_size,
+                 f"{count_params(nets.G):,}", f"{count_params(nets.D):,}", setup.device,
                  f" × {dist.world} processes" if dist.world > 1 else "")
         d = opts.describe()
         log.info("step options: torch.compile %s, channels_last %s, autocast %s", d["compile"], d["channels_last"], d["amp"])
-    p.compiling = opts.compile
-    run.update_status(state="running", compiling=opts.compile, step_options=opts.describe(), total_steps=plan.total_steps, steps_per_epoch=plan.steps_per_epoch,
-                      epoch=plan.epoch(p.step), step=p.step, params_g=count_params(nets.G), params_d=count_params(nets.D))
+    loop.compiling = opts.compile
+    run.update_status(state="running", compiling=opts.compile, step_options=opts.describe(), total_steps=setup.total_steps, steps_per_epoch=setup.steps_per_epoch,
+                      epoch=setup.epoch(loop.step), step=loop.step, params_g=count_params(nets.G), params_d=count_params(nets.D))
     bar = None
     if dist.main and (progress if progress is not None else sys.stderr.isatty()):
         from tqdm import tqdm
-        bar = tqdm(total=plan.total_steps, initial=p.step, unit="step", dynamic_ncols=True)
-    p.t_status = p.t_ckpt = p.speed_t = time.time()
+        bar = tqdm(total=setup.total_steps, initial=loop.step, unit="step", dynamic_ncols=True)
+    loop.t_status = loop.t_ckpt = loop.speed_t = time.time()
     nets.G.train()
     nets.D.train()
     return bar
@@ -398,126 +392,126 @@ def _start(run: RunWriter, plan: Plan, nets: Nets, p: Progress, progress: bool |
 
 # -- per step ------------------------------------------------------------------------------------
 
-def _keep(run: RunWriter, p: Progress, row: dict[str, torch.Tensor]) -> None:
+def _accumulate(run: RunWriter, loop: LoopState, row: dict[str, torch.Tensor]) -> None:
     """The step's scalars join the next metrics row, kept on the device (no step waits for the
     GPU); after the first step, a compiled run is no longer compiling."""
     for k, v in row.items():
-        p.acc.setdefault(k, []).append(v)
-    if p.compiling:
-        p.compiling = False
+        loop.acc.setdefault(k, []).append(v)
+    if loop.compiling:
+        loop.compiling = False
         run.update_status(compiling=False)
 
 
-def _gather(p: Progress, device: torch.device) -> dict[str, float]:
+def _gather(loop: LoopState, device: torch.device) -> dict[str, float]:
     """The means of the step scalars since the last metrics row, brought over in one transfer; a
     non-finite one ends the run."""
-    keys = list(p.acc)
+    keys = list(loop.acc)
     wide = torch.float32 if device.type == "mps" else torch.float64
-    values = torch.stack([torch.stack(p.acc[k]).to(wide).mean() for k in keys]).tolist() if keys else []
-    p.acc = {}
+    values = torch.stack([torch.stack(loop.acc[k]).to(wide).mean() for k in keys]).tolist() if keys else []
+    loop.acc = {}
     means = dict(zip(keys, values, strict=True))
     if not all(math.isfinite(v) for v in values):
-        raise TrainingError(f"losses became non-finite by step {p.step} ({means}); lower the learning rates "
+        raise TrainingError(f"losses became non-finite by step {loop.step} ({means}); lower the learning rates "
                             f"(--lr-g/--lr-d) or resume from an earlier checkpoint")
     return means
 
 
-def _flush_metrics(run: RunWriter, plan: Plan, nets: Nets, p: Progress, now: float, bar: Any) -> None:
+def _flush_metrics(run: RunWriter, setup: RunSetup, nets: Nets, loop: LoopState, now: float, bar: Any) -> None:
     """A metrics row for the steps since the last one, when the run ends between rows."""
-    if p.acc:
-        means = _gather(p, plan.device)
-        if plan.dist.main:
-            _log_metrics(run, plan, nets, p, means, now, bar)
+    if loop.acc:
+        means = _gather(loop, setup.device)
+        if setup.dist.main:
+            _log_metrics(run, setup, nets, loop, means, now, bar)
 
 
-def _log_metrics(run: RunWriter, plan: Plan, nets: Nets, p: Progress, m: dict[str, float], now: float, bar: Any) -> None:
+def _log_metrics(run: RunWriter, setup: RunSetup, nets: Nets, loop: LoopState, m: dict[str, float], now: float, bar: Any) -> None:
     """A metrics.jsonl row of the means `m` since the last one; counts rows where D wins outright."""
-    cfg, epoch = plan.cfg, plan.epoch(p.step - 1)
-    p.img_s = p.speed_n / max(now - p.speed_t, 1e-9)
-    p.speed_t, p.speed_n = now, 0
+    cfg, epoch = setup.cfg, setup.epoch(loop.step - 1)
+    loop.img_s = loop.speed_n / max(now - loop.speed_t, 1e-9)
+    loop.speed_t, loop.speed_n = now, 0
     # The speed status.json shows (and its ETA): a moving average, so a window that held an
     # evaluation or a checkpoint does not make it jump.
-    p.img_s_smooth = p.img_s if p.img_s_smooth == 0 else 0.7 * p.img_s_smooth + 0.3 * p.img_s
-    row = {"step": p.step, "epoch": p.step / plan.steps_per_epoch, **m, "lr_G": nets.opt_g.param_groups[0]["lr"],
-           "lr_D": nets.opt_d.param_groups[0]["lr"], "images_per_s": p.img_s, "time": now}
+    loop.img_s_smooth = loop.img_s if loop.img_s_smooth == 0 else 0.7 * loop.img_s_smooth + 0.3 * loop.img_s
+    row = {"step": loop.step, "epoch": loop.step / setup.steps_per_epoch, **m, "lr_G": nets.opt_g.param_groups[0]["lr"],
+           "lr_D": nets.opt_d.param_groups[0]["lr"], "images_per_s": loop.img_s, "time": now}
     # Collapse from the losses: D wins completely while G's loss explodes.
     if m.get("loss_D", 1.0) < 1e-3 and m.get("loss_G", 0.0) > 10 and cfg.loss != "wgan-gp":
-        p.collapsed_rows += 1
+        loop.collapsed_rows += 1
     else:
-        p.collapsed_rows = 0
-    if p.collapsed_rows >= COLLAPSE_ROWS:
+        loop.collapsed_rows = 0
+    if loop.collapsed_rows >= COLLAPSE_ROWS:
         row["collapse"] = "losses"
     run.metrics(row)
     if bar is not None:
         bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", D=f"{m.get('loss_D', 0):.3f}",
-                        G=f"{m.get('loss_G', 0):.3f}", img_s=f"{p.img_s:.0f}")
-    elif p.step % (cfg.log_every * 10) == 0 or p.step == cfg.log_every:
+                        G=f"{m.get('loss_G', 0):.3f}", img_s=f"{loop.img_s:.0f}")
+    elif loop.step % (cfg.log_every * 10) == 0 or loop.step == cfg.log_every:
         nan = float("nan")
-        log.info("step %d/%d epoch %d loss_D %.4f loss_G %.4f D(x) %.3f D(G(z)) %.3f %.1f img/s", p.step,
-                 plan.total_steps, epoch + 1, m.get("loss_D", nan), m.get("loss_G", nan), m.get("D_x", nan),
-                 m.get("D_G_z", nan), p.img_s)
+        log.info("step %d/%d epoch %d loss_D %.4f loss_G %.4f D(x) %.3f D(G(z)) %.3f %.1f img/s", loop.step,
+                 setup.total_steps, epoch + 1, m.get("loss_D", nan), m.get("loss_G", nan), m.get("D_x", nan),
+                 m.get("D_G_z", nan), loop.img_s)
 
 
-def _sample(run: RunWriter, plan: Plan, nets: Nets, p: Progress, epoch_end: bool, out_of_time: bool) -> str | None:
+def _sample(run: RunWriter, setup: RunSetup, nets: Nets, loop: LoopState, epoch_end: bool, out_of_time: bool) -> str | None:
     """samples/latest.png, and samples/epoch_NNNN.png every sample_every epochs, at the last step
     and when the time budget ends; returns why the samples count as collapsed, or None."""
-    cfg = plan.cfg
+    cfg = setup.cfg
     with torch.no_grad():
-        imgs = nets.sampler(plan.device)(plan.z_fixed).float()
+        imgs = nets.sampler(setup.device)(setup.z_fixed).float()
     run.grid(imgs, "latest.png")
-    if (epoch_end and plan.epoch(p.step) % cfg.sample_every == 0) or p.step == plan.total_steps or out_of_time:
-        run.grid(imgs, f"epoch_{math.ceil(p.step / plan.steps_per_epoch):04d}.png", tensorboard_step=p.step)
-    ratio = spread(imgs) / max(plan.real_spread, 1e-6)
-    if p.step >= COLLAPSE_MIN_STEP and ratio < cfg.collapse_spread:
+    if (epoch_end and setup.epoch(loop.step) % cfg.sample_every == 0) or loop.step == setup.total_steps or out_of_time:
+        run.grid(imgs, f"epoch_{math.ceil(loop.step / setup.steps_per_epoch):04d}.png", tensorboard_step=loop.step)
+    ratio = spread(imgs) / max(setup.real_spread, 1e-6)
+    if loop.step >= COLLAPSE_MIN_STEP and ratio < cfg.collapse_spread:
         return f"samples alike (spread {ratio:.3f} of real)"
     return None
 
 
-def _eval_due(plan: Plan, step: int, epoch_end: bool) -> bool:
+def _eval_due(setup: RunSetup, step: int, epoch_end: bool) -> bool:
     """Is an evaluation due after `step`: its batch crossed a multiple of eval_kimg thousand images,
     or it ended an eval_every-th epoch? (Every rank knows: the others wait for rank 0's.)"""
-    cfg, every = plan.cfg, int(plan.cfg.eval_kimg * 1000)
+    cfg, every = setup.cfg, int(setup.cfg.eval_kimg * 1000)
     kimg = bool(cfg.eval_kimg) and (step * cfg.batch_size) // every > ((step - 1) * cfg.batch_size) // every
-    return kimg or (epoch_end and bool(cfg.eval_every) and plan.epoch(step) % cfg.eval_every == 0)
+    return kimg or (epoch_end and bool(cfg.eval_every) and setup.epoch(step) % cfg.eval_every == 0)
 
 
-def _on_collapse(run: RunWriter, plan: Plan, nets: Nets, p: Progress, reason: str | None, now: float) -> str:
+def _on_collapse(run: RunWriter, setup: RunSetup, nets: Nets, loop: LoopState, reason: str | None, now: float) -> str:
     """The collapse action; returns "collapsed" (the run ends), "rolled back" or "warned"."""
-    cfg = plan.cfg
-    _event(run, plan, p, "collapse", reason=reason or "another rank", action=cfg.collapse_action)
-    run.metrics({"step": p.step, "epoch": p.step / plan.steps_per_epoch, "collapse": reason, "time": now},
+    cfg = setup.cfg
+    _event(run, setup, loop, "collapse", reason=reason or "another rank", action=cfg.collapse_action)
+    run.metrics({"step": loop.step, "epoch": loop.step / setup.steps_per_epoch, "collapse": reason, "time": now},
                 tensorboard=False)
-    if plan.dist.main:
-        log.warning("collapse detected at step %d: %s -> %s", p.step, reason, cfg.collapse_action)
-    p.collapsed_rows = 0
+    if setup.dist.main:
+        log.warning("collapse detected at step %d: %s -> %s", loop.step, reason, cfg.collapse_action)
+    loop.collapsed_rows = 0
     if cfg.collapse_action == "stop":
-        run.update_status(state="collapsed", step=p.step, last_error=f"mode collapse at step {p.step}: {reason}")
+        run.update_status(state="collapsed", step=loop.step, last_error=f"mode collapse at step {loop.step}: {reason}")
         return "collapsed"
     if cfg.collapse_action != "rollback":
         return "warned"
-    p.rollbacks += 1
-    if p.rollbacks > MAX_ROLLBACKS:
-        run.update_status(state="collapsed", step=p.step,
-                          last_error=f"mode collapse at step {p.step} after {MAX_ROLLBACKS} rollbacks: {reason}")
+    loop.rollbacks += 1
+    if loop.rollbacks > MAX_ROLLBACKS:
+        run.update_status(state="collapsed", step=loop.step,
+                          last_error=f"mode collapse at step {loop.step} after {MAX_ROLLBACKS} rollbacks: {reason}")
         return "collapsed"
     last = run.checkpoints / "last.pt"
     if last.exists():
-        _restore(nets, p, ckpt.load_checkpoint(last, map_location=plan.device))
-    nets.scale_lr(0.5 ** p.rollbacks)  # the checkpoint restored its lr: halve once per rollback so far
-    _event(run, plan, p, "rollback", to_step=p.step, lr_G=nets.opt_g.param_groups[0]["lr"],
+        _restore(nets, loop, ckpt.load_checkpoint(last, map_location=setup.device))
+    nets.scale_lr(0.5 ** loop.rollbacks)  # the checkpoint restored its lr: halve once per rollback so far
+    _event(run, setup, loop, "rollback", to_step=loop.step, lr_G=nets.opt_g.param_groups[0]["lr"],
            lr_D=nets.opt_d.param_groups[0]["lr"])
     return "rolled back"
 
 
 # -- evaluation, checkpoints, the end ------------------------------------------------------------
 
-def _evaluate(run: RunWriter, plan: Plan, nets: Nets, p: Progress) -> bool:
+def _evaluate(run: RunWriter, setup: RunSetup, nets: Nets, loop: LoopState) -> bool:
     """Evaluate the sampling generator on the validation split (cfg.eval_metric, and SWD too);
     best.pt when it improved. Returns True when `patience` evaluations in a row did not improve."""
-    cfg, data = plan.cfg, plan.data
-    epoch: float = p.step / plan.steps_per_epoch
+    cfg, data = setup.cfg, setup.data
+    epoch: float = loop.step / setup.steps_per_epoch
     epoch = int(epoch) if epoch.is_integer() else epoch
-    G = nets.sampler(plan.device)
+    G = nets.sampler(setup.device)
     if min(cfg.eval_n, len(data.splits["val"])) < 2:
         log.warning("evaluation skipped: the validation split has %d images", len(data.splits["val"]))
         return False
@@ -526,75 +520,75 @@ def _evaluate(run: RunWriter, plan: Plan, nets: Nets, p: Progress) -> bool:
     main = None
     for metric in dict.fromkeys([cfg.eval_metric, "swd"]):
         try:
-            r = evaluate_on_split(G, data, "val", metric=metric, n=cfg.eval_n, seed=0, device=str(plan.device))
+            r = evaluate_on_split(G, data, "val", metric=metric, n=cfg.eval_n, seed=0, device=str(setup.device))
         except InceptionWeightsMissing as e:
             log.warning("FID skipped: %s", e)
             continue
-        row = {"epoch": epoch, "step": p.step, "kimg": p.step * cfg.batch_size / 1000, "time": time.time(), **r.to_dict()}
+        row = {"epoch": epoch, "step": loop.step, "kimg": loop.step * cfg.batch_size / 1000, "time": time.time(), **r.to_dict()}
         run.eval(row)
         log.info("eval epoch %g (%.0f kimg): %s = %.3f (n=%d)", round(epoch, 2), row["kimg"], r.metric, r.value, r.n)
         main = r if r.metric == cfg.eval_metric else main
     if main is None:
         return False
-    if p.best["value"] is None or main.value < p.best["value"]:
-        p.best.update(value=main.value, epoch=epoch, bad_evals=0)
-        _save(run, plan, nets, p, "best.pt")
+    if loop.best["value"] is None or main.value < loop.best["value"]:
+        loop.best.update(value=main.value, epoch=epoch, bad_evals=0)
+        _save(run, setup, nets, loop, "best.pt")
         return False
-    p.best["bad_evals"] = int(p.best.get("bad_evals", 0)) + 1
-    return bool(cfg.patience) and p.best["bad_evals"] >= cfg.patience
+    loop.best["bad_evals"] = int(loop.best.get("bad_evals", 0)) + 1
+    return bool(cfg.patience) and loop.best["bad_evals"] >= cfg.patience
 
 
-def _save(run: RunWriter, plan: Plan, nets: Nets, p: Progress, name: str) -> None:
+def _save(run: RunWriter, setup: RunSetup, nets: Nets, loop: LoopState, name: str) -> None:
     """checkpoints/<name>: everything to resume from this step (rank 0 only)."""
     if not run.enabled:
         return
-    cfg, dist = plan.cfg, plan.dist
+    cfg, dist = setup.cfg, setup.dist
     run.save_checkpoint({
-        "kind": "train", "config": cfg.to_dict(), "step": p.step, "epoch": plan.epoch(p.step), **nets.state(),
-        "best": dict(p.best), "eval": run.best_eval(cfg.eval_metric), "curve": run.curve(cfg.eval_metric),
-        "info": {"device": str(plan.device), "world_size": dist.world, "data": plan.data.source,
-                 "fingerprint": plan.data.fingerprint, "train_images": len(plan.train_idx),
-                 "train_seconds": round(p.seconds_before + time.time() - p.t_begin, 1)},
+        "kind": "train", "config": cfg.to_dict(), "step": loop.step, "epoch": setup.epoch(loop.step), **nets.state(),
+        "best": dict(loop.best), "eval": run.best_eval(cfg.eval_metric), "curve": run.curve(cfg.eval_metric),
+        "info": {"device": str(setup.device), "world_size": dist.world, "data": setup.data.source,
+                 "fingerprint": setup.data.fingerprint, "train_images": len(setup.train_idx),
+                 "train_seconds": round(loop.seconds_before + time.time() - loop.t_begin, 1)},
     }, name)
 
 
-def _event(run: RunWriter, plan: Plan, p: Progress, kind: str, **kw: Any) -> None:
-    run.event(kind, p.step, plan.epoch(p.step), **kw)
+def _event(run: RunWriter, setup: RunSetup, loop: LoopState, kind: str, **kw: Any) -> None:
+    run.event(kind, loop.step, setup.epoch(loop.step), **kw)
 
 
-def _checkpoints(run: RunWriter, plan: Plan, nets: Nets, p: Progress, epoch_end: bool, ending: bool, now: float) -> None:
+def _checkpoints(run: RunWriter, setup: RunSetup, nets: Nets, loop: LoopState, epoch_end: bool, ending: bool, now: float) -> None:
     """epoch_NNNN.pt at the end of every checkpoint_every-th epoch (the last keep_last kept);
     last.pt at the end of an epoch, after checkpoint_minutes, and as the run ends."""
-    cfg, ep = plan.cfg, plan.epoch(p.step)
+    cfg, ep = setup.cfg, setup.epoch(loop.step)
     if epoch_end and ep % cfg.checkpoint_every == 0:
-        _save(run, plan, nets, p, f"epoch_{ep:04d}.pt")
+        _save(run, setup, nets, loop, f"epoch_{ep:04d}.pt")
         run.prune_epoch_checkpoints(cfg.keep_last)
-    if epoch_end or ending or now - p.t_ckpt > cfg.checkpoint_minutes * 60:
-        _save(run, plan, nets, p, "last.pt")
-        p.t_ckpt = time.time()
+    if epoch_end or ending or now - loop.t_ckpt > cfg.checkpoint_minutes * 60:
+        _save(run, setup, nets, loop, "last.pt")
+        loop.t_ckpt = time.time()
 
 
-def _finish(run: RunWriter, plan: Plan, nets: Nets, p: Progress, reason: str | None, bar: Any) -> str:
+def _finish(run: RunWriter, setup: RunSetup, nets: Nets, loop: LoopState, reason: str | None, bar: Any) -> str:
     """The end: the last metrics row, why the run stopped (event and log line), the ranks'
     weights checked identical; returns the final state."""
-    cfg, dist = plan.cfg, plan.dist
-    _flush_metrics(run, plan, nets, p, time.time(), bar)
+    cfg, dist = setup.cfg, setup.dist
+    _flush_metrics(run, setup, nets, loop, time.time(), bar)
     if reason == "signal":
-        _event(run, plan, p, "stopped", reason="signal")
-        log.info("stop requested: saved checkpoints/last.pt at step %d", p.step)
+        _event(run, setup, loop, "stopped", reason="signal")
+        log.info("stop requested: saved checkpoints/last.pt at step %d", loop.step)
     elif reason == "early_stop":
-        _event(run, plan, p, "early_stop", patience=cfg.patience, best_epoch=p.best["epoch"])
-        log.info("early stop: no improvement in %d evaluations (best epoch %s)", cfg.patience, p.best["epoch"])
+        _event(run, setup, loop, "early_stop", patience=cfg.patience, best_epoch=loop.best["epoch"])
+        log.info("early stop: no improvement in %d evaluations (best epoch %s)", cfg.patience, loop.best["epoch"])
     elif reason == "time_budget":
-        _event(run, plan, p, "time_budget", minutes=cfg.minutes)
-        log.info("time budget of %g min reached at step %d: saved checkpoints/last.pt", cfg.minutes, p.step)
+        _event(run, setup, loop, "time_budget", minutes=cfg.minutes)
+        log.info("time budget of %g min reached at step %d: saved checkpoints/last.pt", cfg.minutes, loop.step)
     if dist.world > 1:  # data parallelism must keep every rank's weights identical: checked, and said
-        diff = max_param_diff([nets.G, nets.D], dist, plan.device)
+        diff = max_param_diff([nets.G, nets.D], dist, setup.device)
         run.update_status(ranks_max_param_diff=diff)
         log.info("ranks in sync: max parameter difference across %d processes %.3g", dist.world, diff)
     if bar is not None:
         bar.close()
     run.close()
-    state = {"signal": "stopped", "collapse": "collapsed"}.get(reason or "", "finished")
-    run.update_status(step=p.step, epoch=plan.epoch(p.step), eta_s=0 if state == "finished" else None)
+    state = END_STATES[reason]
+    run.update_status(step=loop.step, epoch=setup.epoch(loop.step), eta_s=0 if state == "finished" else None)
     return state

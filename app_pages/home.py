@@ -58,13 +58,11 @@ def now_running(was_running: bool) -> None:
     st.markdown(f"**{job.label}** — pid {job.pid or '(starting)'}, started "
                 f"{max(0.0, time.time() - job.started) / 60:.0f} min ago")
     if job.kind == "train" and job.run_dir is not None:
-        stt = Run(job.run_dir).status()
-        total = int(stt.get("total_steps") or 0)
-        step = int(stt.get("step") or 0)
-        eta = stt.get("eta_s")
-        text = (f"{stt.get('state', '?')}: epoch {stt.get('epoch', 0)}/{stt.get('epochs', '?')}, "
-                f"step {step:,}/{total:,}" + (f", about {eta / 60:.0f} min left" if eta else ""))
-        st.progress(min(1.0, step / total) if total else 0.0, text=text)
+        status = Run(job.run_dir).status(job)
+        eta = status.eta_s
+        text = (f"{status.state}: epoch {status.epoch}/{status.epochs or '?'}, "
+                f"step {status.step:,}/{status.total_steps:,}" + (f", about {eta / 60:.0f} min left" if eta else ""))
+        st.progress(status.fraction, text=text)
         st.caption(f"This part of the page follows it (every {REFRESH_S:.0f} s); curves on the **Runs** page, "
                    "stop it on the **Train** page.")
     else:
@@ -88,17 +86,20 @@ if not runs:
             "preset on the built-in synthetic set, with a few epochs, runs on a CPU.")
 else:
     rows = []
+    try:
+        job = jobs.current_job()
+    except Exception:  # noqa: BLE001  # a broken lock file: reported under "Now running"
+        job = None
     for r in runs[:10]:
-        s = r.status()
+        status = r.status(job)
         b = r.best_eval()
-        state = s.get("state", "unknown")
         rows.append({
             "run": r.name,
-            "state": state,
-            "epoch": f"{s.get('epoch', 0)}/{s.get('epochs', '?')}",
-            "step": f"{int(s.get('step') or 0):,}/{int(s.get('total_steps') or 0):,}",
+            "state": status.state,
+            "epoch": f"{status.epoch}/{status.epochs or '?'}",
+            "step": f"{status.step:,}/{status.total_steps:,}",
             "best": shared.fmt_eval(b) if b else "not evaluated",
-            "updated": time.strftime("%Y-%m-%d %H:%M", time.localtime(s.get("updated") or 0)) if s.get("updated") else "",
+            "updated": time.strftime("%Y-%m-%d %H:%M", time.localtime(status.updated)) if status.updated else "",
         })
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     more = f" ({len(runs) - 10} more on the Runs page)" if len(runs) > 10 else ""
@@ -111,25 +112,25 @@ if not shipped:
     st.info(f"No shipped checkpoints in `{paths.SHIPPED_CHECKPOINTS}` yet. Train a run, then export it with "
             "`python -m animegan export RUN --out checkpoints/NAME.pt` — or open any checkpoint on the "
             "**Generate** page.")
-for p in shipped:
+for ckpt in shipped:
     with st.container(border=True):
         try:
-            lg = shared.get_generator(p)
-            size = p.stat().st_size
+            loaded = shared.get_generator(ckpt)
+            size = ckpt.stat().st_size
         except (CheckpointError, OSError) as e:
-            st.markdown(f"**{p.stem}**")
+            st.markdown(f"**{ckpt.stem}**")
             shared.show_error(e)
             continue
         left, right = st.columns([1, 2], vertical_alignment="center")
-        cfg = lg.config
-        evs = shared.eval_rows(lg.eval)
-        left.markdown(f"**{p.stem}**  \n{cfg.model}, {cfg.loss} loss, {cfg.img_size}px  \n"
-                      f"generator: {lg.params:,} parameters  \n"
+        cfg = loaded.config
+        evs = shared.eval_rows(loaded.eval)
+        left.markdown(f"**{ckpt.stem}**  \n{cfg.model}, {cfg.loss} loss, {cfg.img_size}px  \n"
+                      f"generator: {loaded.params:,} parameters  \n"
                       f"evaluation: {', '.join(shared.fmt_eval(e) for e in evs) if evs else 'none recorded'}  \n"
                       f"file: {fmt_bytes(size)}")
         with right:
             # two rows of four: faces stay at least their own size in a narrow window too
-            shared.sample_grid(p, seed=0, n=8, cols=4, caption="8 faces, seed 0 (the same faces every time)")
+            shared.sample_grid(ckpt, seed=0, n=8, cols=4, caption="8 faces, seed 0 (the same faces every time)")
 
 # --------------------------------------------------------------------------- storage
 st.subheader("Storage")

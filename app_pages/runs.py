@@ -14,9 +14,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from animegan import curves, jobs, timelapse
-from animegan.config import COMPARABLE_N, LIVE_STATES, TrainConfig
+from animegan.config import COMPARABLE_N
 from animegan.curves import finite
-from animegan.rundir import Run, list_runs
+from animegan.rundir import Run, RunStatus, list_runs
 from app_pages import shared
 
 REFRESH_S = 2.0  # how often the page redraws itself while a shown run trains
@@ -39,18 +39,10 @@ def collapse_marks(run: Run, m: dict[str, list]) -> list[tuple[int, str]]:
     return sorted(out.items())
 
 
-def run_label(run: Run) -> str:
-    st_ = run.status()
-    state = st_.get("state", "unknown")
-    ep = f" · epoch {st_.get('epoch', 0)}/{st_.get('epochs', '?')}" if st_.get("epochs") else ""
-    return f"{run.name} · {state}{ep}"
-
-
-def is_live(run: Run, job: jobs.Job | None) -> bool:
-    """The run trains now: its status says so (with a live pid) or the running job is its training."""
-    if job is not None and job.kind == "train" and job.run_dir is not None and Path(job.run_dir) == run.path:
-        return True
-    return run.state in LIVE_STATES
+def run_label(run: Run, job: jobs.Job | None) -> str:
+    status = run.status(job)
+    ep = f" · epoch {status.epoch}/{status.epochs}" if status.epochs else ""
+    return f"{run.name} · {status.state}{ep}"
 
 
 # -- charts ----------------------------------------------------------------------------------------
@@ -180,17 +172,15 @@ def show_evals(run: Run) -> None:
 def run_view(run_path: str, was_live: bool) -> None:
     """The run's state, curves and evaluations: a fragment that redraws itself while the run trains."""
     run = Run(run_path)
-    job = jobs.current_job()
-    live = is_live(run, job)
+    status = run.status(jobs.current_job())
+    live, state = status.live, status.state
     if was_live and not live:
         st.rerun()  # it ended: the whole page (resume, delete) is up to date again
-    status = run.status()
-    state = "starting" if live and status.get("state") not in LIVE_STATES else status.get("state", "unknown")
     cfg = run.config()
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("State", state)
-    c2.metric("Epoch", f"{status.get('epoch', 0)}/{status.get('epochs', cfg.get('epochs', '?'))}")
-    c3.metric("Steps", f"{int(status.get('step') or 0):,}")
+    c2.metric("Epoch", f"{status.epoch}/{status.epochs or '?'}")
+    c3.metric("Steps", f"{status.step:,}")
     best = run.best_eval()
     c4.metric("Best eval", f"{str(best.get('metric', '')).upper()} {best['value']:.3f}"
               if best and finite(best.get("value")) else "–",
@@ -198,9 +188,9 @@ def run_view(run_path: str, was_live: bool) -> None:
     st.caption(f"{cfg.get('preset') or 'no preset'} · model {cfg.get('model', '?')} · {cfg.get('img_size', '?')}px · "
                f"loss {cfg.get('loss', '?')} · batch {cfg.get('batch_size', '?')} · data {cfg.get('data', '?')} · {run.path}")
     if state in ("failed", "dead"):
-        st.error(f"This run {'failed' if state == 'failed' else 'died'}: {status.get('last_error') or 'no error recorded'}")
+        st.error(f"This run {'failed' if state == 'failed' else 'died'}: {status.last_error or 'no error recorded'}")
     elif state == "collapsed":
-        st.warning(f"This run stopped on mode collapse: {status.get('last_error') or ''}")
+        st.warning(f"This run stopped on mode collapse: {status.last_error or ''}")
     elif live:
         st.info(f"This run is training now: this page follows it (every {REFRESH_S:.0f} s); the Train page can stop it.")
     st.subheader("Training curves")
@@ -224,14 +214,14 @@ def replay(run_path: str, playing: bool) -> None:
     epochs = [e for e, _ in grids]
     paths_by_epoch = dict(grids)
     key = f"runs_epoch::{run.name}"
-    ss = st.session_state
-    if ss.get(key) not in epochs:
-        ss[key] = epochs[0] if playing else epochs[-1]
+    session = st.session_state
+    if session.get(key) not in epochs:
+        session[key] = epochs[0] if playing else epochs[-1]
     elif playing and len(epochs) > 1:
-        ss[key] = epochs[(epochs.index(ss[key]) + 1) % len(epochs)]
+        session[key] = epochs[(epochs.index(session[key]) + 1) % len(epochs)]
     if len(epochs) > 1:
         st.select_slider("Epoch", options=epochs, key=key, format_func=lambda e: f"epoch {e}")
-    ep = ss[key]
+    ep = session[key]
     path = paths_by_epoch[ep]
     try:
         png = path.read_bytes()
@@ -287,26 +277,24 @@ def show_files(run: Run) -> None:
                        mime="application/octet-stream", key=f"runs_dl_ck::{run.name}", on_click="ignore")
 
 
-def show_resume(run: Run, live: bool, job: jobs.Job | None, state: str) -> None:
+def show_resume(run: Run, status: RunStatus, job: jobs.Job | None) -> None:
     st.markdown("**Resume**")
-    if live or state in LIVE_STATES:
+    if status.live:
         st.caption("This run is training now; watch or stop it on the Train page.")
         return
     if run.last_checkpoint() is None:
         st.caption("No checkpoints/last.pt: this run cannot be resumed.")
         return
-    cfg = TrainConfig.from_dict(run.config())
-    more = state == "finished"
+    more = status.state == "finished"
     epochs = st.number_input("Train until epoch", min_value=1, max_value=100_000, step=1,
-                             value=int(cfg.epochs) + (10 if more else 0), key=f"runs_resume_epochs::{run.name}",
-                             help="Raise it to continue a finished run")
+                             value=int(run.config().get("epochs") or status.epochs) + (10 if more else 0),
+                             key=f"runs_resume_epochs::{run.name}", help="Raise it to continue a finished run")
     if job is not None:
         st.caption(f"Another job is running ({job.describe()}); resume when it ends.")
     if st.button("Resume from last checkpoint", icon=":material/play_arrow:", key=f"runs_resume::{run.name}",
                  disabled=job is not None):
-        cfg = cfg.replace(epochs=int(epochs), max_steps=0 if more else cfg.max_steps)
         try:
-            jobs.start_training(cfg, run.name, resume=True)
+            jobs.resume(run, epochs=int(epochs))
         except jobs.JobError as e:
             st.error(str(e))
         else:
@@ -315,9 +303,9 @@ def show_resume(run: Run, live: bool, job: jobs.Job | None, state: str) -> None:
             st.rerun()
 
 
-def show_delete(run: Run, live: bool, state: str) -> None:
+def show_delete(run: Run, status: RunStatus) -> None:
     st.markdown("**Delete**")
-    if live or state in LIVE_STATES:
+    if status.live:
         st.warning("This run is training; stop it (Train page) before deleting it.")
         return
     try:
@@ -354,14 +342,13 @@ if st.session_state.get("runs_pick") not in by_name:
     st.session_state["runs_pick"] = runs[0].name
 if [n for n in st.session_state.get("runs_overlay", []) if n not in by_name]:
     st.session_state["runs_overlay"] = [n for n in st.session_state["runs_overlay"] if n in by_name]
-labels = {r.name: run_label(r) for r in runs}
+job = jobs.current_job()
+labels = {r.name: run_label(r, job) for r in runs}
 name = st.selectbox("Run (most recently updated first)", list(by_name), key="runs_pick", format_func=lambda n: labels[n])
 run = by_name[name]
-job = jobs.current_job()
-live = is_live(run, job)
-state = "starting" if live and run.state not in LIVE_STATES else run.state
+status = run.status(job)
 
-st.fragment(run_view, run_every=REFRESH_S if live else None)(str(run.path), live)
+st.fragment(run_view, run_every=REFRESH_S if status.live else None)(str(run.path), status.live)
 
 st.subheader("Samples by epoch")
 play = st.toggle("Play", key=f"runs_play::{run.name}", help="Step through the epochs (about one per second)")
@@ -379,6 +366,6 @@ with st.expander("End of train.log"):
 st.subheader("Manage")
 m1, m2 = st.columns(2, border=True)
 with m1:
-    show_resume(run, live, job, state)
+    show_resume(run, status, job)
 with m2:
-    show_delete(run, live, state)
+    show_delete(run, status)

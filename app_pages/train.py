@@ -6,7 +6,6 @@ not stop it, and opening this page later finds it again (the job lock and the ru
 from __future__ import annotations
 
 import math
-import re
 import time
 from pathlib import Path
 
@@ -20,23 +19,23 @@ from animegan.config import (
     ARCHITECTURE_FIELDS,
     COLLAPSE_ACTIONS,
     IMAGE_SIZES,
-    LIVE_STATES,
     LOSSES,
     METRICS,
     PRESETS,
     SWITCHES,
     SYNTHETIC,
+    UNKNOWN_STATE,
+    AnimeganError,
     ConfigError,
     TrainConfig,
     canonical_preset,
     preset_config,
-    validate,
 )
-from animegan.data import DataError
 from animegan.devices import available_devices
 from animegan.metrics import find_inception_weights, missing_weights_message
 from animegan.models import MODELS
-from animegan.rundir import Run, list_runs, safe_run_name, tail_lines
+from animegan.preflight import RunPlan, preflight
+from animegan.rundir import Run, RunStatus, list_runs, safe_run_name, tail_lines
 from app_pages import shared
 
 # Form widgets are keyed "tr_<TrainConfig field>"; a preset fills all of them.
@@ -68,7 +67,7 @@ MEASURED = "train_speed_measured"   # speed key -> speed.Speed timed on this pag
 STATE_ICON = {"starting": ":material/hourglass_top:", "running": ":material/directions_run:",
               "finished": ":material/check_circle:", "stopped": ":material/pause_circle:",
               "collapsed": ":material/warning:", "failed": ":material/error:", "dead": ":material/heart_broken:",
-              "unknown": ":material/help:"}
+              UNKNOWN_STATE: ":material/help:"}
 
 
 def label(field: str) -> str:
@@ -76,15 +75,12 @@ def label(field: str) -> str:
     return LABELS[field].split(" (")[0]
 
 
-def friendly(msg: object) -> str:
-    """A package message with every command-line flag of a field named as this page knows it:
-    a field on the form by its label, one that only a preset sets by its config name."""
-    fields = set(TrainConfig.__dataclass_fields__)
-
-    def one(m: re.Match) -> str:
-        f = m.group(1).replace("-", "_")
-        return f"**{label(f)}**" if f in LABELS else f"`{f}`" if f in fields else m.group(0)
-    return re.sub(r"--([a-z0-9][a-z0-9-]*)", one, str(msg))
+def in_words(error: Exception) -> str:
+    """A package error as this page says it: the field a ConfigError names by its label on the
+    form (in bold), a field that only a preset sets by its config name."""
+    if isinstance(error, ConfigError):
+        return error.render(lambda f: f"**{label(f)}**" if f in LABELS else f"`{f}`")
+    return str(error)
 
 
 def default_name(preset: str) -> str:
@@ -92,7 +88,7 @@ def default_name(preset: str) -> str:
 
 
 def fill_from_config(cfg: TrainConfig, only: list[str] | None = None) -> None:
-    ss = st.session_state
+    session = st.session_state
     for f in only or FORM_FIELDS:
         v = getattr(cfg, f)
         if f == "diffaug":
@@ -101,40 +97,40 @@ def fill_from_config(cfg: TrainConfig, only: list[str] | None = None) -> None:
             v = int(v)
         elif f in FLOAT_FIELDS:
             v = float(v)
-        ss[f"tr_{f}"] = v
+        session[f"tr_{f}"] = v
 
 
 def on_preset_change() -> None:
-    ss = st.session_state
-    data = ss.get("tr_data", SYNTHETIC)
-    fill_from_config(preset_config(ss["tr_preset"]))
-    ss["tr_data"] = data  # the data source is not part of a recipe
-    if ss.get("tr_name") in ("", ss.get("_tr_auto_name")):  # not typed by the user: follow the preset
-        ss["tr_name"] = ss["_tr_auto_name"] = default_name(ss["tr_preset"])
+    session = st.session_state
+    data = session.get("tr_data", SYNTHETIC)
+    fill_from_config(preset_config(session["tr_preset"]))
+    session["tr_data"] = data  # the data source is not part of a recipe
+    if session.get("tr_name") in ("", session.get("_tr_auto_name")):  # not typed by the user: follow the preset
+        session["tr_name"] = session["_tr_auto_name"] = default_name(session["tr_preset"])
 
 
 def init_state() -> None:
-    ss = st.session_state
-    if "tr_epochs" in ss:
+    session = st.session_state
+    if "tr_epochs" in session:
         pass
-    elif ss.get(SAVED):
-        for k, v in ss[SAVED].items():
-            ss[k] = v
+    elif session.get(SAVED):
+        for k, v in session[SAVED].items():
+            session[k] = v
     else:
-        ss["tr_preset"] = "anime64"
+        session["tr_preset"] = "anime64"
         fill_from_config(preset_config("anime64"))
-        ss["tr_device"] = "auto"
-        ss["tr_nproc"] = 1
-        ss["tr_init"] = "scratch"
+        session["tr_device"] = "auto"
+        session["tr_nproc"] = 1
+        session["tr_init"] = "scratch"
     try:  # a form saved before the presets were renamed (seed-* -> classic-*)
-        ss["tr_preset"] = canonical_preset(ss.get("tr_preset", ""))
+        session["tr_preset"] = canonical_preset(session.get("tr_preset", ""))
     except ConfigError:
-        ss["tr_preset"] = "anime64"
-    missing = [f for f in FORM_FIELDS if f"tr_{f}" not in ss]
+        session["tr_preset"] = "anime64"
+    missing = [f for f in FORM_FIELDS if f"tr_{f}" not in session]
     if missing:  # a form saved before these fields were on it: the preset's values
-        fill_from_config(preset_config(ss["tr_preset"]), missing)
-    if ss.pop("_tr_renew_name", False) or not ss.get("tr_name"):
-        ss["tr_name"] = ss["_tr_auto_name"] = default_name(ss.get("tr_preset", ""))
+        fill_from_config(preset_config(session["tr_preset"]), missing)
+    if session.pop("_tr_renew_name", False) or not session.get("tr_name"):
+        session["tr_name"] = session["_tr_auto_name"] = default_name(session.get("tr_preset", ""))
     take_handoff()
 
 
@@ -155,8 +151,8 @@ def take_handoff() -> None:
 
 
 def save_state() -> None:
-    ss = st.session_state
-    ss[SAVED] = {k: ss[k] for k in [f"tr_{f}" for f in FORM_FIELDS] + list(EXTRA_KEYS) if k in ss}
+    session = st.session_state
+    session[SAVED] = {k: session[k] for k in [f"tr_{f}" for f in FORM_FIELDS] + list(EXTRA_KEYS) if k in session}
 
 
 def loss_chart(run: Run) -> go.Figure | None:
@@ -190,9 +186,8 @@ def watched_run(job: jobs.Job | None) -> Run | None:
 
 
 def resume(run: Run) -> None:
-    cfg = TrainConfig.from_dict(run.config())
     try:
-        jobs.start_training(cfg, run.name, resume=True)
+        jobs.resume(run)
     except jobs.JobError as e:
         shared.show_error(e)
         return
@@ -219,13 +214,13 @@ def stop_button(run: Run, job: jobs.Job) -> None:
     st.rerun()
 
 
-def show_state(run: Run, state: str, status: dict, step: int) -> None:
+def show_state(run: Run, status: RunStatus) -> None:
     """What the run's state means for the user, and the end of its log when it went wrong."""
-    err = status.get("last_error") or ""
+    state, step, err = status.state, status.step, status.last_error or ""
     if state == "starting":
         st.info("Starting: loading PyTorch and preparing the data (the first time, the data set is decoded "
                 "into a cache)...")
-    elif state == "running" and status.get("compiling"):
+    elif state == "running" and status.compiling:
         st.info("Compiling the networks (torch.compile) before the first step: about 40 s on a CPU, then the steps "
                 "run faster. Images/s and ETA appear after it.", icon=":material/memory:")
     elif state in ("failed", "dead"):
@@ -266,15 +261,14 @@ def show_progress(run: Run, live: bool) -> None:
                 wrap_lines=True)
 
 
-def speed_metrics(state: str, status: dict) -> tuple[str, str]:
+def speed_metrics(status: RunStatus) -> tuple[str, str]:
     """Images/s and ETA as the trainer wrote them (its own smoothed speed: never recomputed here
     from single rows, which jump); "–" while there is no speed yet (starting, compiling)."""
-    ips = status.get("images_per_s")
-    ips = float(ips) if isinstance(ips, (int, float)) and math.isfinite(ips) and ips > 0 else 0.0
-    if state == "running" and status.get("compiling"):
+    ips = status.images_per_s if status.images_per_s > 0 else 0.0
+    if status.state == "running" and status.compiling:
         return "compiling", "–"
     ips_text = "–" if not ips else f"{ips:,.1f}" if ips < 100 else f"{ips:,.0f}"
-    return ips_text, shared.fmt_eta(status.get("eta_s")) if state == "running" else "–"
+    return ips_text, shared.fmt_eta(status.eta_s) if status.state == "running" else "–"
 
 
 def monitor(was_running: bool) -> None:
@@ -292,27 +286,23 @@ def monitor(was_running: bool) -> None:
     if run is None:
         st.caption("No training runs yet: set one up below and press **Start training**.")
         return
-    live = job is not None and job.kind == "train" and job.run_dir is not None and Path(job.run_dir) == run.path
-    status = run.status()
-    state = status.get("state", "unknown")
-    if live and state not in LIVE_STATES:
-        state = "starting"  # resumed: the trainer has not rewritten its status yet
-    epoch, epochs = int(status.get("epoch") or 0), int(status.get("epochs") or run.config().get("epochs") or 0)
-    step, total = int(status.get("step") or 0), int(status.get("total_steps") or 0)
+    status = run.status(job)  # a run its job is still starting reads "starting"
+    live = run.trained_by(job)
+    state, step, total = status.state, status.step, status.total_steps
 
     head, btn = st.columns([4, 1])
     head.subheader(f"{STATE_ICON.get(state, '')} Run `{run.name}`: {state}")
     if live:
         with btn:
             stop_button(run, job)
-    st.progress(min(1.0, step / total) if total else 0.0, text=f"step {step:,} / {total:,}" if total else "preparing...")
-    ips, eta = speed_metrics(state, status)
+    st.progress(status.fraction, text=f"step {step:,} / {total:,}" if total else "preparing...")
+    ips, eta = speed_metrics(status)
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Epoch", f"{epoch}/{epochs}" if epochs else "–")
+    c1.metric("Epoch", f"{status.epoch}/{status.epochs}" if status.epochs else "–")
     c2.metric("Step", f"{step:,}")
     c3.metric("Images/s", ips, help="The trainer's own moving average")
     c4.metric("ETA", eta)
-    show_state(run, state, status, step)
+    show_state(run, status)
     if not live and state in ("failed", "dead", "stopped") and run.last_checkpoint() is not None:
         if st.button("Resume from last checkpoint", icon=":material/play_arrow:", key="train_resume", disabled=job is not None):
             resume(run)
@@ -320,16 +310,16 @@ def monitor(was_running: bool) -> None:
 
 
 def config_from_form(preset: str) -> TrainConfig:
-    ss = st.session_state
-    kw = {f: ss[f"tr_{f}"] for f in FORM_FIELDS if f != "diffaug"}
-    kw["diffaug"] = ",".join(ss["tr_diffaug"])
+    session = st.session_state
+    kw = {f: session[f"tr_{f}"] for f in FORM_FIELDS if f != "diffaug"}
+    kw["diffaug"] = ",".join(session["tr_diffaug"])
     kw["data"] = str(kw["data"]).strip()
     for f in INT_FIELDS:
         kw[f] = int(kw[f])
     for f in FLOAT_FIELDS:
         kw[f] = float(kw[f])
     kw["img_size"] = int(kw["img_size"])
-    kw["device"] = ss["tr_device"]
+    kw["device"] = session["tr_device"]
     return preset_config(preset, **kw)
 
 
@@ -345,33 +335,39 @@ def from_checkpoint(cfg: TrainConfig, preset: str, ckpt: Path) -> tuple[TrainCon
     return new, (" From the checkpoint: " + ", ".join(taken) + ".") if taken else ""
 
 
+def processes(cfg: TrainConfig, n_cuda: int) -> int:
+    """The training processes the form asks for: "Number of GPUs" where there are several and the
+    device is left to pick them (auto), else one."""
+    several = n_cuda > 1 and not str(cfg.device).startswith(("cpu", "mps", "cuda:"))
+    return int(st.session_state.get("tr_nproc", 1)) if several else 1
+
+
 def start(n_cuda: int, choices: dict[str, Path]) -> None:
     """Start training from the form: every refusal is one message, never a silent no-op."""
-    ss = st.session_state
-    cfg = config_from_form(ss["tr_preset"])
-    init, notes = ss.get("tr_init", "scratch"), ""
+    session = st.session_state
+    cfg = config_from_form(session["tr_preset"])
+    init, notes = session.get("tr_init", "scratch"), ""
     if init != "scratch":
         if init not in choices:
             shared.show_error(f"The checkpoint {init} is no longer there: pick another one under **Start from**.")
             return
         try:
-            cfg, notes = from_checkpoint(cfg, ss["tr_preset"], choices[init])
+            cfg, notes = from_checkpoint(cfg, session["tr_preset"], choices[init])
         except CheckpointError as e:
-            msg = friendly(e).replace("Leave those settings out to use the checkpoint's",
-                                      "Set those fields back to the preset's values to use the checkpoint's")
+            msg = str(e).replace("Leave those settings out to use the checkpoint's",
+                                 "Set those fields back to the preset's values to use the checkpoint's")
             shared.show_error(f"Cannot start from {init}: {msg}")
             return
-    nproc = int(ss.get("tr_nproc", 1)) if n_cuda > 1 and not str(cfg.device).startswith(("cpu", "mps", "cuda:")) else 1
+    nproc = processes(cfg, n_cuda)
     try:
-        name = safe_run_name(ss["tr_name"])
-        validate(cfg)
-        jobs.start_training(cfg, name, nproc=nproc)
-    except (ValueError, jobs.JobError) as e:  # ConfigError is a ValueError
-        shared.show_error(friendly(e))
+        name = safe_run_name(session["tr_name"])
+        jobs.start_training(cfg, name, nproc=nproc)  # its preflight: the same checks as the estimate's
+    except AnimeganError as e:  # ConfigError (naming its field), JobError, a bad run name
+        shared.show_error(in_words(e))
         return
-    ss["train_watch"] = name
-    ss["_tr_renew_name"] = True
-    renamed = f" (saved as `{name}`)" if name != ss["tr_name"].strip() else ""
+    session["train_watch"] = name
+    session["_tr_renew_name"] = True
+    renamed = f" (saved as `{name}`)" if name != session["tr_name"].strip() else ""
     shared.flash("train", "success", f"Started run {name}{renamed}. It trains in the background: you can close this tab.{notes}")
     save_state()
     st.rerun()
@@ -380,8 +376,8 @@ def start(n_cuda: int, choices: dict[str, Path]) -> None:
 # -- before Start: can the data feed these settings, and how long is an epoch here? ---------------
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _data_plan(cfg_items: tuple) -> speed.DataPlan:
-    return speed.data_plan(TrainConfig(**dict(cfg_items)))
+def _preflight(cfg_items: tuple, processes: int) -> RunPlan:
+    return preflight(TrainConfig(**dict(cfg_items)), processes)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -393,7 +389,7 @@ def _items(cfg: TrainConfig) -> tuple:
     return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in cfg.to_dict().items())
 
 
-def measure(running: bool) -> None:
+def measure(running: bool, n_cuda: int) -> None:
     """The "Estimate time per epoch" button: when no earlier run with these settings recorded its
     speed here, time a few eager steps of them on this device."""
     if running:
@@ -402,10 +398,9 @@ def measure(running: bool) -> None:
         return
     try:
         cfg = config_from_form(st.session_state["tr_preset"])
-        validate(cfg)
         device = speed.device_type(cfg.device)
-        _data_plan(_items(cfg))
-    except (ValueError, DataError):  # settings that cannot train: the estimate below says why, as a warning
+        _preflight(_items(cfg), processes(cfg, n_cuda))
+    except ConfigError:  # settings that cannot train: the estimate below says why, as a warning
         return
     if st.session_state.get(MEASURED, {}).get(speed.speed_key(cfg, device)) or _recorded(_items(cfg), device):
         return  # known already: the estimate below uses it
@@ -420,21 +415,20 @@ def measure(running: bool) -> None:
     st.session_state.setdefault(MEASURED, {})[speed.speed_key(cfg, device)] = measured
 
 
-def show_estimate(quiet: bool) -> None:
+def show_estimate(quiet: bool, n_cuda: int) -> None:
     """Time per epoch on this device for the form's settings (as last applied), and whether the
     data can feed them at all: from earlier runs' recorded speed, else steps timed on demand.
     `quiet`: Start was pressed, so a problem is not shown here (Start reports it, once)."""
-    ss = st.session_state
+    session = st.session_state
     try:
-        cfg = config_from_form(ss["tr_preset"])
-        validate(cfg)
+        cfg = config_from_form(session["tr_preset"])
         device = speed.device_type(cfg.device)
-        plan = _data_plan(_items(cfg))
-    except (ValueError, DataError) as e:  # ConfigError, DataFitError: the same message Start gives
+        plan = _preflight(_items(cfg), processes(cfg, n_cuda)).data
+    except ConfigError as e:  # the same preflight, and so the same message, as Start's
         if not quiet:
-            st.warning(f"Before you start: {friendly(e)}", icon=":material/warning:")
+            st.warning(f"Before you start: {in_words(e)}", icon=":material/warning:")
         return
-    found = ss.get(MEASURED, {}).get(speed.speed_key(cfg, device)) or _recorded(_items(cfg), device)
+    found = session.get(MEASURED, {}).get(speed.speed_key(cfg, device)) or _recorded(_items(cfg), device)
     where = "CPU" if device == "cpu" else device.upper()
     text = f"**Data:** {plan.describe()}."
     if found is None:
@@ -442,10 +436,7 @@ def show_estimate(quiet: bool) -> None:
                  f"**Estimate time per epoch** to time a few steps (a few seconds"
                  f"{' to a minute' if device == 'cpu' else ''}).")
     else:
-        epoch_s = found.epoch_seconds(plan)
-        total_s = epoch_s * cfg.epochs if epoch_s is not None else None
-        if total_s is not None and cfg.max_steps:
-            total_s = min(total_s, cfg.max_steps * cfg.batch_size / found.images_per_s)
+        epoch_s, total_s = found.epoch_seconds(plan), found.run_seconds(cfg, plan)
         budget = f"; the time budget stops it after {shared.fmt_duration(cfg.minutes * 60)}" if cfg.minutes else ""
         text += (f"  \n**Time per epoch on this {where}:** about {shared.fmt_duration(epoch_s)} "
                  f"({found.images_per_s:,.1f} images/s: {found.detail}); {cfg.epochs:,} epochs "
@@ -462,7 +453,7 @@ def fid_note() -> str | None:
 
 def form(running: bool, devices: list[str], n_cuda: int, init_options: list[str]) -> tuple[bool, bool, object]:
     """The New-run form; (Start pressed, Time pressed, the slot for the estimate above the
-    buttons). Numbers have no widget bounds: `validate` checks them on Start and says what to
+    buttons). Numbers have no widget bounds: the preflight checks them on Start and says what to
     change (a bound would silently keep the old value)."""
     L = LABELS
     no_fid = fid_note()
@@ -568,7 +559,7 @@ submitted, timed, estimate_slot = form(running, devices, n_cuda, init_options)
 save_state()
 with estimate_slot:
     if timed:
-        measure(running)
-    show_estimate(quiet=submitted)
+        measure(running, n_cuda)
+    show_estimate(quiet=submitted, n_cuda=n_cuda)
 if submitted:
     start(n_cuda, choices)

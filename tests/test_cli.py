@@ -2,7 +2,6 @@
 import dataclasses
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -261,7 +260,7 @@ def test_fid_without_weights_is_one_clear_error(trained, capsys, tmp_path, monke
 
 # -- resume -----------------------------------------------------------------------------------------
 
-def test_resume_refuses_a_run_another_process_trains_and_accepts_its_own(trained, tmp_path, capsys):
+def test_resume_refuses_a_run_another_process_trains_and_takes_it_once_that_is_gone(trained, tmp_path, capsys):
     _, out = trained
     run_dir = tmp_path / "copy"
     shutil.copytree(out, run_dir)
@@ -270,16 +269,18 @@ def test_resume_refuses_a_run_another_process_trains_and_accepts_its_own(trained
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         write_json_atomic(run_dir / "status.json", {**status, "state": "running", "pid": other.pid})
+        assert Run(run_dir).status().state == "running"
         assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--max-steps", "6", "--no-progress"]) == 2
         assert f"still training (pid {other.pid})" in capsys.readouterr().err
     finally:
         other.kill()
         other.wait()
-    # What the dashboard's job starter writes just after spawning this very process.
-    write_json_atomic(run_dir / "status.json", {**status, "state": "starting", "pid": os.getpid()})
+    # Its process is gone: the run reads dead, with why, and resumes.
+    dead = Run(run_dir).status()
+    assert dead.state == "dead" and dead.recorded_state == "running" and "gone" in dead.last_error
     assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--max-steps", "6", "--no-progress"]) == 0
     st = Run(run_dir).status()
-    assert st["state"] == "finished" and st["step"] == 6 > first
+    assert st.state == "finished" and st.step == 6 > first
     assert load_generator(run_dir / "checkpoints" / "last.pt").step == 6
 
 
@@ -338,6 +339,9 @@ def test_generate_edit_moves_faces_along_a_direction(tmp_path, capsys):
     capsys.readouterr()
     assert main([*base, "--edit", "hair", "--out", str(tmp_path / "x.png")]) == 2
     assert "DIRECTION=STRENGTH" in capsys.readouterr().err
+    z_dim = load_generator(base[base.index("--checkpoint") + 1]).config.z_dim
+    assert main([*base, "--edit", f"{z_dim}=1", "--out", str(tmp_path / "x.png")]) == 2  # a user's mistake, not a bug
+    assert f"has {z_dim} latent directions, numbered 0 to {z_dim - 1}" in capsys.readouterr().err
 
 
 def test_invert_verb_saves_the_latent_and_prints_mae_last(tmp_path, capsys):
@@ -390,3 +394,45 @@ def test_a_wrong_number_is_named_alone_with_the_value_given(field, value):
         validate(preset_config("anime64", **{field: value}))
     flags = re.findall(r"--[a-z0-9-]+", str(e.value))
     assert flags == [f"--{field.replace('_', '-')}"] and f"{value:g}" in str(e.value)
+
+
+def test_only_the_projects_own_errors_are_user_errors(monkeypatch, capsys):
+    """A user's mistake is one line and exit 2; a bug (here a ValueError from deep inside a verb)
+    keeps its traceback instead of passing for a user's mistake."""
+    import animegan.cli as cli
+
+    def buggy(args):
+        raise ValueError("invalid literal for int() with base 10: 'x'")
+    monkeypatch.setattr(cli, "cmd_info", buggy)
+    with pytest.raises(ValueError, match="invalid literal"):
+        main(["info"])
+    assert main(["train", "--preset", "anime64", "--batch-size", "1"]) == 2
+    assert capsys.readouterr().err == "error: --batch-size must be at least 2, as BatchNorm needs a batch (it is 1)\n"
+
+
+def test_timelapse_verb(trained, tmp_path, capsys):
+    _, out = trained
+    gif = tmp_path / "t.gif"
+    assert main(["timelapse", str(out), "--out", str(gif), "--fps", "2"]) == 0
+    assert Image.open(gif).format == "GIF" and f"of run {out.name} at 2 fps" in capsys.readouterr().out
+    for args, words in ([str(out), "--out", str(tmp_path / "t.mp4")], "only .gif is written"), \
+                       (["no-such-run", "--out", str(gif)], "no run 'no-such-run'"), \
+                       ([str(out), "--out", str(gif), "--fps", "0"], "--fps must be > 0"):
+        assert main(["timelapse", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and words in err and err.count("\n") == 1, err
+    empty = tmp_path / "empty"
+    shutil.copytree(out, empty)
+    shutil.rmtree(empty / "samples")
+    assert main(["timelapse", str(empty), "--out", str(gif)]) == 2
+    assert "has no epoch grids yet" in capsys.readouterr().err
+
+
+def test_overwrite_with_a_refused_setting_leaves_the_run_as_it_was(trained, tmp_path, capsys):
+    _, out = trained
+    copy = tmp_path / "kept"
+    shutil.copytree(out, copy)
+    before = sorted(p.relative_to(copy) for p in copy.rglob("*"))
+    assert main(["train", "--preset", "anime64", "--out", str(copy), "--overwrite", "--batch-size", "1"]) == 2
+    assert "--batch-size must be at least 2" in capsys.readouterr().err
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == before, "the preflight comes before --overwrite"

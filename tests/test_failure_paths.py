@@ -26,7 +26,8 @@ import pytest
 from animegan import jobs, paths
 from animegan.checkpoint import load_checkpoint
 from animegan.config import TrainConfig, preset_config
-from animegan.rundir import Run, descendants, pid_alive
+from animegan.processes import descendants, pid_alive
+from animegan.rundir import Run
 from animegan.synth import write_synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,9 +157,9 @@ def test_a_job_outlives_the_dashboard_and_a_restarted_one_finds_and_stops_it(fac
     started = json.loads(line)
     pid, run = started["pid"], Run(started["run_dir"])
     try:
-        wait_for(lambda: not pid_alive(pid) or run.status().get("state") == "running" and run.status().get("step", 0) >= 1,
+        wait_for(lambda: not pid_alive(pid) or run.status().state == "running" and run.status().step >= 1,
                  "the job to train on without the dashboard that started it", log=run.path / "console.log")
-        assert pid_alive(pid) and run.status()["pid"] == pid, (run.status(), run.log_tail())
+        assert pid_alive(pid) and run.status().pid == pid, (run.status(), run.log_tail())
         restarted = subprocess.run([sys.executable, "-c", RESTARTED], env=env, cwd=ROOT, capture_output=True, text=True,
                                    timeout=HANG_GUARD)
         assert restarted.returncode == 0, restarted.stderr
@@ -172,8 +173,8 @@ def test_a_job_outlives_the_dashboard_and_a_restarted_one_finds_and_stops_it(fac
     assert seen["stopped"] is True, f"the job should stop on SIGTERM:\n{run.log_tail()}"
     assert gone(pid), "the stop really stops the process"
     st = run.status()
-    assert st["state"] == "stopped", (st, (run.path / "console.log").read_text()[-3000:])
-    assert load_checkpoint(run.path / "checkpoints" / "last.pt")["step"] == st["step"]
+    assert st.state == "stopped", (st, (run.path / "console.log").read_text()[-3000:])
+    assert load_checkpoint(run.path / "checkpoints" / "last.pt")["step"] == st.step
     assert jobs.current_job() is None and not (paths.runs_dir() / jobs.LOCK_NAME).exists()
 
 
@@ -185,7 +186,6 @@ from pathlib import Path
 from animegan import jobs
 from animegan.config import TrainConfig
 jobs.job_argv_for_training = lambda *a, **k: [sys.executable, "-c", "import time; time.sleep(120)"]
-jobs._check_config = lambda cfg: cfg
 go, ready = Path(sys.argv[1]), Path(sys.argv[2])
 ready.touch()
 while not go.exists():
@@ -214,7 +214,8 @@ def test_two_tabs_starting_the_same_run_at_once_start_it_once(tmp_path, animegan
         assert refused[0].endswith("; pick another name, or wait for it to end"), refused
         job = jobs.current_job()
         assert job is not None and job.pid == started[0] and job.run_dir == paths.runs_dir() / name
-        assert Run(job.run_dir).status()["pid"] == started[0]
+        assert Run(job.run_dir).status(job).state == "starting"
+        assert not (job.run_dir / "status.json").exists(), "the job starter writes nothing into the run"
         assert jobs.stop_job(job, timeout=30) is True and gone(started[0])
 
 
@@ -224,13 +225,15 @@ def test_a_start_that_straddles_another_whole_start_of_the_same_name_is_refused(
     def trainer(cfg, out_dir, **kw):  # writes the run's config.json, as the trainer does, and ends
         return [sys.executable, "-c", f"open({str(Path(out_dir) / 'config.json')!r}, 'w').write('{{}}')"]
     monkeypatch.setattr(jobs, "job_argv_for_training", trainer)
-    monkeypatch.setattr(jobs, "_check_config", lambda cfg: cfg)
     a_done, b_checking = threading.Event(), threading.Event()
+    real_preflight = jobs.preflight
 
-    def slow_data_check(cfg):
-        b_checking.set()
-        assert a_done.wait(120)
-    monkeypatch.setattr(jobs, "check_data_fits", slow_data_check)
+    def slow_data_check(cfg, *a, data=True, **k):  # B checks the data (slowly), A does not
+        if data:
+            b_checking.set()
+            assert a_done.wait(120)
+        return real_preflight(cfg, *a, data=data, **k)
+    monkeypatch.setattr(jobs, "preflight", slow_data_check)
     got: list = []
 
     def tab_b() -> None:
@@ -249,7 +252,8 @@ def test_a_start_that_straddles_another_whole_start_of_the_same_name_is_refused(
     assert len(got) == 1 and isinstance(got[0], jobs.JobError), got
     assert str(got[0]) == "a run named same already exists; pick another name, or resume that run"
     assert jobs.current_job() is None
-    assert Run(a.run_dir).status()["pid"] == a.pid, "B must not have marked A's run as its own"
+    assert not (a.run_dir / "status.json").exists(), "B must not have marked A's run as its own"
+    assert Run(a.run_dir).status().state == "unknown"
 
 
 # -- torchrun's workers ------------------------------------------------------------------------------
@@ -278,7 +282,7 @@ def start_ddp(faces: Path, name: str) -> tuple[jobs.Job, dict[int, int]]:
         ranks.update(workers(job.pid))
         assert job.alive(), job.log_tail(60)
         st = Run(job.run_dir).status()
-        return len(ranks) == 2 and st.get("state") == "running" and st.get("step", 0) >= 1
+        return len(ranks) == 2 and st.state == "running" and st.step >= 1
     try:
         wait_for(running, "both ranks to train", log=job.log)
     except BaseException:
@@ -298,8 +302,8 @@ def test_torchrun_killed_leaves_no_worker_behind(faces):
     finally:
         kill(*ranks.values())
     st = Run(job.run_dir).status()
-    assert st["state"] == "stopped", (st, job.log_tail(60))
-    assert load_checkpoint(job.run_dir / "checkpoints" / "last.pt")["step"] == st["step"]
+    assert st.state == "stopped", (st, job.log_tail(60))
+    assert load_checkpoint(job.run_dir / "checkpoints" / "last.pt")["step"] == st.step
     assert "the launcher that started this process" in job.log_tail(200) and "is gone" in job.log_tail(200)
     assert jobs.current_job() is None
 

@@ -16,6 +16,7 @@ import pytest
 from animegan import jobs, paths
 from animegan.cli import build_parser, config_from_args
 from animegan.config import PRESETS, ConfigError, TrainConfig, preset_config, validate
+from animegan.preflight import DataPlan, RunPlan
 from animegan.rundir import Run
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -34,7 +35,6 @@ def no_job_left(animegan_home):
 def sleeper(monkeypatch):
     """Training jobs that only sleep: the lock logic without the cost of a trainer."""
     monkeypatch.setattr(jobs, "job_argv_for_training", lambda *a, **k: list(SLEEPER))
-    monkeypatch.setattr(jobs, "_check_config", lambda cfg: cfg)
 
 
 def wait_for(cond, timeout: float, what: str, every: float = 0.2):
@@ -47,55 +47,63 @@ def wait_for(cond, timeout: float, what: str, every: float = 0.2):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def parse_train_argv(argv: list[str]) -> TrainConfig:
-    i = argv.index("train")
-    a = build_parser().parse_args(argv[i:])
-    return config_from_args(a)
+def unchecked(cfg: TrainConfig, *a, **k) -> RunPlan:
+    return RunPlan(cfg, 1, cfg.batch_size, None)
+
+
+def child_config(argv: list[str]) -> TrainConfig:
+    """The settings the child of `argv` trains with, as `python -m animegan train` reads them."""
+    from animegan.cli import _config_file
+    a = build_parser().parse_args(argv[argv.index("train"):])
+    return config_from_args(a, _config_file(a.config))
 
 
 # -- argv --------------------------------------------------------------------------------------
 
-def test_argv_is_a_list_with_only_the_differing_flags(tmp_path):
-    cfg = TrainConfig(epochs=3, lr_g=1e-4, diffaug="color,translation", milestones=[5, 9], tensorboard=True)
-    argv = jobs.job_argv_for_training(cfg, tmp_path / "run")
+def test_argv_is_a_list_naming_the_settings_file(tmp_path):
+    argv = jobs.job_argv_for_training(tmp_path / "c.json", tmp_path / "run")
     assert isinstance(argv, list) and all(isinstance(a, str) for a in argv)
-    assert argv[:4] == [sys.executable, "-m", "animegan", "train"]
-    assert argv[4:7] == ["--out", str(tmp_path / "run"), "--no-progress"]
-    flags = [a.split("=")[0] for a in argv[7:] if a.startswith("--")]
-    assert sorted(flags) == sorted(["--epochs", "--lr-g", "--diffaug", "--milestones", "--tensorboard"])
-    assert argv[argv.index("--milestones") + 1:argv.index("--milestones") + 3] == ["5", "9"]
-    assert parse_train_argv(argv) == cfg  # the child rebuilds exactly this config
-    assert jobs.job_argv_for_training(TrainConfig(), "x")[4:] == ["--out", "x", "--no-progress"]
+    assert argv == [sys.executable, "-m", "animegan", "train", "--config", str(tmp_path / "c.json"),
+                    "--out", str(tmp_path / "run"), "--no-progress"]
 
 
-def test_argv_keeps_the_preset_and_round_trips():
-    # Setting a preset field back to the plain default must still reach the child.
-    cfg = preset_config("anime64", ema_kimg=0.0, diffaug="", epochs=2, init_from="-odd-name.pt")
-    argv = jobs.job_argv_for_training(cfg, "out")
-    assert argv[argv.index("--preset") + 1] == "anime64"
-    assert "--ema-kimg=0.0" in argv and "--diffaug=" in argv and "--epochs=2" in argv
-    assert parse_train_argv(argv) == cfg
+@pytest.mark.parametrize("cfg", [
+    TrainConfig(epochs=3, lr_g=1e-4, diffaug="color,translation", milestones=[5, 9], tensorboard=True),
+    # a preset field set back to the plain default, and a value that looks like a flag
+    preset_config("anime64", ema_kimg=0.0, diffaug="", epochs=2, init_from="-odd-name.pt"),
+])
+def test_the_child_trains_exactly_the_settings_it_was_given(cfg, monkeypatch):
+    given, real_argv = [], jobs.job_argv_for_training
+    monkeypatch.setattr(jobs, "job_argv_for_training", lambda *a, **k: given.append(a) or list(SLEEPER))
+    monkeypatch.setattr(jobs, "preflight", unchecked)  # settings as given: no data or checkpoint behind them
+    job = jobs.start_training(cfg, "exact", check_data=False)
+    config_file = Path(job.extra["config"])
+    assert config_file.parent == paths.runs_dir() and config_file.exists(), "beside the lock, not in the run"
+    assert child_config(real_argv(*given[0])) == cfg
+    assert not [p for p in job.run_dir.iterdir() if p.name != "console.log"], "the starter writes no run file"
+    jobs.stop_job(job, timeout=10)
+    assert not config_file.exists(), "the settings file goes with its job"
 
 
-def test_argv_of_an_old_runs_preset_name_uses_the_current_one():
+def test_an_old_runs_preset_name_reaches_the_child_as_the_current_one(monkeypatch):
     # A run directory written before the presets were renamed records "seed-wgangp".
     old = TrainConfig.from_dict({**TrainConfig().to_dict(), **PRESETS["classic-wgangp"], "preset": "seed-wgangp", "epochs": 3})
-    argv = jobs.job_argv_for_training(old, "out")
-    assert argv[argv.index("--preset") + 1] == "classic-wgangp"
-    assert argv[argv.index("--preset") + 2:] == ["--epochs=3"]  # the preset supplies the rest (loss, n_critic...)
-    assert parse_train_argv(argv) == old.replace(preset="classic-wgangp")
+    given, real_argv = [], jobs.job_argv_for_training
+    monkeypatch.setattr(jobs, "job_argv_for_training", lambda *a, **k: given.append(a) or list(SLEEPER))
+    monkeypatch.setattr(jobs, "preflight", unchecked)  # settings as given: no data or checkpoint behind them
+    jobs.start_training(old, "old-name", check_data=False)
+    assert child_config(real_argv(*given[0])) == old.replace(preset="classic-wgangp")
 
 
-def test_argv_booleans_resume_and_torchrun():
-    run_cfg = TrainConfig(compile="on", epochs=5)
-    argv = jobs.job_argv_for_training(TrainConfig(compile="off", epochs=8), "/r/x", resume=True, base=run_cfg)
-    assert argv[4:] == ["--resume", "/r/x", "--no-progress", "--epochs=8", "--compile=off"]
-    argv = jobs.job_argv_for_training(TrainConfig(batch_size=64), "/r/y", nproc=2)
+def test_argv_resume_and_torchrun():
+    argv = jobs.job_argv_for_training("/j/c.json", "/r/x", resume=True)
+    assert argv[4:] == ["--config", "/j/c.json", "--resume", "/r/x", "--no-progress"]
+    argv = jobs.job_argv_for_training("/j/c.json", "/r/y", nproc=2)
     assert argv[:8] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                         "-m", "animegan", "train"]
-    assert argv[8:] == ["--out", "/r/y", "--no-progress", "--batch-size=64"]
+    assert argv[8:] == ["--config", "/j/c.json", "--out", "/r/y", "--no-progress"]
     with pytest.raises(jobs.JobError):
-        jobs.job_argv_for_training(TrainConfig(), "x", nproc=0)
+        jobs.job_argv_for_training("/j/c.json", "x", nproc=0)
 
 
 def test_eval_argv():
@@ -111,7 +119,8 @@ def test_names_are_sanitized_and_existing_runs_refused(sleeper):
     assert job.run_dir == paths.runs_dir() / "my-run-.-x"
     assert job.run_dir.is_dir() and job.log == job.run_dir / "console.log"
     assert job.kind == "train" and job.alive() and job.pid > 0
-    assert Run(job.run_dir).state == "starting"  # visible as live at once, before torch loads
+    assert Run(job.run_dir).status(job).state == "starting"  # visible as live at once, before torch loads
+    assert not (job.run_dir / "status.json").exists(), "only the trainer writes the run directory"
     assert jobs.stop_job(job, timeout=10)
     jobs.start_training(TrainConfig(), "my run/../x?")  # no config.json yet: the name is still free
     jobs.stop_job(timeout=10)
@@ -212,7 +221,6 @@ ctypes.CDLL(None).pthread_exit(None)
 def test_exit_code_of_a_job_whose_threads_outlive_its_main_thread(monkeypatch):
     # torch's threads make every trainer end this way for a moment: ended, not yet reapable.
     monkeypatch.setattr(jobs, "job_argv_for_training", lambda *a, **k: [sys.executable, "-c", LINGERING_THREAD])
-    monkeypatch.setattr(jobs, "_check_config", lambda cfg: cfg)
     job = jobs.start_training(TrainConfig(), "threads")
     wait_for(lambda: jobs.current_job() is None, 30, "the job to end", every=0.02)
     assert job.returncode == 3
@@ -221,7 +229,6 @@ def test_exit_code_of_a_job_whose_threads_outlive_its_main_thread(monkeypatch):
 
 def test_failed_spawn_releases_the_lock(monkeypatch):
     monkeypatch.setattr(jobs, "job_argv_for_training", lambda *a, **k: ["/nonexistent/python"])
-    monkeypatch.setattr(jobs, "_check_config", lambda cfg: cfg)
     with pytest.raises(jobs.JobError, match="could not start"):
         jobs.start_training(TrainConfig(), "nope")
     assert not (paths.runs_dir() / jobs.LOCK_NAME).exists()
@@ -229,28 +236,30 @@ def test_failed_spawn_releases_the_lock(monkeypatch):
 
 
 def test_bad_settings_are_refused_before_spawning(tmp_path):
-    with pytest.raises(jobs.JobError, match="Data source not found"):
-        jobs.start_training(TrainConfig(data=str(tmp_path / "missing")), "a")
-    with pytest.raises(jobs.JobError, match="cannot draw 96px"):
-        jobs.start_training(TrainConfig(model="dcgan", img_size=96), "b")
-    with pytest.raises(jobs.JobError, match="DiffAugment"):
-        jobs.start_training(TrainConfig(diffaug="rotate"), "c")
-    with pytest.raises(jobs.JobError, match="No data source given"):
-        jobs.start_training(TrainConfig(data="  "), "d")
+    """The job starter's preflight: a ConfigError naming the field, before anything is spawned."""
+    for cfg, field, words in [
+            (TrainConfig(data=str(tmp_path / "missing")), "data", "Data source not found"),
+            (TrainConfig(model="dcgan", img_size=96), "img_size", "cannot draw 96px"),
+            (TrainConfig(diffaug="rotate"), "diffaug", "DiffAugment"),
+            (TrainConfig(data="  "), "data", "No data source given"),
+            (TrainConfig(init_from=str(tmp_path / "none.pt")), "init_from", "does not exist")]:
+        with pytest.raises(ConfigError, match=words) as e:
+            jobs.start_training(cfg, "a")
+        assert e.value.field == field
     (tmp_path / "notes.txt").write_text("not images")
-    with pytest.raises(jobs.JobError, match="is a file, not a folder or a .zip"):
+    with pytest.raises(ConfigError, match="is a file, not a folder or a .zip"):
         jobs.start_training(TrainConfig(data=str(tmp_path / "notes.txt")), "d")
     with pytest.raises(jobs.JobError, match="Data source not found"):
         jobs.start_eval(__file__, "swd", str(tmp_path / "missing"), 10)
-    with pytest.raises(jobs.JobError, match="does not exist"):
-        jobs.start_training(TrainConfig(init_from=str(tmp_path / "none.pt")), "e")
-    # Every setting config.validate refuses is refused here, with validate's own message.
+    with pytest.raises(ConfigError, match="--batch-size 6 must be divisible by the number of processes \\(4\\)"):
+        jobs.start_training(TrainConfig(batch_size=6), "g", nproc=4)
+    # Every setting config.validate refuses is refused here, with validate's own message and field.
     for bad in (TrainConfig(img_size=48), TrainConfig(eval_n=1), TrainConfig(collapse_action="panic")):
         with pytest.raises(ConfigError) as want:
             validate(bad)
-        with pytest.raises(jobs.JobError) as got:
+        with pytest.raises(ConfigError) as got:
             jobs.start_training(bad, "f")
-        assert str(got.value) == str(want.value)
+        assert (str(got.value), got.value.field) == (str(want.value), want.value.field)
     assert jobs.current_job() is None
     assert not (paths.runs_dir() / jobs.LOCK_NAME).exists()
     assert [p.name for p in paths.runs_dir().iterdir() if not p.name.startswith(".")] == []  # no run folder made
@@ -297,9 +306,10 @@ def test_fid_without_weights_is_refused_before_a_job_starts(tmp_path, monkeypatc
                                             "weights file") as e:
         jobs.start_eval(paths.SHIPPED_CHECKPOINTS / "synthetic64.pt", "fid", "synthetic", 8)
     assert "none.pth" in str(e.value)
-    with pytest.raises(jobs.JobError, match="FID cannot be computed for this run's evaluations"):
+    with pytest.raises(ConfigError, match="FID cannot be computed for this run's evaluations \\(--eval-metric FID") as e:
         jobs.start_training(TrainConfig(eval_metric="fid", eval_every=1), "fid-run")
-    with pytest.raises(jobs.JobError, match="FID cannot be computed"):
+    assert e.value.field == "eval_metric"
+    with pytest.raises(ConfigError, match="FID cannot be computed"):
         jobs.start_training(TrainConfig(eval_metric="fid", eval_kimg=10.0), "fid-run")
     assert jobs.current_job() is None and not (paths.runs_dir() / "fid-run").exists()
 
@@ -333,10 +343,10 @@ def test_real_training_job_runs_and_stops_gracefully(tmp_path):
                         test_size=4, log_every=1, latest_every=2)
     job = jobs.start_training(cfg, "tiny")
     run = Run(job.run_dir)
-    assert run.state in ("starting", "running")  # before the trainer writes anything
+    assert run.status(job).state in ("starting", "running")  # before the trainer writes anything
     try:
-        wait_for(lambda: run.status().get("state") == "running" and run.status().get("step", 0) >= 1
-                 or run.status().get("state") in ("failed", "dead"), 300, "the trainer to run")
+        wait_for(lambda: run.status().state == "running" and run.status().step >= 1
+                 or run.status().state in ("failed", "dead"), 300, "the trainer to run")
         assert run.state == "running", (run.status(), job.log_tail())
         assert jobs.current_job().pid == job.pid
         assert jobs.stop_job(job, timeout=120) is True, job.log_tail()
@@ -344,7 +354,7 @@ def test_real_training_job_runs_and_stops_gracefully(tmp_path):
         if job.alive():
             jobs.stop_job(job, timeout=5)
     st = run.status()
-    assert st["state"] == "stopped", (st, job.log_tail())
+    assert st.state == "stopped" and st.stop_reason == "signal", (st, job.log_tail())
     assert (run.path / "checkpoints" / "last.pt").exists()
     lg = load_generator(run.path / "checkpoints" / "last.pt")
     assert lg.config.ngf == 8 and lg.step >= 1
@@ -356,8 +366,8 @@ def test_real_training_job_runs_and_stops_gracefully(tmp_path):
 
 
 def test_a_run_resumed_from_the_dashboard_trains_on(tmp_path):
-    """The dashboard's Resume: the job marks the run "starting" under the new process's pid
-    before the trainer reads the status; the trainer must take that pid as its own and go on."""
+    """The dashboard's Resume (`jobs.resume`, with more epochs): the run reads "starting" while its
+    trainer loads, then trains on from its last.pt to the new epoch count."""
     from animegan.checkpoint import load_generator
     from animegan.synth import write_synthetic
     faces = write_synthetic(tmp_path / "faces", n=24)
@@ -366,19 +376,19 @@ def test_a_run_resumed_from_the_dashboard_trains_on(tmp_path):
     job = jobs.start_training(cfg, "again")
     run = Run(job.run_dir)
     wait_for(lambda: jobs.current_job() is None, 300, "the first training to end")
-    assert run.status()["state"] == "finished", (run.status(), job.log_tail())
+    assert run.status().state == "finished", (run.status(), job.log_tail())
     first = load_generator(run.path / "checkpoints" / "last.pt").step
-    assert first >= 1 and run.status()["step"] == first
+    assert first >= 1 and run.status().step == first
 
-    more = TrainConfig.from_dict(run.config()).replace(epochs=2)
-    job2 = jobs.start_training(more, "again", resume=True)
-    assert job2.argv[job2.argv.index("--resume"):] == ["--resume", str(run.path), "--no-progress", "--epochs=2"]
+    job2 = jobs.resume(run, epochs=2)
+    assert job2.argv[job2.argv.index("--resume"):] == ["--resume", str(run.path), "--no-progress"]
+    assert run.status(job2).state in ("starting", "running"), "a finished run being resumed reads live at once"
     wait_for(lambda: jobs.current_job() is None, 300, "the resumed training to end")
     st = run.status()
     assert job2.returncode == 0, job2.log_tail()
-    assert st["state"] == "finished", (st, job2.log_tail())
-    assert st["step"] > first and st["epochs"] == 2
-    assert load_generator(run.path / "checkpoints" / "last.pt").step == st["step"]
+    assert st.state == "finished", (st, job2.log_tail())
+    assert st.step > first and st.epochs == 2 and st.epoch == 2
+    assert load_generator(run.path / "checkpoints" / "last.pt").step == st.step
     assert run.config()["epochs"] == 2
 
 
@@ -387,27 +397,30 @@ def test_a_run_resumed_from_the_dashboard_trains_on(tmp_path):
 def test_the_data_must_feed_the_settings_before_a_run_starts(tmp_path, sleeper):
     """A batch larger than the training split, an image size larger than the images: refused by
     the job starter with what to change, before anything is spawned or written."""
-    from animegan import speed
     from animegan.data import prepare
+    from animegan.preflight import DataFitError, data_plan
     from animegan.synth import write_synthetic
     faces = write_synthetic(tmp_path / "faces", n=24)  # 96 px faces; 2 validation + 2 test held out
     cfg = preset_config("classic-dcgan", data=str(faces))
-    with pytest.raises(jobs.JobError, match=re.escape(
-            f"Batch size 128 is larger than the training split of folder {faces.resolve()}: 20 images (24 image files "
+    with pytest.raises(ConfigError, match=re.escape(
+            f"--batch-size 128 is larger than the training split of folder {faces.resolve()}: 20 images (24 image files "
             f"minus 2 validation and 2 test images). To train on it, lower the batch size to 20 or less, or add images.")):
         jobs.start_training(cfg, "big-batch")
-    with pytest.raises(jobs.JobError, match="Image size 128 px is larger than the images of folder .*: the largest of "
+    with pytest.raises(DataFitError) as e:
+        jobs.start_training(cfg, "big-batch")
+    assert e.value.field == "batch_size" and e.value.render(str.upper).startswith("BATCH_SIZE 128 is larger")
+    with pytest.raises(ConfigError, match="--img-size 128 px is larger than the images of folder .*: the largest of "
                                             "16 looked at is 96 px .* choose image size 96 or less"):
         jobs.start_training(cfg.replace(batch_size=8, img_size=128), "too-large")
     one = write_synthetic(tmp_path / "one", n=1)
-    with pytest.raises(jobs.JobError, match="1 image \\(1 image file\\)\\. To train on it, add images \\(training needs at least 2 per batch\\)"):
+    with pytest.raises(ConfigError, match="1 image \\(1 image file\\)\\. To train on it, add images \\(training needs at least 2 per batch\\)"):
         jobs.start_training(cfg.replace(data=str(one), batch_size=2), "one-image")
     assert jobs.current_job() is None and not [p for p in paths.runs_dir().iterdir() if not p.name.startswith(".")]
-    plan = speed.data_plan(cfg.replace(batch_size=8))
+    plan = data_plan(cfg.replace(batch_size=8))
     assert (plan.images, plan.exact, plan.train, plan.steps_per_epoch, plan.epoch_images) == (24, False, 20, 2, 16)
     prepare(str(faces), 64, val=2000, test=2000)  # prepared: the count is exact (usable images)
-    assert speed.data_plan(cfg.replace(batch_size=8)).exact
-    assert speed.data_plan(preset_config("anime64")).images == 10_000  # the built-in set the trainer renders
+    assert data_plan(cfg.replace(batch_size=8)).exact
+    assert data_plan(preset_config("anime64")).images == 10_000  # the built-in set the trainer renders
     jobs.start_training(cfg, "asked-not-to-check", check_data=False)  # the check can be skipped
     assert jobs.current_job() is not None
 
@@ -453,5 +466,5 @@ def test_time_steps_times_the_trainers_step_without_its_return_value(monkeypatch
     got = speed.time_steps(cfg)
     assert got.source == "measured" and got.images_per_s > 0
     assert calls == list(range(6))  # a warm-up step, then n_critic timed ones (G's update counted)
-    plan = speed.DataPlan("x", 100, True, 80, 10, 10, 4, None)
+    plan = DataPlan("x", 100, True, 80, 10, 10, 4, None)
     assert got.epoch_seconds(plan) == pytest.approx(80 / got.images_per_s)

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from animegan import jobs, paths
 from animegan.checkpoint import load_checkpoint
-from animegan.config import PRESETS, preset_config
+from animegan.config import PRESETS, TrainConfig, preset_config
 from animegan.rundir import Run, append_jsonl, read_json, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,11 +147,11 @@ def test_train_page_refuses_settings_the_data_cannot_feed(faces):
     at.number_input(key="tr_batch_size").set_value(64)
     at.button(key="tr_time").click().run()  # a submit of the form
     warned = " ".join(texts(at, "warning"))
-    assert "Batch size 64 is larger than the training split" in warned and "40 images" in warned, warned
+    assert "**Batch size** 64 is larger than the training split" in warned and "40 images" in warned, warned
     start_and_expect_error(at, "lower the batch size to 40 or less")
     at.number_input(key="tr_batch_size").set_value(8)
     at.selectbox(key="tr_img_size").set_value(128)
-    start_and_expect_error(at, "Image size 128 px is larger than the images")
+    start_and_expect_error(at, "**Image size** 128 px is larger than the images")
     assert "choose image size 96 or less" in " ".join(texts(at, "error"))
     at.selectbox(key="tr_img_size").set_value(96)  # what the data gives: no warning any more
     at.button(key="tr_time").click().run()
@@ -188,7 +188,8 @@ def test_train_page_starts_watches_stops_and_resumes_a_job(faces):
     assert not texts(at, "error"), texts(at, "error")
     job = jobs.current_job()
     assert job is not None and job.kind == "train" and job.run_dir.name == "ui-run"
-    assert "--ngf=8" in job.argv and "--max-steps=100000" in job.argv
+    given = read_json(job.extra["config"])  # the child's settings, beside the job lock
+    assert given["ngf"] == 8 and given["max_steps"] == 100_000
     assert any("Started run ui-run" in s for s in texts(at, "success"))
     assert at.button(key="tr_start").disabled  # one job at a time
     assert any("A job is running" in s for s in texts(at, "info"))
@@ -197,8 +198,8 @@ def test_train_page_starts_watches_stops_and_resumes_a_job(faces):
     assert any("Starting: loading PyTorch" in s for s in texts(at, "info"))
 
     run = Run(job.run_dir)
-    wait_for(lambda: run.status().get("step", 0) >= 2 or run.state in ("failed", "dead"), 300, "training steps")
-    assert run.state == "running", (run.status(), job.log_tail())
+    wait_for(lambda: run.status(job).step >= 2 or run.status(job).state in ("failed", "dead"), 300, "training steps")
+    assert run.status(job).state == "running", (run.status(job), job.log_tail())
     at.run()
     assert not at.exception
     assert subheader_state(at, "ui-run") == "running"
@@ -206,7 +207,7 @@ def test_train_page_starts_watches_stops_and_resumes_a_job(faces):
     at.button(key="train_stop").click().run(timeout=180)
     assert not at.exception
     assert jobs.current_job() is None
-    assert run.state == "stopped"
+    assert run.status().state == "stopped" and run.status().stop_reason == "signal"
     assert any("Stopped run ui-run" in s for s in texts(at, "success"))
     assert subheader_state(at, "ui-run") == "stopped"
     assert not at.button(key="tr_start").disabled
@@ -219,14 +220,15 @@ def test_train_page_starts_watches_stops_and_resumes_a_job(faces):
     assert any("Resuming run ui-run" in s for s in texts(at, "success"))
     job = jobs.current_job()
     assert job is not None and job.run_dir == run.path
-    wait_for(lambda: (run.state == "running" and run.status().get("step", 0) > saved_step)
-             or run.state in ("failed", "dead", "finished", "stopped"), 300, "the resumed run to train")
-    assert run.state == "running" and run.status()["step"] > saved_step, (run.status(), job.log_tail())
+    assert run.status(job).state == "starting", "a stopped run being resumed reads starting at once"
+    wait_for(lambda: (run.status(job).state == "running" and run.status(job).step > saved_step)
+             or run.status(job).state in ("failed", "dead", "finished", "stopped"), 300, "the resumed run to train")
+    assert run.status(job).state == "running" and run.status(job).step > saved_step, (run.status(job), job.log_tail())
     at.run()
     assert subheader_state(at, "ui-run") == "running"
     at.button(key="train_stop").click().run(timeout=180)
     assert jobs.current_job() is None
-    assert run.state == "stopped" and run.status()["step"] > saved_step, run.status()
+    assert run.status().state == "stopped" and run.status().step > saved_step, run.status()
     assert load_checkpoint(run.last_checkpoint())["step"] > saved_step
     assert subheader_state(at, "ui-run") == "stopped"
 
@@ -323,8 +325,8 @@ def test_runs_page_resumes_a_run(tiny_run):
     steps = run.metrics()["step"]
     assert max(steps) > saved_step and steps == sorted(steps), "it trained on from its checkpoint"
     st = run.status()
-    assert st["state"] == "finished" and st["epoch"] == 3 and st["step"] > saved_step, (st, job.log_tail())
-    assert load_checkpoint(run.last_checkpoint())["step"] == st["step"]
+    assert st.state == "finished" and st.epoch == 3 and st.step > saved_step, (st, job.log_tail())
+    assert load_checkpoint(run.last_checkpoint())["step"] == st.step
     at.run()
     assert {m.label: m.value for m in at.metric}["State"] == "finished"
     assert {m.label: m.value for m in at.metric}["Steps"] == f"{st['step']:,}"
@@ -348,8 +350,8 @@ def recording_argv(monkeypatch) -> list:
     """Training jobs that only sleep; the configs they were given are recorded."""
     seen: list = []
 
-    def argv(cfg, *a, **k):
-        seen.append(cfg)
+    def argv(config_file, *a, **k):
+        seen.append(TrainConfig.from_dict(read_json(config_file)))
         return list(SLEEPER)
     monkeypatch.setattr(jobs, "job_argv_for_training", argv)
     return seen

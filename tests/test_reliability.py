@@ -289,7 +289,7 @@ def _wait(cond, proc, log: Path, what: str, timeout: float = 240.0, poll: float 
 
 def _running(run: Path, proc) -> bool:
     st = Run(run).status()
-    return st.get("state") == "running" and st.get("pid") == proc.pid
+    return st.state == "running" and st.pid == proc.pid
 
 
 def _temp_files(ckdir: Path) -> set[str]:
@@ -341,8 +341,8 @@ def test_sigkill_at_any_moment_loses_nothing_before_last_pt(faces, tmp_path, ani
 
             # after the kill: the run is dead (not 'running' forever), every checkpoint loads
             st = Run(run).status()
-            assert st["state"] == "dead", (counts, st)
-            assert "gone" in st["last_error"]
+            assert st.state == "dead", (counts, st)
+            assert "gone" in st.last_error
             for p in sorted(ckdir.glob("*.pt")):
                 load_checkpoint(p)
                 counts["checkpoints loaded after kills"] += 1
@@ -365,7 +365,7 @@ def test_sigkill_at_any_moment_loses_nothing_before_last_pt(faces, tmp_path, ani
             # it continues from there: progress past the step of last.pt, nothing earlier lost
             _wait(lambda b=before: (ckdir / "last.pt").exists() and load_checkpoint(ckdir / "last.pt")["step"] > b,
                   proc, log, "a checkpoint after the resume", poll=0.2)
-            assert Run(run).status()["step"] >= before
+            assert Run(run).status().step >= before
             for name, step in epochs_before.items():  # older epoch checkpoints are intact (or pruned by keep_last)
                 if (ckdir / name).exists():
                     assert load_checkpoint(ckdir / name)["step"] == step
@@ -377,9 +377,9 @@ def test_sigkill_at_any_moment_loses_nothing_before_last_pt(faces, tmp_path, ani
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
         st = Run(run).status()
-        assert st["state"] == "stopped", st
+        assert st.state == "stopped", st
         last = load_checkpoint(ckdir / "last.pt")
-        assert last["step"] == st["step"]
+        assert last["step"] == st.step
         assert any(e.get("event") == "stopped" for e in Run(run).events())
 
         # and finally the run finishes
@@ -387,7 +387,7 @@ def test_sigkill_at_any_moment_loses_nothing_before_last_pt(faces, tmp_path, ani
         proc = start("--resume", str(run), "--max-steps", str(goal))
         assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
         st = Run(run).status()
-        assert st["state"] == "finished" and st["step"] == goal, st
+        assert st.state == "finished" and st.step == goal, st
         assert load_checkpoint(ckdir / "last.pt")["step"] == goal
         load_generator(ckdir / "last.pt")
     finally:
@@ -492,7 +492,7 @@ def test_a_full_disk_while_saving_last_pt_keeps_the_old_one_and_fails_in_words(t
     assert "Free space on that disk, then resume the run" in msg and f"--resume {run}" in msg, msg
     _no_library_internals(msg)
     st = Run(run).status()
-    assert st["state"] == "failed" and st["last_error"] == msg, st
+    assert st.state == "failed" and st.last_error == msg, st
     assert (ck / "last.pt").read_bytes() == before, "the last.pt from before must survive intact"
     assert load_checkpoint(ck / "last.pt")["step"] == 15
     assert load_checkpoint(ck / "epoch_0004.pt")["step"] == 20, "saved while there was room"
@@ -535,7 +535,7 @@ def test_a_full_disk_for_metrics_and_status_fails_the_run_in_words(trained, tmp_
     _no_library_internals(msg)
     json.loads((run / "status.json").read_text())  # whole and readable
     st = Run(run).status()
-    assert st["state"] == "failed" and st["last_error"] == msg, st
+    assert st.state == "failed" and st.last_error == msg, st
     assert Run(run).metrics()["step"][-1] == 15
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 15
     assert not [str(p) for p in run.rglob(".*")], "no partial temp file left"
@@ -579,7 +579,7 @@ def test_truncated_and_damaged_run_logs_are_skipped(trained, tmp_path):
         f.write('{"metric": "swd", "val')
     assert len(run.evals()) == n_evals
     (run.path / "status.json").write_text('{"state": "runn')
-    assert run.status()["state"] == "unknown"
+    assert run.status().state == "unknown"
 
 
 # --------------------------------------------------------------------------- broken images

@@ -21,7 +21,8 @@ import pytest
 from animegan import jobs
 from animegan.checkpoint import load_checkpoint
 from animegan.config import preset_config
-from animegan.rundir import Run, pid_alive
+from animegan.processes import pid_alive
+from animegan.rundir import Run
 from animegan.synth import write_synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +94,7 @@ class Launch:
         end = time.monotonic() + HANG_GUARD
         while time.monotonic() < end:
             st = Run(self.out).status()
-            if st.get("state") == "running" and st.get("step", 0) >= step and (
+            if st.state == "running" and st.step >= step and (
                     not last_pt or (self.out / "checkpoints" / "last.pt").exists()):
                 return st
             assert self.proc.poll() is None, self.text()[-3000:]
@@ -260,9 +261,9 @@ def test_a_killed_rank_fails_the_run_in_words_and_it_resumes(faces, tmp_path, la
     assert run.wait() != 0
     assert _gone(run.proc.pid, *ranks.values()), "no process left behind"
     st = Run(out).status()
-    assert st["state"] == "failed", st
-    assert f"rank 1 (pid {ranks[1]}) of 2 is gone" in st["last_error"], st["last_error"]
-    assert not re.search(r"gloo|pair\.cc|RuntimeError|Traceback|\.cc:", st["last_error"]), st["last_error"]
+    assert st.state == "failed", st
+    assert f"rank 1 (pid {ranks[1]}) of 2 is gone" in st.last_error, st.last_error
+    assert not re.search(r"gloo|pair\.cc|RuntimeError|Traceback|\.cc:", st.last_error), st.last_error
     assert f"error: training process rank 1 (pid {ranks[1]})" in run.text(), "the CLI says it in one line"
 
     # resumed under torchrun again: from last.pt, past its step
@@ -285,12 +286,12 @@ def test_a_killed_rank_0_is_seen_dead_by_every_reader(faces, tmp_path, monkeypat
     workers: dict[int, int] = {}
     try:
         end = time.monotonic() + HANG_GUARD
-        while time.monotonic() < end and not (Run(out).status().get("state") == "running" and len(workers) == 2):
+        while time.monotonic() < end and not (Run(out).status().state == "running" and len(workers) == 2):
             workers.update(_children_by_rank(job.pid))
             assert job.alive(), job.log_tail()
             time.sleep(0.2)
         st = Run(out).status()
-        assert st["state"] == "running" and st["pid"] == workers[0], (st, workers)  # rank 0's pid is recorded
+        assert st.state == "running" and st.pid == workers[0], (st, workers)  # rank 0's pid is recorded
         os.kill(workers[0], signal.SIGKILL)
         end = time.monotonic() + HANG_GUARD
         while jobs.current_job() is not None and time.monotonic() < end:
@@ -305,7 +306,7 @@ def test_a_killed_rank_0_is_seen_dead_by_every_reader(faces, tmp_path, monkeypat
                 pass
     assert json.loads((out / "status.json").read_text())["state"] == "running", "nobody else writes status.json"
     st = Run(out).status()
-    assert st["state"] == "dead" and "gone" in st["last_error"], st
+    assert st.state == "dead" and "gone" in st.last_error, st
     assert f"training process rank 0 (pid {workers[0]}) of 2 is gone" in job.log_tail(200), "rank 1 says why it left"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-m", "animegan", "runs"], env=env, cwd=ROOT, capture_output=True, text=True,
@@ -321,10 +322,10 @@ def test_a_rank_that_stops_answering_is_lost_after_the_collective_timeout(faces,
     ranks = run.ranks()
     os.kill(ranks[1], signal.SIGSTOP)  # alive, silent: only the timeout can tell
     end = time.monotonic() + HANG_GUARD
-    while Run(out).status().get("state") != "failed" and time.monotonic() < end:
+    while Run(out).status().state != "failed" and time.monotonic() < end:
         time.sleep(0.2)
     st = Run(out).status()
-    assert st["state"] == "failed", run.text()[-3000:]
-    assert "rank 1 of 2 stopped answering (no reply within 5 s)" in st["last_error"], st["last_error"]
+    assert st.state == "failed", run.text()[-3000:]
+    assert "rank 1 of 2 stopped answering (no reply within 5 s)" in st.last_error, st.last_error
     run.wait()  # torchrun then ends rank 1 (SIGTERM, and SIGKILL 30 s later: it is stopped)
     assert _gone(run.proc.pid, *ranks.values()), "no process left behind"

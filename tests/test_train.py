@@ -15,6 +15,7 @@ from animegan import train as train_mod
 from animegan.checkpoint import load_checkpoint, load_generator
 from animegan.config import PRESETS, ConfigError, preset_config
 from animegan.metrics import MetricResult
+from animegan.preflight import DataFitError
 from animegan.rundir import ResumeError, Run, RunWriter, write_json_atomic
 from animegan.synth import write_synthetic
 from animegan.train import train
@@ -39,10 +40,10 @@ def test_every_preset_writes_a_full_run_directory(preset, faces, tmp_path):
     run = Run(tmp_path / "run")
     assert run.config()["preset"] == preset
     st = run.status()
-    assert st["state"] == "finished" and st["step"] == 6 and st["total_steps"] == 6
+    assert st.state == "finished" and st.step == 6 and st.total_steps == 6
     # what ran is recorded: the "auto"s as this device decided them
     opts = step_mod.step_options(cfg, torch.device("cpu"), 6).describe()
-    assert st["step_options"] == opts and opts["amp"] == ("bf16" if cfg.amp == "bf16" else "off")
+    assert st.step_options == opts and opts["amp"] == ("bf16" if cfg.amp == "bf16" else "off")
     m = run.metrics()
     assert m["step"][-1] == 6
     for key in ("loss_D", "loss_G", "D_x", "D_G_z", "gp", "lr_G", "lr_D", "images_per_s"):
@@ -103,15 +104,15 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(faces, tmp_path, animegan_
              "--batch-size", "8", "--val-size", "4", "--test-size", "4", "--epochs", "1000", "--compile", "off", "--threads", "1",
              "--no-progress", env_home=animegan_home)
     deadline = time.time() + 120
-    while time.time() < deadline and Run(out).status().get("step", 0) < 3:
+    while time.time() < deadline and Run(out).status().step < 3:
         assert p.poll() is None, p.stdout.read()
         time.sleep(0.3)
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=120) == 0, p.stdout.read()
     st = Run(out).status()
-    assert st["state"] == "stopped" and st["stop_reason"] == "signal"
+    assert st.state == "stopped" and st.stop_reason == "signal"
     ck = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert ck["step"] == st["step"] >= 3
+    assert ck["step"] == st.step >= 3
     assert any(e["event"] == "stopped" for e in Run(out).events())
 
 
@@ -136,14 +137,14 @@ def test_forced_collapse_is_detected(action, faces, tmp_path, monkeypatch):
     collapse_rows = [m for m in (run.metrics().get("collapse") or []) if m]
     assert collapse_rows and "alike" in collapse_rows[0]
     if action == "stop":
-        assert state == "collapsed" and run.status()["state"] == "collapsed" and run.status()["stop_reason"] == "collapse"
-        assert "collapse" in run.status()["last_error"]
+        assert state == "collapsed" and run.status().state == "collapsed" and run.status().stop_reason == "collapse"
+        assert "collapse" in run.status().last_error
     else:
         # Rolled back with a halved, then quartered... learning rate; a collapse that persists
         # after the last rollback ends the run as collapsed instead of looping forever.
         rbs = [e for e in run.events() if e["event"] == "rollback"]
         assert [e["lr_D"] for e in rbs] == pytest.approx([cfg.lr_d / 2, cfg.lr_d / 4, cfg.lr_d / 8])
-        assert state == "collapsed" and "rollbacks" in run.status()["last_error"]
+        assert state == "collapsed" and "rollbacks" in run.status().last_error
 
 
 def test_healthy_training_is_not_flagged(faces, tmp_path):
@@ -167,10 +168,14 @@ def test_two_process_gloo_training_keeps_ranks_identical(faces, tmp_path, animeg
 
 
 def test_bad_settings_are_clear_errors(faces, tmp_path):
-    # found while training (the data is too small): the run is marked failed
-    with pytest.raises(train_mod.TrainingError, match="fewer than one batch"):
+    # found once the data is prepared (it is too small): the preflight's own message, naming the
+    # field; the run is marked failed with it
+    with pytest.raises(DataFitError, match="--batch-size 512 is larger than the training split: it has only "
+                                           "[0-9]+ images, fewer than one batch") as e:
         train(tiny("classic-dcgan", faces, batch_size=512), tmp_path / "r1", progress=False)
-    assert Run(tmp_path / "r1").status()["state"] == "failed"
+    assert e.value.field == "batch_size"
+    failed = Run(tmp_path / "r1").status()
+    assert failed.state == "failed" and "--batch-size 512 is larger" in failed.last_error
     # found in the settings alone (config.validate): refused before anything is written
     with pytest.raises(ConfigError, match="unknown loss") as e:
         train(tiny("classic-dcgan", faces, loss="nope"), tmp_path / "r2", progress=False)
@@ -219,8 +224,8 @@ def test_patience_stops_at_the_evaluation_that_exhausts_it(faces, tmp_path, monk
     stops = [e for e in run.events() if e["event"] == "early_stop"]
     assert len(stops) == 1 and stops[0]["step"] == 30 and stops[0]["best_epoch"] == 4 and stops[0]["patience"] == 2
     st = run.status()
-    assert st["state"] == "finished" and st["step"] == 30 and st["total_steps"] == 40
-    assert st["stop_reason"] == "early_stop"
+    assert st.state == "finished" and st.step == 30 and st.total_steps == 40
+    assert st.stop_reason == "early_stop"
     assert load_checkpoint(run.path / "checkpoints" / "last.pt")["step"] == 30
     best = load_checkpoint(run.path / "checkpoints" / "best.pt")
     assert best["step"] == 20 and best["eval"]["value"] == 3.5 and best["best"]["bad_evals"] == 0
@@ -238,7 +243,7 @@ def test_an_early_stop_by_eval_kimg_mid_epoch_is_finished_not_stopped(faces, tmp
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     run = Run(tmp_path / "run")
     st = run.status()
-    assert (st["state"], st["stop_reason"], st["step"]) == ("finished", "early_stop", 6)
+    assert (st.state, st.stop_reason, st.step) == ("finished", "early_stop", 6)
     assert [(e["event"], e["step"]) for e in run.events()] == [("early_stop", 6)]
     assert load_checkpoint(run.path / "checkpoints" / "last.pt")["step"] == 6
 
@@ -285,14 +290,14 @@ def test_minutes_budget_ends_the_run_finished_with_a_checkpoint(faces, tmp_path)
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     run = Run(tmp_path / "run")
     st = run.status()
-    assert st["state"] == "finished" and st["stop_reason"] == "time_budget"
-    assert 0 < st["step"] < st["total_steps"], "stopped by the clock, not by the epochs"
+    assert st.state == "finished" and st.stop_reason == "time_budget"
+    assert 0 < st.step < st.total_steps, "stopped by the clock, not by the epochs"
     ck = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
-    assert ck["step"] == st["step"]
+    assert ck["step"] == st.step
     assert any(e["event"] == "time_budget" for e in run.events())
     evals = run.evals()
     assert evals and all("kimg" in e for e in evals)
-    assert evals[-1]["step"] == st["step"], "the budget's end is evaluated"
+    assert evals[-1]["step"] == st.step, "the budget's end is evaluated"
     from animegan.checkpoint import export_generator
     assert [c["kimg"] for c in ck["curve"]] == [e["kimg"] for e in evals], "last.pt carries the SWD curve"
     out = export_generator(tmp_path / "run" / "checkpoints" / "last.pt", tmp_path / "export.pt")
@@ -308,25 +313,22 @@ def test_r1_penalty_is_applied_lazily(faces, tmp_path):
     assert [v is not None and v > 0 for v in r1] == [True, False, True, False, True], r1
 
 
-def _starting(out, pid):
-    """What the dashboard's job starter writes before the trainer runs: "starting" under the new pid."""
-    status = json.loads((out / "status.json").read_text())
-    write_json_atomic(out / "status.json", {**status, "state": "starting", "pid": pid})
-
-
-@pytest.mark.parametrize("whose", ["own", "parent"])
-def test_resume_of_a_run_marked_starting_by_the_job_starter_goes_ahead(whose, faces, tmp_path, monkeypatch):
-    # The job starter marks the run "starting" under the pid of the process it started: the trainer
-    # itself, or (torchrun) its parent. That must not count as "still training".
+def test_resume_of_a_run_whose_trainer_died_while_starting_goes_ahead(faces, tmp_path, monkeypatch):
+    # status.json says "starting" under a process that is gone (killed while importing torch): the
+    # run reads dead, and a resume goes ahead, loading last.pt once.
     cfg = tiny("classic-dcgan", faces, epochs=1)
     out = tmp_path / "run"
     assert train(cfg, out, progress=False) == "finished"
-    _starting(out, os.getpid() if whose == "own" else os.getppid())
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    status = json.loads((out / "status.json").read_text())
+    write_json_atomic(out / "status.json", {**status, "state": "starting", "pid": gone.pid})
+    assert Run(out).status().state == "dead"
     loads = []
     real_load = train_mod.ckpt.load_checkpoint
     monkeypatch.setattr(train_mod.ckpt, "load_checkpoint", lambda path, *a, **kw: loads.append(Path(path)) or real_load(path, *a, **kw))
     assert train(cfg.replace(epochs=2), out, resume=True, progress=False) == "finished"
-    assert Run(out).status()["step"] == 10
+    assert Run(out).status().step == 10
     assert loads == [out / "checkpoints" / "last.pt"], "a resume loads last.pt once"
 
 
@@ -336,7 +338,8 @@ def test_resume_of_a_run_another_live_process_trains_is_refused_untouched(faces,
     assert train(cfg, out, progress=False) == "finished"
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        _starting(out, other.pid)
+        status = json.loads((out / "status.json").read_text())
+        write_json_atomic(out / "status.json", {**status, "state": "starting", "pid": other.pid})
         before = {n: (out / n).read_bytes() for n in ("config.json", "status.json", "metrics.jsonl")}
         with pytest.raises(ResumeError, match=f"still training \\(pid {other.pid}\\)"):
             train(cfg.replace(epochs=2), out, resume=True, progress=False)
