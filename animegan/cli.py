@@ -267,6 +267,10 @@ def cmd_realism(args: argparse.Namespace) -> int:
                            data_progress=True, progress=judge_progress)
     if r.n < args.n:
         print(f"note: the {args.split} split has {r.n} images; used n={r.n}", file=sys.stderr)
+    if args.record:
+        from .comparison import REALISM
+        from .rundir import record_eval
+        record_eval(args.checkpoint, {"metric": REALISM, "value": r.accuracy, **r.to_dict()})
     if args.json:
         print(json.dumps(r.to_dict()))
     else:
@@ -429,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     verb.add_argument("--n", type=int, default=2000, help="images per side, capped at the split's size; half of each "
                                                         "trains the judge, the other half is judged")
     verb.add_argument("--seed", type=int, default=0, help="random seed of the generated images and of the judge")
+    verb.add_argument("--record", action="store_true", help="keep the result with the checkpoint (Compare shows it)")
     verb.add_argument("--threads", type=int, default=1, help="CPU threads of the judge (the number is reproducible "
                                                           "at a fixed count)")
     verb.add_argument("--json", action="store_true")

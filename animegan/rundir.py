@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
@@ -233,18 +233,7 @@ class RunStatus:
         """Steps done of the run's total, 0..1 (0 while the total is unknown)."""
         return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
 
-    # Until pages/compare.py and the browser tests read attributes: `status["step"]`, `status.get("step")`.
-    def __getitem__(self, key: str) -> Any:
-        if key not in _STATUS_FIELDS:
-            raise KeyError(key)
-        return getattr(self, key)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        value = getattr(self, key, None) if key in _STATUS_FIELDS else None
-        return default if value is None else value
-
-
-_STATUS_FIELDS = frozenset(f.name for f in fields(RunStatus))
 DEAD_MESSAGE = "the training process is gone (killed or crashed)"
 
 

@@ -77,7 +77,8 @@ def overlay_chart(title: str, ytitle: str | None, traces: list[dict], axis: str,
                       legend=dict(orientation="h", yanchor="top", y=-0.3, x=0, xanchor="left", font_size=11),
                       hovermode="closest", showlegend=True)
     if log:
-        fig.update_yaxes(type="log")
+        vals, text = curves.log_ticks([y for t in fig.data for y in (t.y or ()) if y is not None])
+        fig.update_yaxes(type="log", tickvals=vals, ticktext=text)
     return fig
 
 

@@ -119,10 +119,10 @@ def test_resume_from_the_train_page_then_from_the_runs_page(page, app_url, flows
     assert seen[-1][0] == "stopped", (seen, run.status())
     page.get_by_text("Stopped run paused").wait_for(timeout=30_000)
     stopped_at = load_checkpoint(run.last_checkpoint())["step"]
-    assert stopped_at > saved and run.status()["state"] == "stopped"
+    assert stopped_at > saved and run.status().state == "stopped"
 
     # -- Runs page: Resume with more epochs -> starting/running -> finished at the new epoch
-    epoch = run.status()["epoch"]
+    epoch = run.status().epoch
     _settle(page, app_url + "/runs")
     assert page.evaluate(METRICS_JS)["State"] == "stopped"
     box = page.locator(".st-key-runs_resume_epochs--paused input")
@@ -132,13 +132,13 @@ def test_resume_from_the_train_page_then_from_the_runs_page(page, app_url, flows
     page.locator(".st-key-runs_resume--paused button").click()
     states = watch(lambda: page.evaluate(METRICS_JS).get("State", ""), lambda v: v in ("finished", "failed", "dead"),
                    TRAINING_TIMEOUT_S, "the run resumed from the Runs page to finish")
-    st = run.status()
-    assert states[-1] == "finished", (states, st, run.log_tail(10))
+    status = run.status()
+    assert states[-1] == "finished", (states, status, run.log_tail(10))
     assert "running" in states or "starting" in states, states
-    assert st["epoch"] == epoch + 30 and st["step"] > stopped_at
-    assert load_checkpoint(run.last_checkpoint())["step"] == st["step"]
+    assert status.epoch == epoch + 30 and status.step > stopped_at
+    assert load_checkpoint(run.last_checkpoint())["step"] == status.step
     _settle(page)
-    assert page.evaluate(METRICS_JS)["Steps"] == f"{st['step']:,}"
+    assert page.evaluate(METRICS_JS)["Steps"] == f"{status.step:,}"
 
 
 def faces_zip(path: Path, n: int) -> Path:

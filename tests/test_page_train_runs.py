@@ -329,7 +329,7 @@ def test_runs_page_resumes_a_run(tiny_run):
     assert load_checkpoint(run.last_checkpoint())["step"] == st.step
     at.run()
     assert {m.label: m.value for m in at.metric}["State"] == "finished"
-    assert {m.label: m.value for m in at.metric}["Steps"] == f"{st['step']:,}"
+    assert {m.label: m.value for m in at.metric}["Steps"] == f"{st.step:,}"
 
 
 def test_train_page_while_an_evaluation_runs(monkeypatch, tmp_path):
