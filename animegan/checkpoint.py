@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import ARCHITECTURE_FIELDS, TrainConfig
+from .config import ARCHITECTURE_FIELDS, AnimeganError, TrainConfig
 from .models import build_models, count_params, recalibrate_bn
 
 FORMAT = "animegan-checkpoint"
@@ -32,7 +32,7 @@ VERSION = 1
 MIGRATIONS: dict[int, Any] = {}
 
 
-class CheckpointError(Exception):
+class CheckpointError(AnimeganError):
     """A checkpoint cannot be used; the message says why and what to do."""
 
 

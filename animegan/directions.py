@@ -37,6 +37,7 @@ from torch import nn
 from . import paths
 from .anatomy import first_linear, split_generator
 from .config import DIRECTION_METHODS as METHODS
+from .config import ConfigError
 from .generate import latents, render, to_grid
 
 GANSPACE_SAMPLES = 4096
@@ -69,7 +70,7 @@ def _fix_signs(v: torch.Tensor) -> torch.Tensor:
 def _check_k(k: int, z_dim: int) -> int:
     k = int(k)
     if not 1 <= k <= z_dim:
-        raise ValueError(f"k must be between 1 and z_dim ({z_dim}), got {k}")
+        raise ConfigError(f"the number of directions must be from 1 to the latent size {z_dim} (it is {k})")
     return k
 
 
@@ -99,7 +100,7 @@ def ganspace(G: nn.Module, k: int = 10, n: int = GANSPACE_SAMPLES, seed: int = G
     """PCA of the first block's activations over n latents, mapped back to z, orthonormalised."""
     split = split_generator(G)
     if split is None:
-        raise ValueError(f"GANSpace needs a generator of known layout (DCGAN or linear), not {type(G).__name__}")
+        raise ConfigError(f"GANSpace needs a generator whose first layer it knows (DCGAN or linear); this one is a {type(G).__name__}: use SeFa")
     k = _check_k(k, int(G.z_dim))
     want, k = k, min(max(k, GANSPACE_MIN_K), int(G.z_dim))  # always as many: direction i is the same for every k
     z = torch.randn(n, int(G.z_dim), generator=torch.Generator().manual_seed(seed))

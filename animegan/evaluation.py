@@ -17,6 +17,7 @@ from torch import nn
 from . import metrics
 from .config import TrainConfig
 from .data import PreparedData, prepare
+from .data.sources import DataError
 from .metrics import MetricResult
 
 
@@ -43,11 +44,11 @@ def evaluate_on_split(G: nn.Module, data, split: str, *, metric: str, n: int, se
                       device: str | torch.device = "cpu", inception_weights: str | os.PathLike | None = None,
                       ) -> MetricResult:
     """`metric` of G against the first n images of `data`'s `split` (n capped at the split's
-    size; ValueError below 2). FID raises `metrics.InceptionWeightsMissing` without weights."""
+    size; DataError below 2). FID raises `metrics.InceptionWeightsMissing` without weights."""
     real = data.split_images(split)
     n = min(int(n), len(real))
     if n < 2:
-        raise ValueError(f"the {split} split has {len(real)} images; at least 2 are needed to evaluate")
+        raise DataError(f"the {split} split has {len(real)} images; at least 2 are needed to evaluate")
     return metrics.evaluate(G, real[:n], metric=metric, n=n, seed=seed, device=device,
                             reference=reference_label(data.source, data.fingerprint, data.size, split),
                             stats_key=stats_key(data.fingerprint, data.size, split),

@@ -33,7 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .anatomy import discriminator_features, discriminator_trunk
+from .config import ConfigError
 from .data import PreparedData, to_float
+from .data.sources import DataError
 from .generate import _eval_mode, _weights_version, image_batches
 
 PIXEL_SIDE = 32
@@ -229,10 +231,10 @@ def memorisation_score(G: nn.Module, data: PreparedData, *, n: int = 500, n_refe
     `data` is the checkpoint's own source and split (`evaluation.checkpoint_data`); its val split is the reference."""
     val = np.asarray(data.splits.get("val", []), dtype=np.int64)[: int(n_reference)]
     if len(val) == 0:
-        raise ValueError("the memorisation score needs held-out real faces, and this source's val split is empty "
+        raise DataError("the memorisation score needs held-out real faces, and this source's val split is empty "
                          "(sources of fewer than 10 images have none)")
     if int(n) < 1:
-        raise ValueError("n must be >= 1")
+        raise ConfigError(f"the number of generated faces must be 1 or more (it is {n})")
     fakes = torch.cat(list(image_batches(G, int(n), seed, device=device)))
     real = torch.from_numpy(np.asarray(data.images[val]))
     out = MemorisationScore(int(n), len(val), int(seed), float(percentile))

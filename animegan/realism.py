@@ -49,6 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data.sources import DataError
+
 EPOCHS = 10  # held-out accuracy on anime64 (n=2000) settles by epoch 6 (0.994) and stays within 0.005
 BATCH = 64
 LR = 1e-3
@@ -212,10 +214,10 @@ def realism_on_split(G: nn.Module, data, split: str, *, n: int, seed: int = 0, e
     real = data.split_images(split)
     n = min(int(n), len(real))
     if n < 2:
-        raise ValueError(f"the {split} split has {len(real)} images; at least 2 are needed to evaluate")
+        raise DataError(f"the {split} split has {len(real)} images; at least 2 are needed to evaluate")
     g_size = int(getattr(G, "img_size", data.size))
     if g_size != int(data.size):
-        raise ValueError(f"the judge compares images of one size: generator draws {g_size}px, "
+        raise DataError(f"the judge compares images of one size: generator draws {g_size}px, "
                          f"real images are {data.size}px")
     with _threads(threads if torch.device(device).type == "cpu" else None):
         fake = torch.cat(list(image_batches(G, n, seed, batch_size=250, device=device)))

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import paths
+from .config import AnimeganError
 from .data import zipread
 from .data.sources import IMAGE_EXTS, is_hidden, is_image_name
 from .data.zipread import (  # the one set of limits and refusal reasons, re-exported
@@ -98,7 +99,7 @@ DUPLICATE = "duplicate name"
 BAD_NAME = "name not usable here"
 
 
-class UploadError(Exception):
+class UploadError(AnimeganError):
     """An upload that cannot be used; one user-facing message that says what to do."""
 
 

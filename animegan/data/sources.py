@@ -28,13 +28,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import paths
-from ..config import SYNTHETIC
+from ..config import SYNTHETIC, AnimeganError
 from . import zipread
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
-class DataError(Exception):
+class DataError(AnimeganError, ValueError):
     """A clear, user-facing message (missing path, empty folder, nothing usable, not a zip...)."""
 
 

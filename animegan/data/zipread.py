@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import AnimeganError
+
 # --------------------------------------------------------------------------- the limits
 #
 # What a real data set looks like, to choose limits it never meets: the project's set is 30,000
@@ -87,7 +89,7 @@ REFUSALS = (MEMBER_TOO_LARGE, TOO_COMPRESSED, DAMAGED, ENCRYPTED, UNSUPPORTED, U
             SYMLINK, SPECIAL)
 
 
-class ZipLimitError(Exception):
+class ZipLimitError(AnimeganError):
     """A whole archive refused by a limit (``limit``: "members" or "total"). The message says
     which limit and by how much; callers add what to do on their road (prepare, upload)."""
 
