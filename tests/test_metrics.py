@@ -140,18 +140,18 @@ def _previous_frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
 _SCIPY = tuple(int(p) for p in re.findall(r"\d+", scipy.__version__)[:2])
 # (dims, fake set, real set) -> FID by the previous code on this machine (SciPy 1.17, pytorch-fid 0.3.0)
-_RECORDED_FID = {(16, "b", "a"): 0.16733591141094506, (64, "b", "a"): 0.6189156967040654,
-                 (64, "a", "a7"): 0.019076917821818584}
+_RECORDED_FID = {(16, "b", "a"): 0.14703908593591825, (64, "b", "a"): 0.5062411589773795,
+                 (64, "a", "a4"): 0.04981871179168226}
 
 
 def test_frechet_distance_values_unchanged(weights_file):
-    """FID on pool3 features of the random-weight network (n=10 < dims, so singular
+    """FID on pool3 features of the random-weight network (n=6 < dims, so singular
     covariances, as in every quick evaluation): the formula this package owns gives exactly
     what pytorch-fid's gave, and the values recorded from it."""
     model = load_inception(weights_file)
-    a = inception_features(model, smooth_images(10, 32, seed=4))
-    b = inception_features(model, smooth_images(10, 32, seed=5, shift=(60, -40, 0)))
-    sets = {"a": a, "b": b, "a7": a[::-1][:7]}
+    a = inception_features(model, smooth_images(6, 32, seed=4))
+    b = inception_features(model, smooth_images(6, 32, seed=5, shift=(60, -40, 0)))
+    sets = {"a": a, "b": b, "a4": a[::-1][:4]}
     for (d, fake, real), recorded in _RECORDED_FID.items():
         x, y = sets[fake][:, :d], sets[real][:, :d]
         args = (x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
