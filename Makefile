@@ -4,7 +4,10 @@
 PY ?= python3.11
 VENV = .venv
 BIN = $(VENV)/bin
-PYTEST = $(BIN)/python -m pytest -q
+# Tests run in JOBS processes (pytest-xdist), a test file per process at a time so that a file's
+# shared fixtures are made once; `make test JOBS=0` runs them in this one process.
+JOBS ?= 2
+PYTEST = $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
 
 .PHONY: app check test venv dev-venv bench clean-venv
 
