@@ -1,6 +1,6 @@
 # The commands a new user needs. Each creates .venv if missing and installs what it needs:
 # `make app` the run-time set (requirements.txt), `make check`/`make test` also the development
-# set (requirements-dev.txt: pytest, playwright, ruff, tensorboard).
+# set (requirements-dev.txt: pytest, pytest-xdist, playwright, ruff, tensorboard).
 PY ?= python3.11
 VENV = .venv
 BIN = $(VENV)/bin
