@@ -1,11 +1,12 @@
-"""Image-quality metrics: FID (pytorch-fid's network and formula) and multi-scale SWD.
+"""Image-quality metrics: FID (pytorch-fid's network, its Fréchet formula) and multi-scale SWD.
 
 FID
     The network is pytorch-fid's FID InceptionV3 (the TF-FID variant, 2048-d pool3 features):
     torchvision's Inception with pytorch-fid's `FIDInceptionA/C/E` blocks, arranged and run
     as pytorch-fid's `InceptionV3` does (`FIDInceptionV3`); the distance is pytorch-fid's
-    `calculate_frechet_distance`. pytorch-fid fetches its weights from the internet on first
-    use; this module never does unless asked (`allow_download=True`): it loads a local state
+    `calculate_frechet_distance`, step for step, kept here (`frechet_distance`) because
+    pytorch-fid 0.3.0's own calls SciPy in a way SciPy 1.18 removed. pytorch-fid fetches its
+    weights from the internet on first use; this module never does unless asked (`allow_download=True`): it loads a local state
     dict (see `find_inception_weights`) and raises `InceptionWeightsMissing`, with one message
     saying what to download and where to put it, when there is none.
     Images go in as pytorch-fid expects (float in [0, 1], (N, 3, H, W)); the network
@@ -330,33 +331,50 @@ def real_statistics(
     return mu, sigma
 
 
-_KNOWN_WARNINGS = (
-    # pytorch-fid 0.3.0 passes `disp=False`, deprecated since SciPy 1.16 and removed in 1.18
-    # (hence the pin scipy<1.18). Known and harmless until then.
-    (DeprecationWarning, r"The `disp` argument is deprecated"),
-    # expected whenever n < 2048: the covariance product is singular
-    (Warning, r"Matrix is singular"),
-)
+# expected whenever there are fewer images than features (n < 2048): the covariances are singular
+_SINGULAR = r"Matrix is singular"
+
+
+def _frechet(mu1, sigma1, mu2, sigma2) -> float:
+    """pytorch-fid 0.3.0's `calculate_frechet_distance`, step for step (so the same values),
+    without its `sqrtm(..., disp=False)` (gone in SciPy 1.18) and its print: when sqrtm gives
+    non-finite values, 1e-6·I is added to both covariances; an imaginary part above 1e-3 on
+    the diagonal raises ValueError."""
+    from scipy import linalg
+
+    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError(f"FID compares statistics of one size: means {mu1.shape} and {mu2.shape}, "
+                         f"covariances {sigma1.shape} and {sigma2.shape}")
+    diff = mu1 - mu2
+    covmean = linalg.sqrtm(sigma1.dot(sigma2))
+    if not np.isfinite(covmean).all():
+        offset = np.eye(sigma1.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"Imaginary component {np.max(np.abs(covmean.imag))}")
+        covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """pytorch-fid's `calculate_frechet_distance`, with its two known, expected warnings
-    silenced (see `_KNOWN_WARNINGS`; any other warning passes through). If its sqrtm leaves
-    an imaginary part too large for pytorch-fid (it raises ValueError; happens with small,
-    singular covariances), retry once with 1e-6·I added to both covariances — the same offset
-    pytorch-fid itself applies when sqrtm returns non-finite values."""
-    from pytorch_fid.fid_score import calculate_frechet_distance
-
+    """The Fréchet distance between the Gaussians N(mu1, sigma1) and N(mu2, sigma2),
+    ||mu1 - mu2||² + Tr(sigma1 + sigma2 - 2·sqrtm(sigma1·sigma2)), computed as pytorch-fid
+    computes it (`_frechet`). SciPy's warning that the product is singular (expected when
+    n < 2048) is silenced; any other warning passes through. If sqrtm leaves an imaginary part
+    too large (it happens with small, singular covariances), retry once with 1e-6·I added to
+    both covariances, the offset pytorch-fid itself applies to non-finite results."""
     with warnings.catch_warnings():
-        for cat, msg in _KNOWN_WARNINGS:
-            warnings.filterwarnings("ignore", message=msg, category=cat)
+        warnings.filterwarnings("ignore", message=_SINGULAR)
         try:
-            return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+            return _frechet(mu1, sigma1, mu2, sigma2)
         except ValueError as e:
             if "Imaginary component" not in str(e):
                 raise
             off = np.eye(np.atleast_2d(sigma1).shape[0]) * 1e-6
-            return float(calculate_frechet_distance(mu1, sigma1 + off, mu2, sigma2 + off))
+            return _frechet(mu1, sigma1 + off, mu2, sigma2 + off)
 
 
 def fid(

@@ -7,6 +7,82 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED_ZIP = ROOT.parent / "shared" / "data" / "anime-faces-96.zip"
 
+# The tests `make check` leaves out (`pytest -m "not slow"`), so that it runs in under 2 minutes
+# on a 2-core machine: those that start a process (a training or evaluation job, the CLI,
+# torchrun, a streamlit server and a browser, a script), those that need the developer-only real
+# data set, and those that train or measure for more than a few seconds in the test's own
+# process. Kept in one place, by module or by test, so that test files say nothing about tiers.
+# A new test that starts a process, or takes more than ~3 s, is added here.
+SLOW_MODULES = {
+    "test_browser", "test_browser_flows", "test_browser_generate", "test_browser_runs",  # streamlit + Chromium
+    "test_torchrun_stop",  # torchrun with 2 ranks
+    "test_failure_paths",  # jobs killed and restarted
+    "test_gpu_run", "test_model_card",  # scripts run as a user runs them
+}
+STARTS_A_PROCESS = {
+    "test_cli.py": {"test_resume_refuses_a_run_another_process_trains_and_accepts_its_own"},
+    "test_jobs.py": {
+        "test_names_are_sanitized_and_existing_runs_refused", "test_two_concurrent_starts_give_one_job",
+        "test_stale_lock_of_a_dead_process_is_recovered", "test_reservations_and_damaged_locks",
+        "test_exit_code_of_a_job_whose_threads_outlive_its_main_thread", "test_failed_spawn_releases_the_lock",
+        "test_bad_settings_are_refused_before_spawning", "test_eval_job_starts_and_ends",
+        "test_an_eval_of_a_garbage_checkpoint_is_refused_on_submit", "test_fid_without_weights_is_refused_before_a_job_starts",
+        "test_eval_job_measures_and_records", "test_real_training_job_runs_and_stops_gracefully",
+        "test_a_run_resumed_from_the_dashboard_trains_on", "test_the_data_must_feed_the_settings_before_a_run_starts",
+    },
+    "test_page_train_runs.py": {
+        "test_train_page_starts_watches_stops_and_resumes_a_job", "test_runs_page_resumes_a_run",
+        "test_train_page_while_an_evaluation_runs",
+    },
+    "test_pages.py": {
+        "test_app_runs_from_another_folder", "test_compare_busy_slot_is_reported",
+        "test_compare_compute_fid_without_weights_then_swd",
+    },
+    "test_reliability.py": {
+        "test_a_checkpoint_carrying_code_is_refused_and_never_runs", "test_sigkill_at_any_moment_loses_nothing_before_last_pt",
+    },
+    "test_train.py": {
+        "test_sigterm_saves_a_checkpoint_and_exits_cleanly", "test_two_process_gloo_training_keeps_ranks_identical",
+        "test_resume_of_a_run_another_live_process_trains_is_refused_untouched",
+        "test_minutes_budget_ends_the_run_finished_with_a_checkpoint",  # compiles (g++)
+    },
+    "test_zip_limits.py": {"test_a_huge_member_is_refused_by_name_and_prepare_stays_small"},
+}
+TAKES_LONG = {  # in this process; measured with `pytest --durations` (times on a loaded 2-core machine)
+    "test_bench.py": {  # the --tiny benchmark: 90 s
+        "test_json_has_every_section", "test_training_figures_and_ratios", "test_step_options",
+        "test_generation_cache_fid", "test_table_prints_every_row", "test_the_benchmark_runs_the_trainers_own_step",
+    },
+    "test_data.py": {"test_real_zip"},  # the real 30,000-face set: 80 s
+    "test_realism.py": {"test_dcgan64_is_told_from_real_faces", "test_two_sets_of_real_faces_are_a_coin_toss"},
+    "test_explore.py": {"test_an_inversion_of_a_face_the_generator_drew_reaches_mae_10"},
+    "test_train.py": {
+        "test_patience_stops_at_the_evaluation_that_exhausts_it", "test_healthy_training_is_not_flagged",
+        "test_resume_gives_the_same_weights_as_one_go", "test_resume_of_a_run_marked_starting_by_the_job_starter_goes_ahead",
+        "test_forced_collapse_is_detected",
+    },
+    "test_pages.py": {"test_generate_same_seed_same_image_new_seed_changes", "test_generate_face_viewer_and_controls"},
+    "test_generate.py": {
+        "test_page_pick_steer_with_sliders_and_reset", "test_page_memorisation_check_with_a_discriminator",
+        "test_page_projection_of_an_uploaded_face", "test_page_truncation_strip_and_interpolation_seeds_follow",
+    },
+    "test_cli.py": {"test_invert_verb_saves_the_latent_and_prints_mae_last"},
+    "test_zip_limits.py": {"test_a_header_that_lies_about_its_size_is_reported_and_the_read_stays_bounded"},
+    "test_models_r3.py": {"test_rpgan_with_r1_and_r2_trains_and_its_checkpoints_draw_the_same_faces"},
+}
+SLOW_TESTS = {m: STARTS_A_PROCESS.get(m, set()) | TAKES_LONG.get(m, set()) for m in {*STARTS_A_PROCESS, *TAKES_LONG}}
+
+
+def pytest_collection_modifyitems(config, items):
+    for module, names in SLOW_TESTS.items():
+        source = (ROOT / "tests" / module).read_text()
+        if missing := sorted(n for n in names if f"def {n}(" not in source):
+            raise pytest.UsageError(f"tests/conftest.py marks tests slow that {module} no longer has: {', '.join(missing)}")
+    for item in items:
+        module = item.path.name
+        if item.path.stem in SLOW_MODULES or item.originalname in SLOW_TESTS.get(module, ()):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def animegan_home(tmp_path_factory, monkeypatch):

@@ -127,24 +127,14 @@ def test_fresh_home_explains_what_to_do():
 
 
 # --------------------------------------------------------------------------- every page
-def test_pages_import_the_package_one_way_and_stay_small():
+def test_pages_import_the_package_one_way():
     """Pages import the installed package (app.py alone puts the repository on sys.path, for
-    `streamlit run` from elsewhere), and no function in app_pages/ or animegan/ runs over 120 lines."""
-    import ast
+    `streamlit run` from elsewhere)."""
     page_files = sorted((ROOT / "app_pages").glob("*.py"))
     assert len(page_files) >= 7
     for f in page_files:
         assert "sys.path" not in f.read_text(), f
     assert (ROOT / "app.py").read_text().count("sys.path.insert") == 1
-    long = []
-    for f in page_files + sorted((ROOT / "animegan").rglob("*.py")) + [ROOT / "app.py"]:
-        for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 120:
-                long.append(f"{f.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
-    assert not long, long
-    big = [f"{f.relative_to(ROOT)} ({n} lines)" for f in sorted((ROOT / "animegan").rglob("*.py"))
-           if (n := len(f.read_text().splitlines())) > 600]
-    assert not big, f"files in animegan/ stay readable top to bottom (600 lines at most): {big}"
 
 
 # --------------------------------------------------------------------------- home
