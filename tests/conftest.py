@@ -14,13 +14,13 @@ SHARED_ZIP = ROOT.parent / "shared" / "data" / "anime-faces-96.zip"
 # process. Kept in one place, by module or by test, so that test files say nothing about tiers.
 # A new test that starts a process, or takes more than ~3 s, is added here.
 SLOW_MODULES = {
-    "test_browser", "test_browser_flows", "test_browser_generate", "test_browser_runs",  # streamlit + Chromium
+    "test_browser", "test_browser_deeplink", "test_browser_flows", "test_browser_generate", "test_browser_runs",  # streamlit + Chromium
     "test_torchrun_stop",  # torchrun with 2 ranks
     "test_failure_paths",  # jobs killed and restarted
     "test_gpu_run", "test_model_card",  # scripts run as a user runs them
 }
 STARTS_A_PROCESS = {
-    "test_cli.py": {"test_resume_refuses_a_run_another_process_trains_and_accepts_its_own"},
+    "test_cli.py": {"test_resume_refuses_a_run_another_process_trains_and_takes_it_once_that_is_gone"},
     "test_jobs.py": {
         "test_names_are_sanitized_and_existing_runs_refused", "test_two_concurrent_starts_give_one_job",
         "test_stale_lock_of_a_dead_process_is_recovered", "test_reservations_and_damaged_locks",
@@ -47,6 +47,7 @@ STARTS_A_PROCESS = {
         "test_minutes_budget_ends_the_run_finished_with_a_checkpoint",  # compiles (g++)
     },
     "test_zip_limits.py": {"test_a_huge_member_is_refused_by_name_and_prepare_stays_small"},
+    "test_page_compare.py": {"test_one_button_measures_every_selected_checkpoint_one_job_at_a_time"},
 }
 TAKES_LONG = {  # in this process; measured with `pytest --durations` (times on a loaded 2-core machine)
     "test_bench.py": {  # the --tiny benchmark: 90 s
@@ -58,7 +59,7 @@ TAKES_LONG = {  # in this process; measured with `pytest --durations` (times on 
     "test_explore.py": {"test_an_inversion_of_a_face_the_generator_drew_reaches_mae_10"},
     "test_train.py": {
         "test_patience_stops_at_the_evaluation_that_exhausts_it", "test_healthy_training_is_not_flagged",
-        "test_resume_gives_the_same_weights_as_one_go", "test_resume_of_a_run_marked_starting_by_the_job_starter_goes_ahead",
+        "test_resume_gives_the_same_weights_as_one_go", "test_resume_of_a_run_whose_trainer_died_while_starting_goes_ahead",
         "test_forced_collapse_is_detected",
     },
     "test_pages.py": {"test_generate_same_seed_same_image_new_seed_changes", "test_generate_face_viewer_and_controls"},
