@@ -31,6 +31,7 @@ ARMS: dict[str, tuple[str, dict]] = {
     "plain": ("plain fine-tuning: today's anime64 preset with --init-from", dict(preset="anime64")),
     "small": ("the finetune-small preset", dict(preset="finetune-small")),
     "small-f3": ("finetune-small with D's first three blocks frozen", dict(preset="finetune-small", freeze_d=3)),
+    "small-nocolor": ("finetune-small without the colour op", dict(preset="finetune-small", diffaug="translation,cutout")),
 }
 
 
