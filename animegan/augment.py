@@ -98,7 +98,22 @@ def parse_policy(policy: str) -> list[str]:
     return ops
 
 
-def diff_augment(x: torch.Tensor, policy: str, generator: torch.Generator) -> torch.Tensor:
+def diff_augment(x: torch.Tensor, policy: str, generator: torch.Generator, p: torch.Tensor | float | None = None) -> torch.Tensor:
+    """The policy's ops in order, on every image; with `p` (adaptive augmentation, a 0-dim tensor
+    or a float in [0, 1]) each op is kept for an image with probability p, drawn per image and op
+    from `generator` (p = None draws exactly what DiffAugment always did)."""
     for op in parse_policy(policy):
-        x = DIFFAUG_OPS[op](x, generator)
+        y = DIFFAUG_OPS[op](x, generator)
+        if p is None:
+            x = y
+        else:
+            keep = torch.rand(x.shape[0], device=x.device, generator=generator) < p
+            x = torch.where(keep.view(-1, 1, 1, 1), y, x)
     return x
+
+
+def ada_adjust(p: torch.Tensor, real_sign: torch.Tensor, target: float, images: int, kimg: float) -> torch.Tensor:
+    """ADA's update of the augmentation probability, in place on the device (no wait for it):
+    p += sign(r_t − target) · images / (kimg·1000), kept in [0, 1], where r_t = E[sign D(x_real)]
+    over this step's reals. r_t near 1: D calls every real image real (it has learnt them by heart)."""
+    return p.add_(torch.sign(real_sign - target) * (images / (kimg * 1000))).clamp_(0.0, 1.0)

@@ -149,6 +149,18 @@ class TrainConfig:
     tensorboard: bool = False
     init_from: str = ""              # checkpoint to fine-tune from
     preset: str = ""
+    # -- small data (fine-tuning on 50-1,000 images; docs/recipes.md, "Your own characters")
+    # FreezeD (Mo et al., 2020): D's first freeze_d blocks (a block starts at each of its convolutions
+    # that changes resolution or width: models.discriminator_blocks) keep the weights of the checkpoint
+    # fine-tuned from. Only where D came from that checkpoint: from scratch, or from a checkpoint that
+    # holds G alone, there is no trained D to keep and every block trains.
+    freeze_d: int = 0
+    # Adaptive augmentation (ADA, Karras et al., 2020): each DiffAugment op of --diffaug is applied to
+    # an image with probability p (logged as aug_p); p moves by batch / (ada_kimg·1000) every step,
+    # up while D's real outputs are mostly positive (r_t = E[sign D(x_real)] above ada_target: D is
+    # overfitting), down otherwise. 0 = off (every op on every image, as DiffAugment does).
+    ada_target: float = 0.0
+    ada_kimg: float = 10.0           # thousands of images for p to move from 0 to 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,6 +211,16 @@ PRESETS: dict[str, dict[str, Any]] = {
 # The same recipe at 96 px, the size the classic write-ups trained at (the anime64 networks end in
 # one 5x5 stride-3 layer there, 32 -> 96, as the write-ups' dcgan96 did).
 PRESETS["anime96"] = {**PRESETS["anime64"], "img_size": 96}
+# Fine-tuning a shipped checkpoint on a few images of your own (50-1,000): anime64's loss, R1 and
+# betas; D's first two blocks frozen (FreezeD); every DiffAugment op with an adaptive probability
+# (ADA, target 0.6); a short EMA (1 kimg). The architecture comes from the checkpoint given with
+# --init-from (any shipped one); the anime64 networks are only what it starts from without one.
+# An epoch of a small set is a step or a few, so bookkeeping is spaced in epochs accordingly and
+# the run is meant to be given a budget (--minutes). Measured in docs/recipes.md ("Your own characters").
+PRESETS["finetune-small"] = {**PRESETS["anime64"], "freeze_d": 2, "diffaug": "color,translation,cutout",
+                             "ada_target": 0.6, "ada_kimg": 10.0, "ema_kimg": 1.0, "epochs": 5000,
+                             "eval_every": 0, "eval_kimg": 20.0, "sample_every": 50, "checkpoint_every": 500,
+                             "latest_every": 50}
 
 
 # Names the presets had before "seed" came to mean a random seed only; accepted everywhere a
@@ -237,7 +259,7 @@ _LOWER_BOUNDS = (
     ("patience", 0, "0 (off) or more"), ("ema_kimg", 0, "0 (off) or more"), ("ema_rampup", 0, "0 (off) or more"),
     ("eval_n", 2, "at least 2 images"), ("val_size", 0, "0 or more"), ("test_size", 0, "0 or more"),
     ("log_every", 1, "at least 1"), ("latest_every", 1, "at least 1"), ("sample_every", 1, "at least 1"),
-    ("checkpoint_every", 1, "at least 1"),
+    ("checkpoint_every", 1, "at least 1"), ("freeze_d", 0, "0 (off) or more"), ("ada_kimg", 0, "more than 0"),
 )
 
 
@@ -245,7 +267,7 @@ def validate(cfg: TrainConfig) -> None:
     """Every check that needs no data and no files: raises ConfigError naming the field and saying
     what to change. The rest of the checks before a run (data, processes, files) is `preflight`."""
     from .augment import parse_policy
-    from .models import MODELS, build_models
+    from .models import MODELS, build_models, discriminator_blocks
 
     def need(ok: bool, field: str, msg: str) -> None:
         if not ok:
@@ -264,7 +286,7 @@ def validate(cfg: TrainConfig) -> None:
         value = getattr(cfg, name)
         need(value > low if words.startswith("more than") else value >= low, name,
              f"{{field}} must be {words} (it is {value:g})")
-    for name in ("aug_flip", "aug_brightness"):
+    for name in ("aug_flip", "aug_brightness", "ada_target"):
         need(0.0 <= getattr(cfg, name) <= 1, name, f"{{field}} is a probability: between 0 and 1 "
                                                    f"(it is {getattr(cfg, name):g})")
     need(cfg.collapse_action in COLLAPSE_ACTIONS, "collapse_action", f"{{field}} must be one of: {', '.join(COLLAPSE_ACTIONS)}")
@@ -276,10 +298,16 @@ def validate(cfg: TrainConfig) -> None:
         parse_policy(cfg.diffaug)
     except ValueError as e:
         raise ConfigError(str(e), field="diffaug") from None
+    need(not (cfg.ada_target > 0 and not cfg.diffaug.strip()), "ada_target",
+         "{field} adapts how often the --diffaug ops are applied: give a policy too "
+         "(e.g. --diffaug color,translation,cutout) or set {field} to 0")
     try:
-        build_models(cfg.model, cfg.z_dim, 2, 2, cfg.img_size)  # tiny widths: only shapes are checked
+        _, D = build_models(cfg.model, cfg.z_dim, 2, 2, cfg.img_size)  # tiny widths: only shapes are checked
     except ValueError as e:
         raise ConfigError(f"model {cfg.model} cannot draw {cfg.img_size}px images: {e}", field="img_size") from None
+    blocks = len(discriminator_blocks(D))
+    need(cfg.freeze_d <= blocks, "freeze_d", f"{{field}} {cfg.freeze_d}: the {cfg.model} discriminator at {cfg.img_size} px "
+         f"has {blocks} blocks; freeze at most {blocks}")
 
 
 # -- the one field <-> flag mapping (the CLI builds its parser from it, the job starter its argv) --

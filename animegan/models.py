@@ -332,6 +332,20 @@ def build_models(model: str, z_dim: int, ngf: int, ndf: int, img_size: int, seed
     return G, D
 
 
+def discriminator_blocks(D: nn.Module) -> list[list[nn.Module]]:
+    """D's feature extractor as blocks, first (nearest the image) first: a block starts at each
+    convolution that is a direct part of `D.features` (the DCGAN family: each strided conv with its
+    norm and activation; ResNet: the conv from RGB or to the next width, with its residual block and
+    the pooling that follows) and ends before the next. What `freeze_d` counts (FreezeD). The score
+    head is never a block."""
+    blocks: list[list[nn.Module]] = []
+    for m in D.features:
+        if isinstance(m, nn.Conv2d) or not blocks:
+            blocks.append([])
+        blocks[-1].append(m)
+    return blocks
+
+
 def count_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .augment import ClassicAugment, diff_augment
+from .augment import ClassicAugment, ada_adjust, diff_augment
 from .config import ConfigError, TrainConfig
 from .devices import Dist, average_gradients
 from .losses import d_loss, g_loss, g_loss_needs_real, gradient_penalty, r1_penalty, r2_penalty
-from .models import build_models, recalibrate_bn
+from .models import build_models, discriminator_blocks, recalibrate_bn
 
 COMPILE_MIN_STEPS = 500  # compile="auto" compiles CPU runs at least this long (compiling costs ~40 s)
 
@@ -177,6 +177,30 @@ def ema_update(ema: nn.Module, live: nn.Module, decay: float) -> None:
 # -- the networks' bundle ------------------------------------------------------------------------
 
 TRAIN_STATE = ("G", "D", "G_ema", "opt_g", "opt_d", "sched_g", "sched_d")  # what a training checkpoint holds of Nets
+AUG_P = "aug_p"  # the adaptive augmentation probability: a checkpoint's key, a metrics row's column
+
+
+def freeze_discriminator(D: nn.Module, n_blocks: int) -> int:
+    """FreezeD: D's first `n_blocks` blocks (models.discriminator_blocks) stop learning (their
+    parameters need no gradient, so the optimiser leaves them as they are). Returns the number of
+    parameters frozen."""
+    frozen = 0
+    for block in discriminator_blocks(D)[:n_blocks]:
+        for m in block:
+            for prm in m.parameters():
+                prm.requires_grad_(False)
+                frozen += prm.numel()
+    return frozen
+
+
+def checkpoint_has_discriminator(path: str) -> bool:
+    """Does the checkpoint to fine-tune from hold a trained D (FreezeD has something to keep)?
+    A file that cannot be read says no here; training itself then reports why it cannot start."""
+    from .checkpoint import CheckpointError, load_checkpoint
+    try:
+        return load_checkpoint(path).get("D") is not None
+    except CheckpointError:
+        return False
 
 
 @dataclass
@@ -193,17 +217,25 @@ class Nets:
     G_ema: nn.Module | None = None
     sched_g: torch.optim.lr_scheduler.LRScheduler | None = None
     sched_d: torch.optim.lr_scheduler.LRScheduler | None = None
+    aug_p: torch.Tensor | None = None  # adaptive augmentation probability (0-dim, on the device) when on
     _G_copy: nn.Module | None = field(default=None, repr=False)
 
     def state(self) -> dict[str, Any]:
-        """The state dicts of a training checkpoint (TRAIN_STATE; None for what is off)."""
-        return {k: (m.state_dict() if m is not None else None) for k, m in self._parts()}
+        """The state dicts of a training checkpoint (TRAIN_STATE; None for what is off), and the
+        adaptive augmentation probability where it is on."""
+        out: dict[str, Any] = {k: (m.state_dict() if m is not None else None) for k, m in self._parts()}
+        if self.aug_p is not None:
+            out[AUG_P] = self.aug_p.detach().cpu().clone()
+        return out
 
     def load_state(self, ck: dict[str, Any]) -> None:
-        """Back to a training checkpoint's state (an EMA or schedule the checkpoint lacks stays as is)."""
+        """Back to a training checkpoint's state (an EMA, schedule or augmentation probability the
+        checkpoint lacks stays as is)."""
         for k, m in self._parts():
             if m is not None and (k in ("G", "D", "opt_g", "opt_d") or ck.get(k)):
                 m.load_state_dict(ck[k])
+        if self.aug_p is not None and ck.get(AUG_P) is not None:
+            self.aug_p.copy_(torch.as_tensor(ck[AUG_P]))
 
     def _parts(self) -> list[tuple[str, Any]]:
         return [(k, getattr(self, k)) for k in TRAIN_STATE]
@@ -236,6 +268,8 @@ def build_nets(cfg: TrainConfig, device: torch.device, dist: Dist = Dist(), opti
     when cfg.ema_kimg > 0; SyncBatchNorm across CUDA ranks (it has no CPU kernel, so on the CPU
     each rank keeps its own BatchNorm statistics)."""
     G, D = build_models(cfg.model, cfg.z_dim, cfg.ngf, cfg.ndf, cfg.img_size, seed=cfg.seed)
+    if cfg.freeze_d > 0 and cfg.init_from and checkpoint_has_discriminator(cfg.init_from):
+        freeze_discriminator(D, cfg.freeze_d)  # the weights are the checkpoint's once train loads them
     if dist.world > 1 and device.type == "cuda":
         G, D = nn.SyncBatchNorm.convert_sync_batchnorm(G), nn.SyncBatchNorm.convert_sync_batchnorm(D)
     mem = options.memory_format
@@ -243,9 +277,11 @@ def build_nets(cfg: TrainConfig, device: torch.device, dist: Dist = Dist(), opti
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_kimg > 0 else None
     fused = device.type == "cuda"
     opt_g = make_optimizer(cfg.opt_g, G.parameters(), cfg.lr_g, cfg, fused)
-    opt_d = make_optimizer(cfg.opt_d, D.parameters(), cfg.lr_d, cfg, fused)
+    opt_d = make_optimizer(cfg.opt_d, [p for p in D.parameters() if p.requires_grad], cfg.lr_d, cfg, fused)
+    aug_p = torch.zeros((), device=device) if cfg.ada_target > 0 else None
     return Nets(G, D, torch.compile(G) if options.compile else G, torch.compile(D) if options.compile else D,
-                opt_g, opt_d, options.autocast(device), G_ema, make_scheduler(opt_g, cfg), make_scheduler(opt_d, cfg))
+                opt_g, opt_d, options.autocast(device), G_ema, make_scheduler(opt_g, cfg), make_scheduler(opt_d, cfg),
+                aug_p)
 
 
 # -- one step ------------------------------------------------------------------------------------
@@ -255,12 +291,16 @@ def train_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, z: torch.Tensor
     """One D update and, every n_critic steps, one G update. Returns the step's scalars as
     0-dim tensors on the device, so the step never waits for the GPU (the loop gathers them every
     log_every steps): loss_D, D_x, D_G_z, gp always; loss_G only on steps with a G update; r1
-    and r2 only on steps that computed them. The EMA is the caller's (`ema_update`)."""
-    # D on real and (detached) fake, both through DiffAugment when on.
+    and r2 only on steps that computed them; with adaptive augmentation `aug_p` (the probability
+    this step used) and `real_sign` (r_t = E[sign D(x_real)], what moves it). The EMA is the caller's
+    (`ema_update`)."""
+    # D on real and (detached) fake, both through DiffAugment when on (each op with probability p
+    # when adaptive: p as it is now, before this step's reals move it).
+    p = nets.aug_p.clone() if nets.aug_p is not None else None
     with nets.autocast():
         fake = nets.G_run(z)
-        real_in = diff_augment(real, cfg.diffaug, g) if cfg.diffaug else real
-        fake_in = diff_augment(fake, cfg.diffaug, g) if cfg.diffaug else fake
+        real_in = diff_augment(real, cfg.diffaug, g, p) if cfg.diffaug else real
+        fake_in = diff_augment(fake, cfg.diffaug, g, p) if cfg.diffaug else fake
         s_real = nets.D_run(real_in).float()
         s_fake = nets.D_run(fake_in.detach()).float()
         loss_d = d_loss(cfg.loss, s_real, s_fake, cfg.real_label)
@@ -302,6 +342,13 @@ def train_step(nets: Nets, cfg: TrainConfig, real: torch.Tensor, z: torch.Tensor
     # D's mean opinion of real and fake: a probability for BCE, the raw score otherwise.
     judge = torch.sigmoid if cfg.loss == "bce" else (lambda s: s)
     out.update(D_x=judge(s_real.detach()).mean(), D_G_z=judge(s_fake.detach()).mean(), gp=gp.detach())
+    if nets.aug_p is not None and p is not None:
+        real_sign = torch.sign(s_real.detach()).mean()
+        if dist.world > 1:  # one p for every rank: the sign over the whole batch
+            torch.distributed.all_reduce(real_sign)
+            real_sign = real_sign / dist.world
+        ada_adjust(nets.aug_p, real_sign, cfg.ada_target, real.shape[0] * dist.world, cfg.ada_kimg)
+        out.update({AUG_P: p, "real_sign": real_sign})
     if r1 is not None:
         out["r1"] = r1.detach()
     if r2 is not None:

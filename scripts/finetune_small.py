@@ -1,0 +1,138 @@
+"""The small-data measurement of `finetune-small` (docs/recipes.md, "Your own characters"): every
+arm fine-tunes a shipped checkpoint on the same few images for the same CPU time, then is
+measured against held-out faces (SWD over all of them) and for copying (memorisation score).
+
+    python -m animegan synth --n 100 --seed 5 --out /tmp/own-runs/synth100
+    python -m animegan synth --n 2000 --seed 6 --out /tmp/own-runs/synth2000-ref
+    python scripts/finetune_small.py run --arms plain,small --cpu-minutes 10 --out /tmp/own-runs/ft
+    python scripts/finetune_small.py report --out /tmp/own-runs/ft
+
+One thread per arm; each arm is stopped (SIGTERM: it saves and ends) once its own CPU time
+reaches the budget (scripts/ablation.py's `_train_on_cpu_budget`). Bookkeeping that would eat the
+budget on 80 training images (one step per epoch) is spaced out in every arm alike: no evaluation
+during training, grids and epoch checkpoints every 100 epochs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ablation import _flags, _train_on_cpu_budget  # noqa: E402
+
+# Every arm: one thread, eager, the same bookkeeping (see the module docstring).
+COMMON = dict(threads=1, compile="off", eval_every=0, eval_kimg=0.0, sample_every=100, checkpoint_every=100,
+              latest_every=200, keep_last=1, epochs=100_000)
+# name -> (what it is, train fields)
+ARMS: dict[str, tuple[str, dict]] = {
+    "plain": ("plain fine-tuning: today's anime64 preset with --init-from", dict(preset="anime64")),
+    "small": ("the finetune-small preset", dict(preset="finetune-small")),
+    "small-f3": ("finetune-small with D's first three blocks frozen", dict(preset="finetune-small", freeze_d=3)),
+    "small-nocolor": ("finetune-small without the colour op", dict(preset="finetune-small", diffaug="translation,cutout")),
+}
+
+
+def run_arm(name: str, data: str, base: str, out: Path, cpu_minutes: float, extra: dict | None = None) -> Path:
+    what, fields = ARMS[name]
+    run = out / name
+    fields = {**COMMON, **fields, **(extra or {}), "data": data, "init_from": base}
+    cmd = [sys.executable, "-m", "animegan", "train", *_flags(fields), "--out", str(run), "--overwrite", "--no-progress"]
+    trace = out / f"{name}.cpu.jsonl"
+    trace.unlink(missing_ok=True)
+    print(f"{name}: {' '.join(cmd)}", flush=True)
+    t = time.time()
+    with open(out / f"{name}.out", "w") as f:
+        rc = _train_on_cpu_budget(cmd, f, cpu_minutes * 60, trace)
+    print(f"{name}: exit {rc} after {time.time() - t:.0f} s", flush=True)
+    return run
+
+
+def _fakes(ckpt: str, n: int, seed: int = 0):
+    import torch
+
+    from animegan.checkpoint import load_generator
+    from animegan.generate import image_batches
+    return torch.cat(list(image_batches(load_generator(ckpt, "cpu").G, n, seed)))
+
+
+def measure(fakes, data: str, reference: str, n_mem: int = 500) -> dict:
+    """SWD of `fakes` (uint8, 2,000) against every image of `reference`, and the memorisation score
+    in pixel space: the share of the first n_mem fakes closer to a training face of `data` than
+    all but 5 % of n_mem held-out faces of `reference` are (memorisation.py's score, with a
+    reference of 500 unseen faces of the same style instead of the 10 a 100-image val split holds)."""
+    import numpy as np
+    import torch
+
+    from animegan.data import prepare
+    from animegan.memorisation import PERCENTILE, _embed, build_index, nearest
+    from animegan.metrics import swd
+
+    ref = torch.from_numpy(np.asarray(prepare(reference, fakes.shape[-1], val=0, test=0).images))
+    r = swd(fakes[: len(ref)], ref[: len(fakes)], seed=0)
+    train = prepare(data, fakes.shape[-1])   # the arms' own split: 80 train, 10 val, 10 test
+    index = build_index(train, "pixels")
+    held_out = nearest(index, _embed("pixels", ref[:n_mem], None), 1)[0][:, 0].numpy()
+    gen = nearest(index, _embed("pixels", fakes[:n_mem], None), 1)[0][:, 0].numpy()
+    tau = float(np.percentile(held_out, PERCENTILE))
+    return {"swd": round(r.value, 2), "swd_n": r.n, "memorisation": round(float(np.mean(gen <= tau)), 3),
+            "tau": round(tau, 2), "median_nearest": round(float(np.median(gen)), 2)}
+
+
+def measure_all(names: list[str], out: Path, data: str, reference: str, base: str, n: int = 2000) -> None:
+    """One JSON per row under `out`: the base checkpoint as it ships, a copier (the training faces
+    themselves, repeated), and each arm's last checkpoint."""
+    import numpy as np
+    import torch
+
+    from animegan.data import prepare
+    rows = {}
+    for name in names:
+        if name == "base":
+            fakes = _fakes(base, n)
+        elif name == "copier":
+            d = prepare(data, 64)
+            train = torch.from_numpy(np.asarray(d.images[d.splits["train"]]))
+            fakes = train[torch.arange(n) % len(train)]
+        else:
+            fakes = _fakes(str(out / name / "checkpoints" / "last.pt"), n)
+        res = measure(fakes, data, reference)
+        if name not in ("base", "copier"):
+            status = json.loads((out / name / "status.json").read_text())
+            cfg = json.loads((out / name / "config.json").read_text())
+            trace = [json.loads(x) for x in (out / f"{name}.cpu.jsonl").read_text().splitlines() if x.strip()]
+            res.update(step=status.get("step"), kimg=status.get("step", 0) * cfg["batch_size"] / 1000,
+                       cpu_minutes=round(trace[-1]["cpu_s"] / 60, 2) if trace else None)
+        rows[name] = res
+        (out / f"{name}.measured.json").write_text(json.dumps(res, indent=1))
+        print(name, json.dumps(res), flush=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=("run", "measure"), help="measure: --arms may also name base and copier")
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--data", default="/tmp/own-runs/synth100")
+    ap.add_argument("--reference", default="/tmp/own-runs/synth2000-ref")
+    ap.add_argument("--base", default="checkpoints/anime64.pt")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/own-runs/ft"))
+    ap.add_argument("--cpu-minutes", type=float, default=10.0)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="run: a field for every arm given")
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    extra = {}
+    for item in a.set:
+        k, _, v = item.partition("=")
+        extra[k] = v
+    if a.what == "measure":
+        measure_all(a.arms.split(","), a.out, str(Path(a.data).resolve()), str(Path(a.reference).resolve()), a.base)
+        return 0
+    for name in a.arms.split(","):
+        run_arm(name, str(Path(a.data).resolve()), str(Path(a.base).resolve()), a.out, a.cpu_minutes, extra)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
