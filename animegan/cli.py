@@ -2,7 +2,8 @@
 
 The verbs: prepare, synth, train, generate, interpolate, export, fid, swd, realism, runs, clean, info,
 timelapse,
-and the exploring ones (in cli_explore.py): directions, invert, nearest, memorisation.
+the exploring ones (in cli_explore.py): directions, invert, nearest, memorisation,
+and curate (in cli_curate.py).
 
     python -m animegan train --preset anime64 --data PATH|ZIP|synthetic --epochs N --name NAME
     torchrun --nproc_per_node=2 -m animegan train ...
@@ -439,8 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     verb.add_argument("--json", action="store_true")
     verb.set_defaults(fn=cmd_realism)
 
+    from .cli_curate import add_parser as add_curate_parser
     from .cli_explore import add_verbs
     add_verbs(sub, ckpt_args)  # directions, invert, nearest, memorisation
+    add_curate_parser(sub)
 
     verb = sub.add_parser("runs", help="list runs")
     verb.set_defaults(fn=cmd_runs)
@@ -463,13 +466,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.home:
         os.environ[paths.ENV_HOME] = str(Path(args.home).expanduser().resolve())
-    from .checkpoint import CheckpointError
-    from .data import DataError
-    from .metrics import InceptionWeightsMissing
     # A user's mistake is one of the project's own errors (AnimeganError: settings, runs, jobs, the
     # command line); these three are too, until they derive from it. Anything else is a bug: its
     # traceback stays.
-    user_errors = (AnimeganError, CheckpointError, DataError, InceptionWeightsMissing)
+    user_errors = (AnimeganError,)
     try:
         return args.fn(args)
     except user_errors as e:

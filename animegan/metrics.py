@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import sliced_wasserstein as sw
-from .config import METRICS
+from .config import METRICS, AnimeganError
 from .paths import ensure, stats_dir
 
 # ----------------------------------------------------------------------------- results
@@ -74,7 +74,7 @@ ENV_INCEPTION = "ANIMEGAN_INCEPTION_WEIGHTS"
 FID_DIMS = 2048
 
 
-class InceptionWeightsMissing(RuntimeError):
+class InceptionWeightsMissing(AnimeganError, RuntimeError):
     """The FID Inception weights are not on this machine (and were not downloaded).
     Callers that skip FID when weights are absent catch this one type."""
 
