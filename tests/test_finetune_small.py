@@ -77,8 +77,13 @@ def test_the_step_reports_p_and_a_checkpoint_keeps_it():
     g = torch.Generator().manual_seed(0)
     rows = [train_step(nets, cfg, torch.rand(8, 3, 64, 64) * 2 - 1, torch.randn(8, 8, generator=g), g, s)
             for s in range(3)]
-    assert rows[0]["aug_p"].item() == 0.0 and abs(rows[1]["aug_p"].item() - 0.1) < 1e-6   # 8 / 80 a step
-    assert all(-1 <= r["real_sign"].item() <= 1 for r in rows)
+    assert rows[0]["aug_p"].item() == 0.0
+    for before, after in zip(rows, rows[1:], strict=False):  # 8 / 80 a step, up while D calls reals real
+        r_t = before["real_sign"].item()
+        assert -1 <= r_t <= 1
+        expect = min(1.0, max(0.0, before["aug_p"].item() + (0.1 if r_t > 0.6 else -0.1)))
+        assert abs(after["aug_p"].item() - expect) < 1e-6, (before, after)
+    nets.aug_p.fill_(0.3)  # whatever p the run reached
     saved = nets.state()
     again = build_nets(cfg, torch.device("cpu"))
     again.load_state(saved)
