@@ -133,9 +133,9 @@ import json
 from animegan import jobs
 from animegan.rundir import Run
 job = jobs.current_job()
-seen = Run(job.run_dir).status() if job else {}
+seen = Run(job.run_dir).status(job).state if job else None
 stopped = jobs.stop_job(job, timeout=120) if job else None
-print(json.dumps({"job": job.to_dict() if job else None, "state_seen": seen.get("state"), "stopped": stopped}))
+print(json.dumps({"job": job.to_dict() if job else None, "state_seen": seen, "stopped": stopped}))
 """
 
 
