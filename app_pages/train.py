@@ -35,7 +35,7 @@ from animegan.devices import available_devices
 from animegan.metrics import find_inception_weights, missing_weights_message
 from animegan.models import MODELS
 from animegan.preflight import RunPlan, preflight
-from animegan.rundir import Run, RunStatus, list_runs, safe_run_name, tail_lines
+from animegan.rundir import COMPILING_PHASE, Run, RunStatus, list_runs, safe_run_name, tail_lines
 from app_pages import shared
 
 # Form widgets are keyed "tr_<TrainConfig field>"; a preset fills all of them.
@@ -67,7 +67,7 @@ MEASURED = "train_speed_measured"   # speed key -> speed.Speed timed on this pag
 STATE_ICON = {"starting": ":material/hourglass_top:", "running": ":material/directions_run:",
               "finished": ":material/check_circle:", "stopped": ":material/pause_circle:",
               "collapsed": ":material/warning:", "failed": ":material/error:", "dead": ":material/heart_broken:",
-              UNKNOWN_STATE: ":material/help:"}
+              COMPILING_PHASE: ":material/memory:", UNKNOWN_STATE: ":material/help:"}
 
 
 def label(field: str) -> str:
@@ -291,7 +291,7 @@ def monitor(was_running: bool) -> None:
     state, step, total = status.state, status.step, status.total_steps
 
     head, btn = st.columns([4, 1])
-    head.subheader(f"{STATE_ICON.get(state, '')} Run `{run.name}`: {state}")
+    head.subheader(f"{STATE_ICON.get(status.phase, '')} Run `{run.name}`: {status.phase}")
     if live:
         with btn:
             stop_button(run, job)
