@@ -62,7 +62,7 @@ LABELS = {
     "val_size": "Validation images", "test_size": "Test images", "compile": "torch.compile",
 }
 HANDOFF = "train_handoff"           # set by the Dataset page's "Train on this data"
-COLORS = {"loss_D": "#ff6fa8", "loss_G": "#4dabf7"}
+COLORS = {"loss_D": "#ff6fa8", "loss_G": "#4dabf7", "aug_p": "#ffd43b"}
 SAVED = "train_form_saved"          # non-widget copy: survives visits to other pages
 MEASURED = "train_speed_measured"   # speed key -> speed.Speed timed on this page (this session)
 STATE_ICON = {"starting": ":material/hourglass_top:", "running": ":material/directions_run:",
@@ -199,8 +199,17 @@ def loss_chart(run: Run) -> go.Figure | None:
                                      line=dict(color=COLORS[col])))
     if not fig.data:
         return None
+    # The adaptive augmentation probability (--ada-target > 0 logs it), on its own 0..1 axis.
+    ada = [(s, v) for s, v in zip(steps, m.get("aug_p") or [], strict=False)
+           if s is not None and isinstance(v, (int, float)) and math.isfinite(v)]
+    if ada:
+        fig.add_trace(go.Scatter(x=[p[0] for p in ada], y=[p[1] for p in ada], mode="lines", name="augment p",
+                                 line=dict(color=COLORS["aug_p"], dash="dot"), yaxis="y2"))
+        fig.update_layout(yaxis2=dict(title="augment p", overlaying="y", side="right", range=[0, 1],
+                                      showgrid=False))
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step", yaxis_title="loss",
-                      title="Losses", legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
+                      title="Losses" + (" and augmentation p" if ada else ""),
+                      legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
     return fig
 
 
@@ -569,6 +578,7 @@ def form(running: bool, devices: list[str], n_cuda: int, init_options: list[str]
 # -- the page ------------------------------------------------------------------------------------
 
 st.title("Train")
+shared.narrow_window_layout()
 init_state()
 shared.show_flash("train")
 

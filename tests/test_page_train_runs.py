@@ -531,6 +531,19 @@ def test_train_page_takes_a_preset_budget_and_checkpoint_from_the_handoff(tmp_pa
     assert f"starting from **run tiny: {ckpt.stem}**" in note[0], note
 
 
+def test_train_page_chart_shows_the_adaptive_augmentation_p_when_logged(tiny_run):
+    """Issue 27 §3: a run with --ada-target > 0 logs aug_p; the Train page's live chart shows it."""
+    import json
+    run = install(tiny_run, "ada")
+    at = app(TRAIN).run()
+    names = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "augment p" not in names and "loss D" in names
+    append_jsonl(run.path / "metrics.jsonl", {"step": 11, "loss_D": 1.0, "loss_G": 2.0, "aug_p": 0.2})
+    at.run()
+    names = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "augment p" in names, names
+
+
 def test_train_page_takes_the_dataset_pages_handoff(tmp_path):
     at = app(TRAIN)
     at.session_state["train_handoff"] = {"data": str(tmp_path), "img_size": 96, "aug_flip": 0.25, "aug_brightness": 0.5,
