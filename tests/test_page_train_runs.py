@@ -278,6 +278,28 @@ def test_runs_page_shows_a_finished_run(tiny_run):
     assert run.exists
 
 
+def test_runs_page_says_compiling_and_the_end_state_while_the_trainer_exits(tiny_run, monkeypatch):
+    """Issue 26 #2 and #9 on Runs: a compiling run says so in its selector and state; a run whose
+    trainer wrote "finished" while its job is still exiting reads finished, not "starting"."""
+    run = install(tiny_run, "busy")
+    st = read_json(run.path / "status.json")
+    write_json_atomic(run.path / "status.json", dict(st, state="running", pid=os.getpid(), compiling=True, step=0))
+    at = app(RUNS).run()
+    assert not at.exception, at.exception
+    pick = at.selectbox(key="runs_pick")
+    assert pick.format_func(pick.value).startswith("busy · compiling"), pick.format_func(pick.value)
+    assert {m.label: m.value for m in at.metric}["State"] == "compiling"
+    job = jobs.Job(kind="train", pid=os.getpid(), argv=[], log=run.path / "console.log", run_dir=run.path,
+                   started=time.time() - 60, label="training run busy")
+    monkeypatch.setattr(jobs, "current_job", lambda *a, **k: job)
+    write_json_atomic(run.path / "status.json", dict(st, state="finished", pid=os.getpid(), updated=time.time()))
+    at.run()
+    pick = at.selectbox(key="runs_pick")
+    assert " · finished" in pick.format_func(pick.value), pick.format_func(pick.value)
+    assert {m.label: m.value for m in at.metric}["State"] == "finished"
+    monkeypatch.undo()  # before the autouse fixture looks for a job to stop
+
+
 def test_runs_page_deletes_with_confirmation(tiny_run):
     run = install(tiny_run, "doomed")
     at = app(RUNS).run()
