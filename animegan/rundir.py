@@ -162,6 +162,7 @@ class TrainingJob(Protocol):
     """What `Run.status` needs of a background job (`jobs.Job`): whether it trains this run now."""
     kind: str
     run_dir: Path | None
+    started: float               # when the job was started (time.time())
 
     def alive(self) -> bool: ...
 
@@ -174,8 +175,12 @@ class RunStatus:
     - a run whose status.json says starting/running but whose process is gone is "dead" (with
       `last_error` saying so), never a run that trains on;
     - a run a live background job is starting (`training`), which its trainer has not marked live
-      yet (a new run, or a resume still importing torch), is "starting".
-    `recorded_state` is the state the file holds."""
+      yet (a new run, or a resume still importing torch), is "starting";
+    - but a run whose trainer wrote an end state after the job started (`job_started`) has ended:
+      its process is only exiting (flushing logs, freeing memory), so it reads its end state, not
+      "starting" again for those seconds.
+    `recorded_state` is the state the file holds; `phase` is what a page shows (state, or
+    "compiling" while torch.compile prepares the first step)."""
     state: str = UNKNOWN_STATE
     recorded_state: str = UNKNOWN_STATE
     step: int = 0
@@ -201,15 +206,19 @@ class RunStatus:
     ranks_max_param_diff: float | None = None
 
     @classmethod
-    def read(cls, path: str | Path, training: bool = False) -> "RunStatus":
-        """The status of the run directory `path`; `training`: a live job is training it."""
+    def read(cls, path: str | Path, training: bool = False, job_started: float | None = None) -> "RunStatus":
+        """The status of the run directory `path`; `training`: a live job is training it, started
+        at `job_started` (None: unknown)."""
         raw = read_json(Path(path) / "status.json")
         epochs_default = read_json(Path(path) / "config.json").get("epochs") if not raw.get("epochs") else 0
         recorded = str(raw.get("state") or UNKNOWN_STATE)
         state, error = recorded, raw.get("last_error")
+        updated = _float(raw.get("updated"))
+        ended_by_this_job = (recorded not in LIVE_STATES and recorded != UNKNOWN_STATE and job_started is not None
+                             and updated is not None and updated >= job_started)
         if recorded in LIVE_STATES and not pid_alive(raw.get("pid")):
             state, error = ("starting", None) if training else ("dead", error or DEAD_MESSAGE)
-        elif training and recorded not in LIVE_STATES:
+        elif training and recorded not in LIVE_STATES and not ended_by_this_job:
             state, error = "starting", None
         return cls(
             state=state, recorded_state=recorded, step=_int(raw.get("step")), total_steps=_int(raw.get("total_steps")),
@@ -229,11 +238,18 @@ class RunStatus:
         return self.state in LIVE_STATES
 
     @property
+    def phase(self) -> str:
+        """What a page shows for the run: its state, or COMPILING_PHASE while a running trainer
+        compiles its networks (torch.compile) before the first step."""
+        return COMPILING_PHASE if self.state == "running" and self.compiling else self.state
+
+    @property
     def fraction(self) -> float:
         """Steps done of the run's total, 0..1 (0 while the total is unknown)."""
         return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
 
 
+COMPILING_PHASE = "compiling"  # a running run before its first (compiled) step: RunStatus.phase
 DEAD_MESSAGE = "the training process is gone (killed or crashed)"
 
 
@@ -277,7 +293,8 @@ class Run:
 
         `job`: the background job holding the slot (`jobs.current_job()`), when the caller has it: a
         live training job of this run makes a run the trainer has not marked live yet "starting"."""
-        return RunStatus.read(self.path, training=self.trained_by(job))
+        training = self.trained_by(job)
+        return RunStatus.read(self.path, training=training, job_started=job.started if training else None)
 
     def trained_by(self, job: TrainingJob | None) -> bool:
         """`job` is a live training job of this run (the job that a Stop button stops)."""

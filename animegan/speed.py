@@ -34,6 +34,7 @@ class Speed:
     images_per_s: float
     source: str                # "recorded" (earlier runs) or "measured" (timed steps)
     detail: str
+    timed_at: float | None = None  # when the steps were timed (measured)
 
     def epoch_seconds(self, plan: DataPlan) -> float | None:
         return plan.epoch_images / self.images_per_s if self.images_per_s > 0 else None
@@ -89,7 +90,8 @@ def recorded_speed(cfg: TrainConfig, device: str | None = None, root: str | Path
 
 def time_steps(cfg: TrainConfig, steps: int = 2, warmup: int = 1) -> Speed:
     """Time a few training steps of `cfg` on a random batch (eager: torch.compile is left off,
-    it would first spend ~40 s compiling). At least n_critic steps are timed, so G's update
+    it would first spend step.COMPILE_SECONDS compiling; `as_the_run_will_train` scales for it),
+    with the run's CPU threads (`threads`). At least n_critic steps are timed, so G's update
     counts as often as in training. Seconds on a CPU; raises ConfigError for a device not here."""
     import torch
 
@@ -109,22 +111,53 @@ def time_steps(cfg: TrainConfig, steps: int = 2, warmup: int = 1) -> Speed:
             torch.cuda.synchronize(dev)
     n = max(int(steps), int(cfg.n_critic))
     times: list[float] = []
-    for i in range(int(warmup) + n):
-        sync()
-        t0 = time.perf_counter()
-        train_step(nets, cfg, real, z, step_generator(cfg.seed, i, 0, dev), i)  # its return value is not used
-        sync()
-        times.append(time.perf_counter() - t0)
+    threads_before = torch.get_num_threads()
+    if cfg.threads > 0:  # as the trainer sets them
+        torch.set_num_threads(int(cfg.threads))
+    try:
+        for i in range(int(warmup) + n):
+            sync()
+            t0 = time.perf_counter()
+            train_step(nets, cfg, real, z, step_generator(cfg.seed, i, 0, dev), i)  # its return value is not used
+            sync()
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads_before)
     per_step = sum(times[int(warmup):]) / n
     where = dev.type.upper() if dev.type != "cpu" else "CPU"
-    return Speed(b / per_step, "measured", f"{n} steps of batch {b} timed on this {where} just now, eager, "
-                                           f"{per_step:.2f} s a step")
+    return Speed(b / per_step, "measured", f"{n} steps of batch {b} timed on this {where}, eager, "
+                                           f"{per_step:.2f} s a step", timed_at=time.time())
+
+
+def compile_plan(cfg: TrainConfig, plan: DataPlan, device: str) -> tuple[bool, str]:
+    """Whether the trainer would torch.compile this run here, and why (`step.compile_decision`)."""
+    from .step import compile_decision
+    return compile_decision(cfg, device, total_steps(cfg, plan.steps_per_epoch))
 
 
 def will_compile(cfg: TrainConfig, plan: DataPlan, device: str) -> bool:
-    """Whether the trainer would torch.compile this run here (`step.compile_enabled`)."""
-    import torch
+    """Whether the trainer would torch.compile this run here (`step.compile_decision`)."""
+    return compile_plan(cfg, plan, device)[0]
 
-    from .step import compile_enabled
-    return compile_enabled(cfg, torch.device(device), total_steps(cfg, plan.steps_per_epoch))
+
+def as_the_run_will_train(found: Speed, compiles: bool) -> Speed:
+    """A speed timed eagerly (`time_steps`) as a compiled run will go: COMPILE_SPEEDUP faster.
+    A recorded speed is already what such a run reached."""
+    if found.source != "measured" or not compiles:
+        return found
+    from .step import COMPILE_SPEEDUP
+    return Speed(found.images_per_s * COMPILE_SPEEDUP, found.source,
+                 found.detail + f", ×{COMPILE_SPEEDUP:g} for torch.compile")
+
+
+def estimate_seconds(cfg: TrainConfig, plan: DataPlan, found: Speed, compiles: bool) -> float | None:
+    """The whole run's wall-clock seconds: its steps at this speed, compiling on top, a time
+    budget capping the training part (the budget counts training time, not compiling)."""
+    from .step import COMPILE_SECONDS
+    train_s = found.run_seconds(cfg, plan)
+    if train_s is None:
+        return None
+    if cfg.minutes:
+        train_s = min(train_s, cfg.minutes * 60)
+    return train_s + (COMPILE_SECONDS if compiles else 0.0)
 

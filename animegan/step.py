@@ -25,7 +25,12 @@ from .devices import Dist, average_gradients
 from .losses import d_loss, g_loss, g_loss_needs_real, gradient_penalty, r1_penalty, r2_penalty
 from .models import build_models, discriminator_blocks, recalibrate_bn
 
-COMPILE_MIN_STEPS = 500  # compile="auto" compiles CPU runs at least this long (compiling costs ~40 s)
+# compile="auto" (`compile_decision`): what compiling costs and gives, in one place.
+COMPILE_MIN_STEPS = 500  # compile="auto" compiles CPU runs at least this long
+COMPILE_SECONDS = 75.0   # conservative cost of compiling G and D on a CPU: ~40 s measured on a quiet machine,
+                         # 75 s on the loaded 2-core one of issue 26 (a 1.5 min budget sat at step 0 that long)
+COMPILE_SPEEDUP = 1.18   # compiled CPU steps, measured against eager ones
+COMPILE_BUDGET_SHARE = 0.1  # with a time budget, "auto" compiles only when COMPILE_SECONDS is at most this share of it
 
 
 # -- random streams ------------------------------------------------------------------------------
@@ -113,13 +118,35 @@ class StepOptions:
         return (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.amp else nullcontext
 
 
-def compile_enabled(cfg: TrainConfig, device: torch.device, total_steps: int) -> bool:
+def compile_decision(cfg: TrainConfig, device: torch.device | str, total_steps: int) -> tuple[bool, str]:
+    """Whether the trainer torch.compiles this run, and why, in words a page can show. "auto"
+    compiles CPU runs of COMPILE_MIN_STEPS steps or more, unless a time budget is so short that
+    compiling (COMPILE_SECONDS) would be more than COMPILE_BUDGET_SHARE of it. The budget itself
+    counts training time: compiling comes on top of it (train.py starts the budget's clock after
+    the first compiled step)."""
+    kind = torch.device(device).type
+    cost = f"about {COMPILE_SECONDS:.0f} s of compiling first, then about {COMPILE_SPEEDUP:g}× faster steps"
     if cfg.compile in ("on", True):
-        return True
+        return True, f"torch.compile is on (asked for): {cost}; the time budget starts after it"
     if cfg.compile != "auto":
-        return False
-    has_cc = any(shutil.which(c) for c in ("cc", "gcc", "clang"))
-    return device.type == "cpu" and total_steps >= COMPILE_MIN_STEPS and has_cc
+        return False, "torch.compile is off (asked for)"
+    if kind != "cpu":
+        return False, f"torch.compile stays off: auto compiles CPU runs only (on {kind.upper()}, ask for it with on)"
+    if not any(shutil.which(c) for c in ("cc", "gcc", "clang")):
+        return False, "torch.compile stays off: there is no C compiler here (cc, gcc or clang)"
+    if total_steps < COMPILE_MIN_STEPS:
+        return False, (f"torch.compile stays off: {total_steps:,} steps are too few to win back {COMPILE_SECONDS:.0f} s "
+                       f"of compiling (auto compiles runs of {COMPILE_MIN_STEPS:,}+ steps)")
+    if cfg.minutes and COMPILE_SECONDS > COMPILE_BUDGET_SHARE * cfg.minutes * 60:
+        return False, (f"torch.compile stays off: compiling (about {COMPILE_SECONDS:.0f} s) would cost more than "
+                       f"{COMPILE_BUDGET_SHARE:.0%} of the {cfg.minutes:g} min budget")
+    return True, f"torch.compile is on (auto: {total_steps:,} steps on a CPU): {cost}" + (
+        "; the time budget starts after it" if cfg.minutes else "")
+
+
+def compile_enabled(cfg: TrainConfig, device: torch.device, total_steps: int) -> bool:
+    """`compile_decision` without its reason."""
+    return compile_decision(cfg, device, total_steps)[0]
 
 
 def step_options(cfg: TrainConfig, device: torch.device, total_steps: int) -> StepOptions:

@@ -394,11 +394,13 @@ def _start(run: RunWriter, setup: RunSetup, nets: Nets, loop: LoopState, progres
 
 def _accumulate(run: RunWriter, loop: LoopState, row: dict[str, torch.Tensor]) -> None:
     """The step's scalars join the next metrics row, kept on the device (no step waits for the
-    GPU); after the first step, a compiled run is no longer compiling."""
+    GPU); after the first step, a compiled run is no longer compiling, and its time budget
+    (--minutes: training time) starts now: compiling is not spent from it."""
     for k, v in row.items():
         loop.acc.setdefault(k, []).append(v)
     if loop.compiling:
         loop.compiling = False
+        loop.t_budget = time.time()
         run.update_status(compiling=False)
 
 

@@ -60,7 +60,7 @@ def now_running(was_running: bool) -> None:
     if job.kind == "train" and job.run_dir is not None:
         status = Run(job.run_dir).status(job)
         eta = status.eta_s
-        text = (f"{status.state}: epoch {status.epoch}/{status.epochs or '?'}, "
+        text = (f"{status.phase}: epoch {status.epoch}/{status.epochs or '?'}, "
                 f"step {status.step:,}/{status.total_steps:,}" + (f", about {eta / 60:.0f} min left" if eta else ""))
         st.progress(status.fraction, text=text)
         st.caption(f"This part of the page follows it (every {REFRESH_S:.0f} s); curves on the **Runs** page, "
@@ -95,7 +95,7 @@ else:
         b = r.best_eval()
         rows.append({
             "run": r.name,
-            "state": status.state,
+            "state": status.phase,
             "epoch": f"{status.epoch}/{status.epochs or '?'}",
             "step": f"{status.step:,}/{status.total_steps:,}",
             "best": shared.fmt_eval(b) if b else "not evaluated",
@@ -112,6 +112,7 @@ if not shipped:
     st.info(f"No shipped checkpoints in `{paths.SHIPPED_CHECKPOINTS}` yet. Train a run, then export it with "
             "`python -m animegan export RUN --out checkpoints/NAME.pt` — or open any checkpoint on the "
             "**Generate** page.")
+dagger_shown = False  # an evaluation line carries "†": the note that explains it follows the list
 for ckpt in shipped:
     with st.container(border=True):
         try:
@@ -124,6 +125,7 @@ for ckpt in shipped:
         left, right = st.columns([1, 2], vertical_alignment="center")
         cfg = loaded.config
         evs = shared.eval_rows(loaded.eval)
+        dagger_shown = dagger_shown or any("†" in shared.fmt_eval(e) for e in evs)
         left.markdown(f"**{ckpt.stem}**  \n{cfg.model}, {cfg.loss} loss, {cfg.img_size}px  \n"
                       f"generator: {loaded.params:,} parameters  \n"
                       f"evaluation: {', '.join(shared.fmt_eval(e) for e in evs) if evs else 'none recorded'}  \n"
@@ -131,29 +133,31 @@ for ckpt in shipped:
         with right:
             # two rows of four: faces stay at least their own size in a narrow window too
             shared.sample_grid(ckpt, seed=0, n=8, cols=4, caption="8 faces, seed 0 (the same faces every time)")
+if dagger_shown:
+    st.caption(f"{shared.DAGGER_NOTE}.")  # the † next to an evaluation, explained where it first shows
 
 # --------------------------------------------------------------------------- storage
 st.subheader("Storage")
 st.markdown(f"Home folder: `{paths.home()}` (set `ANIMEGAN_HOME` to move it).")
 caches = data.cache_usage()
 run_sizes = [(r.name, r.size_bytes()) for r in runs]
-cc, rc = st.columns(2)
-with cc:
-    st.markdown(f"**Data caches** — {fmt_bytes(sum(c['bytes'] for c in caches))}")
-    if caches:
-        st.dataframe(pd.DataFrame([{
-            "source": c["source"], "size": f"{c['size']}px" if c.get("size") else "?",
-            "images": f"{c['count']:,}" if c.get("count") is not None else "?",
-            "bytes": fmt_bytes(c["bytes"]), "complete": "yes" if c["complete"] else "no (leftover)",
-        } for c in caches]), hide_index=True)
-    else:
-        st.caption("No data caches yet: preparing a source (Dataset page, or the first training run) builds one.")
-with rc:
-    st.markdown(f"**Runs** — {fmt_bytes(sum(b for _, b in run_sizes))}")
-    if run_sizes:
-        st.dataframe(pd.DataFrame([{"run": n, "bytes": fmt_bytes(b)} for n, b in run_sizes]), hide_index=True)
-    else:
-        st.caption("No runs yet.")
+# One table under the other, the numbers first: side by side, a long source path pushed the bytes
+# column out of sight.
+st.markdown(f"**Data caches** — {fmt_bytes(sum(c['bytes'] for c in caches))}")
+if caches:
+    st.dataframe(pd.DataFrame([{
+        "bytes": fmt_bytes(c["bytes"]), "size": f"{c['size']}px" if c.get("size") else "?",
+        "images": f"{c['count']:,}" if c.get("count") is not None else "?",
+        "complete": "yes" if c["complete"] else "no (leftover)", "source": c["source"],
+    } for c in caches]), hide_index=True, width="stretch")
+else:
+    st.caption("No data caches yet: preparing a source (Dataset page, or the first training run) builds one.")
+st.markdown(f"**Runs** — {fmt_bytes(sum(b for _, b in run_sizes))}")
+if run_sizes:
+    st.dataframe(pd.DataFrame([{"bytes": fmt_bytes(b), "run": n} for n, b in run_sizes]), hide_index=True,
+                 width="stretch")
+else:
+    st.caption("No runs yet.")
 
 if caches:
     if not st.session_state.get("home_confirm_clear"):

@@ -42,7 +42,7 @@ def collapse_marks(run: Run, m: dict[str, list]) -> list[tuple[int, str]]:
 def run_label(run: Run, job: jobs.Job | None) -> str:
     status = run.status(job)
     ep = f" · epoch {status.epoch}/{status.epochs}" if status.epochs else ""
-    return f"{run.name} · {status.state}{ep}"
+    return f"{run.name} · {status.phase}{ep}"
 
 
 # -- charts ----------------------------------------------------------------------------------------
@@ -170,16 +170,17 @@ def show_evals(run: Run) -> None:
                    f"n = {curves.ROUGH_N:,} they are rough.")
 
 
-def run_view(run_path: str, was_live: bool) -> None:
-    """The run's state, curves and evaluations: a fragment that redraws itself while the run trains."""
+def run_view(run_path: str, shown_phase: str) -> None:
+    """The run's state, curves and evaluations: a fragment that redraws itself while the run trains.
+    `shown_phase`: the phase the page (its run selector, resume and delete) was drawn with."""
     run = Run(run_path)
     status = run.status(jobs.current_job())
     live, state = status.live, status.state
-    if was_live and not live:
-        st.rerun()  # it ended: the whole page (resume, delete) is up to date again
+    if status.phase != shown_phase:
+        st.rerun()  # starting -> compiling -> running -> ended: the selector, resume and delete follow
     cfg = run.config()
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("State", state)
+    c1.metric("State", status.phase)
     c2.metric("Epoch", f"{status.epoch}/{status.epochs or '?'}")
     c3.metric("Steps", f"{status.step:,}")
     best = run.best_eval()
@@ -349,7 +350,7 @@ name = st.selectbox("Run (most recently updated first)", list(by_name), key="run
 run = by_name[name]
 status = run.status(job)
 
-st.fragment(run_view, run_every=REFRESH_S if status.live else None)(str(run.path), status.live)
+st.fragment(run_view, run_every=REFRESH_S if status.live else None)(str(run.path), status.phase)
 
 st.subheader("Samples by epoch")
 play = st.toggle("Play", key=f"runs_play::{run.name}", help="Step through the epochs (about one per second)")

@@ -35,7 +35,8 @@ from animegan.devices import available_devices
 from animegan.metrics import find_inception_weights, missing_weights_message
 from animegan.models import MODELS
 from animegan.preflight import RunPlan, preflight
-from animegan.rundir import Run, RunStatus, list_runs, safe_run_name, tail_lines
+from animegan.rundir import COMPILING_PHASE, Run, RunStatus, list_runs, safe_run_name, tail_lines
+from animegan.step import COMPILE_MIN_STEPS, COMPILE_SECONDS
 from app_pages import shared
 
 # Form widgets are keyed "tr_<TrainConfig field>"; a preset fills all of them.
@@ -61,13 +62,13 @@ LABELS = {
     "val_size": "Validation images", "test_size": "Test images", "compile": "torch.compile",
 }
 HANDOFF = "train_handoff"           # set by the Dataset page's "Train on this data"
-COLORS = {"loss_D": "#ff6fa8", "loss_G": "#4dabf7"}
+COLORS = {"loss_D": "#ff6fa8", "loss_G": "#4dabf7", "aug_p": "#ffd43b"}
 SAVED = "train_form_saved"          # non-widget copy: survives visits to other pages
 MEASURED = "train_speed_measured"   # speed key -> speed.Speed timed on this page (this session)
 STATE_ICON = {"starting": ":material/hourglass_top:", "running": ":material/directions_run:",
               "finished": ":material/check_circle:", "stopped": ":material/pause_circle:",
               "collapsed": ":material/warning:", "failed": ":material/error:", "dead": ":material/heart_broken:",
-              UNKNOWN_STATE: ":material/help:"}
+              COMPILING_PHASE: ":material/memory:", UNKNOWN_STATE: ":material/help:"}
 
 
 def label(field: str) -> str:
@@ -134,18 +135,49 @@ def init_state() -> None:
     take_handoff()
 
 
+HANDOFF_EXTRA = ("preset", "init_from", "minutes")  # handed keys besides FORM_FIELDS (the own-data flow)
+
+
 def take_handoff() -> None:
-    """The Dataset page's "Train on this data": its source, size and augmentation fill the form."""
-    hand = st.session_state.pop(HANDOFF, None)
+    """The Dataset page's "Train on this data": a preset (its values first), then its source, size,
+    augmentation, time budget and starting checkpoint fill the form; the flash says what came."""
+    session = st.session_state
+    hand = session.pop(HANDOFF, None)
     if not hand:
         return
+    said = []
+    if hand.get("preset"):
+        try:
+            preset = canonical_preset(str(hand["preset"]))
+        except ConfigError:
+            preset = None
+        if preset in PRESETS:
+            data = session.get("tr_data", SYNTHETIC)
+            session["tr_preset"] = preset
+            fill_from_config(preset_config(preset))
+            session["tr_data"] = data
+            said.append(f"preset **{preset}**")
     for k, v in hand.items():
         if k in FORM_FIELDS:
-            st.session_state[f"tr_{k}"] = v
+            session[f"tr_{k}"] = v
+    if "minutes" in hand:
+        session["tr_minutes"] = float(hand["minutes"] or 0)
+        said.append(f"time budget {float(hand['minutes'] or 0):g} min")
+    init = hand.get("init_from")
+    if init:
+        given, choices = Path(str(init)).expanduser(), shared.checkpoint_choices()
+        pick = (next((n for n, p in choices.items() if p.resolve() == given.resolve()), None)
+                or next((n for n, p in choices.items() if p.stem == given.stem), None))
+        if pick is not None:
+            session["tr_init"] = pick
+            said.append(f"starting from **{pick}**")
+        else:
+            said.append(f"the checkpoint `{init}` is not among **Start from**'s choices: pick one there")
     aug = ", ".join(f"{label(k).lower()} {hand[k]:g}" for k in ("aug_flip", "aug_brightness", "aug_brightness_strength")
                     if k in hand)
     policy = ",".join(hand.get("diffaug") or []) or "none"
-    shared.flash("train", "info", f"From the Dataset page: data `{hand.get('data')}` at {hand.get('img_size')} px; "
+    first = "; ".join(said) + "; " if said else ""
+    shared.flash("train", "info", f"From the Dataset page: {first}data `{hand.get('data')}` at {hand.get('img_size')} px; "
                                   f"{aug}; DiffAugment {policy}. The other settings are as they were: check them and "
                                   f"press **Start training**.")
 
@@ -167,8 +199,17 @@ def loss_chart(run: Run) -> go.Figure | None:
                                      line=dict(color=COLORS[col])))
     if not fig.data:
         return None
+    # The adaptive augmentation probability (--ada-target > 0 logs it), on its own 0..1 axis.
+    ada = [(s, v) for s, v in zip(steps, m.get("aug_p") or [], strict=False)
+           if s is not None and isinstance(v, (int, float)) and math.isfinite(v)]
+    if ada:
+        fig.add_trace(go.Scatter(x=[p[0] for p in ada], y=[p[1] for p in ada], mode="lines", name="augment p",
+                                 line=dict(color=COLORS["aug_p"], dash="dot"), yaxis="y2"))
+        fig.update_layout(yaxis2=dict(title="augment p", overlaying="y", side="right", range=[0, 1],
+                                      showgrid=False))
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step", yaxis_title="loss",
-                      title="Losses", legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
+                      title="Losses" + (" and augmentation p" if ada else ""),
+                      legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
     return fig
 
 
@@ -220,9 +261,10 @@ def show_state(run: Run, status: RunStatus) -> None:
     if state == "starting":
         st.info("Starting: loading PyTorch and preparing the data (the first time, the data set is decoded "
                 "into a cache)...")
-    elif state == "running" and status.compiling:
-        st.info("Compiling the networks (torch.compile) before the first step: about 40 s on a CPU, then the steps "
-                "run faster. Images/s and ETA appear after it.", icon=":material/memory:")
+    elif status.phase == COMPILING_PHASE:
+        st.info(f"Compiling the networks (torch.compile) before the first step: up to about {COMPILE_SECONDS:.0f} s "
+                f"on a CPU, then the steps run faster. The time budget starts after it; images/s and ETA appear "
+                f"after it.", icon=":material/memory:")
     elif state in ("failed", "dead"):
         st.error(f"The run {'failed' if state == 'failed' else 'died'}: {err or 'no error recorded'}")
         with st.expander("End of the log", expanded=True):
@@ -265,8 +307,8 @@ def speed_metrics(status: RunStatus) -> tuple[str, str]:
     """Images/s and ETA as the trainer wrote them (its own smoothed speed: never recomputed here
     from single rows, which jump); "–" while there is no speed yet (starting, compiling)."""
     ips = status.images_per_s if status.images_per_s > 0 else 0.0
-    if status.state == "running" and status.compiling:
-        return "compiling", "–"
+    if status.phase == COMPILING_PHASE:
+        return COMPILING_PHASE, "–"
     ips_text = "–" if not ips else f"{ips:,.1f}" if ips < 100 else f"{ips:,.0f}"
     return ips_text, shared.fmt_eta(status.eta_s) if status.state == "running" else "–"
 
@@ -275,6 +317,7 @@ def monitor(was_running: bool) -> None:
     """The job view; a fragment that refreshes itself every 2 s while a job runs."""
     job = jobs.current_job()
     if was_running and job is None:
+        st.session_state.pop(MEASURED, None)  # the run recorded real speeds: steps timed before it are stale
         st.rerun()  # the job ended: redraw the whole page (the form is free again)
     if job is not None and job.kind != "train":
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
@@ -291,7 +334,7 @@ def monitor(was_running: bool) -> None:
     state, step, total = status.state, status.step, status.total_steps
 
     head, btn = st.columns([4, 1])
-    head.subheader(f"{STATE_ICON.get(state, '')} Run `{run.name}`: {state}")
+    head.subheader(f"{STATE_ICON.get(status.phase, '')} Run `{run.name}`: {status.phase}")
     if live:
         with btn:
             stop_button(run, job)
@@ -428,21 +471,25 @@ def show_estimate(quiet: bool, n_cuda: int) -> None:
         if not quiet:
             st.warning(f"Before you start: {in_words(e)}", icon=":material/warning:")
         return
-    found = session.get(MEASURED, {}).get(speed.speed_key(cfg, device)) or _recorded(_items(cfg), device)
+    # Real steps first: earlier runs' and a running run's own speed (status.json), then steps timed here.
+    found = _recorded(_items(cfg), device) or session.get(MEASURED, {}).get(speed.speed_key(cfg, device))
+    compiles, why = speed.compile_plan(cfg, plan, device)
     where = "CPU" if device == "cpu" else device.upper()
-    text = f"**Data:** {plan.describe()}."
+    text = f"**Data:** {plan.describe()}.  \n**Compiling:** {why}."
     if found is None:
         text += (f"  \n**Time per epoch on this {where}:** no earlier run with these settings here; press "
                  f"**Estimate time per epoch** to time a few steps (a few seconds"
                  f"{' to a minute' if device == 'cpu' else ''}).")
     else:
-        epoch_s, total_s = found.epoch_seconds(plan), found.run_seconds(cfg, plan)
-        budget = f"; the time budget stops it after {shared.fmt_duration(cfg.minutes * 60)}" if cfg.minutes else ""
+        found = speed.as_the_run_will_train(found, compiles)
+        epoch_s, total_s = found.epoch_seconds(plan), speed.estimate_seconds(cfg, plan, found, compiles)
+        budget = (f", the time budget stopping it after {shared.fmt_duration(cfg.minutes * 60)} of training"
+                  if cfg.minutes else "")
+        age = (f", {shared.fmt_duration(max(0.0, time.time() - found.timed_at))} ago" if found.timed_at else "")
         text += (f"  \n**Time per epoch on this {where}:** about {shared.fmt_duration(epoch_s)} "
-                 f"({found.images_per_s:,.1f} images/s: {found.detail}); {cfg.epochs:,} epochs "
-                 f"≈ {shared.fmt_duration(total_s)}{budget}.")
-        if found.source == "measured" and speed.will_compile(cfg, plan, device):
-            text += " This run will use torch.compile: ~40 s of compiling first, then about 1.2× faster steps."
+                 f"({found.images_per_s:,.1f} images/s: {found.detail}{age}); the run ≈ "
+                 f"{shared.fmt_duration(total_s)} ({cfg.epochs:,} epochs{budget}"
+                 f"{', compiling included' if compiles else ''}).")
     st.caption(text)
 
 
@@ -514,7 +561,8 @@ def form(running: bool, devices: list[str], n_cuda: int, init_options: list[str]
             c3.number_input(L["eval_kimg"], step=100.0, format="%.0f", key="tr_eval_kimg",
                             help="For long runs with short epochs (the GPU preset): SWD every N thousand images")
             c4.selectbox(L["compile"], list(SWITCHES), key="tr_compile",
-                         help="auto: on for CPU runs of 500+ steps (measured 1.18× faster; ~40 s to compile first)")
+                         help=f"auto: on for CPU runs of {COMPILE_MIN_STEPS}+ steps whose time budget (if any) is "
+                              f"long enough; the line above Start says what this run will do and why")
         st.text_input("Run name", key="tr_name", help="Letters, digits, '.', '_' and '-'; other characters become '-'")
         slot = st.container()
         row = st.container(horizontal=True)
@@ -530,6 +578,7 @@ def form(running: bool, devices: list[str], n_cuda: int, init_options: list[str]
 # -- the page ------------------------------------------------------------------------------------
 
 st.title("Train")
+shared.narrow_window_layout()
 init_state()
 shared.show_flash("train")
 

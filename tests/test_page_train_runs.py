@@ -278,6 +278,28 @@ def test_runs_page_shows_a_finished_run(tiny_run):
     assert run.exists
 
 
+def test_runs_page_says_compiling_and_the_end_state_while_the_trainer_exits(tiny_run, monkeypatch):
+    """Issue 26 #2 and #9 on Runs: a compiling run says so in its selector and state; a run whose
+    trainer wrote "finished" while its job is still exiting reads finished, not "starting"."""
+    run = install(tiny_run, "busy")
+    st = read_json(run.path / "status.json")
+    write_json_atomic(run.path / "status.json", dict(st, state="running", pid=os.getpid(), compiling=True, step=0))
+    at = app(RUNS).run()
+    assert not at.exception, at.exception
+    pick = at.selectbox(key="runs_pick")
+    assert pick.format_func(pick.value).startswith("busy · compiling"), pick.format_func(pick.value)
+    assert {m.label: m.value for m in at.metric}["State"] == "compiling"
+    job = jobs.Job(kind="train", pid=os.getpid(), argv=[], log=run.path / "console.log", run_dir=run.path,
+                   started=time.time() - 60, label="training run busy")
+    monkeypatch.setattr(jobs, "current_job", lambda *a, **k: job)
+    write_json_atomic(run.path / "status.json", dict(st, state="finished", pid=os.getpid(), updated=time.time()))
+    at.run()
+    pick = at.selectbox(key="runs_pick")
+    assert " · finished" in pick.format_func(pick.value), pick.format_func(pick.value)
+    assert {m.label: m.value for m in at.metric}["State"] == "finished"
+    monkeypatch.undo()  # before the autouse fixture looks for a job to stop
+
+
 def test_runs_page_deletes_with_confirmation(tiny_run):
     run = install(tiny_run, "doomed")
     at = app(RUNS).run()
@@ -439,8 +461,54 @@ def test_train_page_estimates_the_time_per_epoch(tiny_run, faces, monkeypatch):
     at.button(key="tr_time").click().run()
     assert not at.exception and not texts(at, "error"), texts(at, "error")
     text = estimate_caption(at)
-    assert "steps of batch 16 timed on this CPU just now" in text, text
+    assert "steps of batch 16 timed on this CPU" in text and " ago)" in text and "just now" not in text, text
     assert jobs.current_job() is None
+
+
+def test_train_page_says_before_start_whether_it_will_compile_and_why(faces, monkeypatch):
+    """Issue 26 #2: a 1.5 min budget is no time to spend ~75 s compiling: auto stays eager and the
+    page says so before Start; without the budget the same long CPU run compiles, and it says that."""
+    from animegan import step
+    monkeypatch.setattr(step.shutil, "which", lambda name: "/usr/bin/cc")  # a C compiler, whatever this machine has
+    at = app(TRAIN).run()
+    at.selectbox(key="tr_preset").set_value("classic-dcgan").run()
+    small_form(at, faces, tr_ngf=8, tr_ndf=8, tr_epochs=200, tr_minutes=1.5)  # 1,000 steps
+    at.selectbox(key="tr_device").set_value("cpu")
+    at.button(key="tr_time").click().run()
+    text = estimate_caption(at)
+    assert "**Compiling:** torch.compile stays off" in text and "1.5 min budget" in text, text
+    at.number_input(key="tr_minutes").set_value(0.0)
+    at.button(key="tr_time").click().run()
+    text = estimate_caption(at)
+    assert "**Compiling:** torch.compile is on (auto: 1,000 steps on a CPU)" in text, text
+    assert "compiling included" in text, text  # the estimate counts the compile time
+
+
+def test_train_page_estimate_follows_a_running_runs_real_speed(tiny_run, faces):
+    """Issue 26 #3: steps timed here are replaced by the first real steps of a run with the same
+    settings (its status.json images/s), and the timing names how old it is."""
+    import socket
+
+    from animegan import speed
+    at = app(TRAIN).run()
+    at.selectbox(key="tr_preset").set_value("classic-dcgan").run()
+    small_form(at, faces, tr_ngf=8, tr_ndf=8, tr_epochs=3)
+    at.selectbox(key="tr_device").set_value("cpu")
+    cfg = preset_config("classic-dcgan", data=str(faces), ngf=8, ndf=8, epochs=3, batch_size=8, val_size=4,
+                        test_size=4, device="cpu")
+    at.session_state["train_speed_measured"] = {  # steps timed here 10 minutes ago (nothing is timed now)
+        speed.speed_key(cfg, "cpu"): speed.Speed(10.0, "measured", "2 steps timed", timed_at=time.time() - 600)}
+    at.button(key="tr_time").click().run()
+    assert "10.0 images/s: 2 steps timed, 10 min ago" in estimate_caption(at), estimate_caption(at)
+    run = install(tiny_run, "live-same")
+    write_json_atomic(run.path / "config.json", cfg.to_dict())
+    write_json_atomic(run.path / "status.json", dict(read_json(run.path / "status.json"), state="running",
+                      pid=os.getpid(), images_per_s=30.0, device="cpu", world_size=1, host=socket.gethostname()))
+    import streamlit
+    streamlit.cache_data.clear()  # the page keeps recorded speeds 10 s
+    at.run()
+    text = estimate_caption(at)
+    assert "30.0 images/s: an earlier run with these settings on this CPU (live-same)" in text, text
 
 
 def test_train_page_monitor_says_compiling_and_shows_the_trainers_speed(tiny_run):
@@ -450,7 +518,7 @@ def test_train_page_monitor_says_compiling_and_shows_the_trainers_speed(tiny_run
                                                      images_per_s=0.0, eta_s=None))
     (run.path / "train.log").write_text("a very long log line " * 40 + "\n")
     at = app(TRAIN).run()
-    assert subheader_state(at, "live") == "running"
+    assert subheader_state(at, "live") == "compiling"  # issue 26 #2: compiling is shown as such
     assert any("Compiling the networks" in i for i in texts(at, "info")), texts(at, "info")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Images/s"] == "compiling" and metrics["ETA"] == "–", metrics
@@ -462,6 +530,40 @@ def test_train_page_monitor_says_compiling_and_shows_the_trainers_speed(tiny_run
     assert not any("Compiling" in i for i in texts(at, "info"))
     logs = [c for c in at.code if "a very long log line" in c.value]
     assert logs and all(c.proto.wrap_lines for c in logs)
+
+
+def test_train_page_takes_a_preset_budget_and_checkpoint_from_the_handoff(tmp_path, tiny_run):
+    """Issue 27 §3: the own-data flow hands a preset (its values first, then the handed fields), a
+    starting checkpoint and a time budget; the form shows them and the note says so."""
+    run = install(tiny_run)
+    ckpt = run.checkpoints()[-1]
+    at = app(TRAIN)
+    at.session_state["train_handoff"] = {"data": str(tmp_path), "img_size": 64, "preset": "classic-dcgan",
+                                         "init_from": str(ckpt), "minutes": 12, "aug_flip": 0.0}
+    at.run()
+    assert not at.exception, at.exception
+    preset = preset_config("classic-dcgan")
+    assert at.selectbox(key="tr_preset").value == "classic-dcgan"
+    assert at.selectbox(key="tr_model").value == preset.model and at.number_input(key="tr_ngf").value == preset.ngf
+    assert at.slider(key="tr_aug_flip").value == 0.0  # a handed field wins over the preset's
+    assert at.number_input(key="tr_minutes").value == 12.0
+    assert at.selectbox(key="tr_init").value == f"run tiny: {ckpt.stem}"
+    note = [i for i in texts(at, "info") if "From the Dataset page" in i]
+    assert note and "preset **classic-dcgan**" in note[0] and "time budget 12 min" in note[0], note
+    assert f"starting from **run tiny: {ckpt.stem}**" in note[0], note
+
+
+def test_train_page_chart_shows_the_adaptive_augmentation_p_when_logged(tiny_run):
+    """Issue 27 §3: a run with --ada-target > 0 logs aug_p; the Train page's live chart shows it."""
+    import json
+    run = install(tiny_run, "ada")
+    at = app(TRAIN).run()
+    names = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "augment p" not in names and "loss D" in names
+    append_jsonl(run.path / "metrics.jsonl", {"step": 11, "loss_D": 1.0, "loss_G": 2.0, "aug_p": 0.2})
+    at.run()
+    names = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "augment p" in names, names
 
 
 def test_train_page_takes_the_dataset_pages_handoff(tmp_path):

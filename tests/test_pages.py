@@ -150,6 +150,20 @@ def test_home_lists_a_finished_run_and_the_shipped_checkpoint(tiny, shipped):
     assert "Runs" in t and "Data caches" in t
 
 
+def test_home_explains_the_dagger_without_runs_and_shows_storage_bytes_first(tiny, shipped, monkeypatch):
+    """Issue 26 #14: a shipped checkpoint's evaluation with n < COMPARABLE_N carries "†"; its note
+    shows on Home with no runs at all. The storage tables put the bytes before the long names."""
+    from app_pages import shared as page_shared
+    monkeypatch.setattr(page_shared, "eval_rows", lambda ev: [{"metric": "swd", "value": 31.2, "n": 200}])
+    at = app_test(HOME)
+    t = texts(at)
+    assert "†" in t and page_shared.DAGGER_NOTE in t
+    install_run(tiny)
+    at = app_test(HOME)
+    runs_table = [d.value for d in at.dataframe if "run" in d.value.columns and "bytes" in d.value.columns][0]
+    assert list(runs_table.columns)[0] == "bytes" and list(runs_table["run"]) == ["tiny"]
+
+
 def test_home_shows_the_running_job_with_its_progress(tiny, tmp_path):
     run = install_run(tiny)
     log = tmp_path / "job.log"

@@ -18,6 +18,7 @@ class FakeJob:
     kind: str
     run_dir: Path | None
     is_alive: bool = True
+    started: float = 1000.0
 
     def alive(self) -> bool:
         return self.is_alive
@@ -59,6 +60,26 @@ def test_a_run_its_job_is_starting_reads_starting(tmp_path):
     for other in (FakeJob("eval", tmp_path / "r"), FakeJob("train", tmp_path / "else"),
                   FakeJob("train", tmp_path / "r", is_alive=False)):
         assert run.status(other).state == "stopped" and not run.trained_by(other)
+
+
+def test_a_run_that_ended_while_its_process_exits_reads_its_end_not_starting(tmp_path):
+    """Issue 26 #9: the trainer wrote "finished" and is freeing memory; its job is still alive for
+    those seconds. The run reads finished (Train, Runs and the Runs selector), not "starting"."""
+    job = FakeJob("train", tmp_path / "r", started=1000.0)
+    run = make_run(tmp_path / "r", {"state": "finished", "pid": os.getpid(), "step": 20, "epoch": 20, "epochs": 20,
+                                    "updated": 1060.0})
+    status = run.status(job)
+    assert (status.state, status.live, status.phase) == ("finished", False, "finished")
+    # The same file written before this job started (a run being resumed) still reads starting.
+    make_run(tmp_path / "r", {"state": "stopped", "pid": gone_pid(), "step": 4, "updated": 900.0})
+    assert run.status(job).state == "starting"
+
+
+def test_a_running_run_compiling_shows_the_compiling_phase(tmp_path):
+    run = make_run(tmp_path / "r", {"state": "running", "pid": os.getpid(), "compiling": True, "step": 0})
+    assert (run.status().state, run.status().phase, run.status().live) == ("running", "compiling", True)
+    make_run(tmp_path / "r", {"state": "running", "pid": os.getpid(), "compiling": False, "step": 3})
+    assert run.status().phase == "running"
 
 
 def test_a_damaged_status_reads_unknown(tmp_path):
