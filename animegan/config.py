@@ -122,9 +122,9 @@ class TrainConfig:
     # -- run control
     seed: int = 0
     device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
-    # torch.compile of G and D: "auto" turns it on for CPU runs of at least 500 steps where a C
-    # compiler exists (measured 1.18× eager on a 2-core CPU, same losses; compiling costs ~40 s,
-    # so short runs stay eager); "on" / "off" force it (on CUDA it is opt-in: not measured yet).
+    # torch.compile of G and D: "auto" decides by step.compile_decision (CPU runs long enough, a C
+    # compiler, compiling a small share of any --minutes budget); "on" / "off" force it (on CUDA it
+    # is opt-in: not measured yet).
     compile: str = "auto"
     channels_last: str = "auto"      # auto (on for CUDA) | on | off
     amp: str = "auto"                # auto (bf16 on CUDA; fp32 on the CPU: docs/recipes.md) | bf16 | off
