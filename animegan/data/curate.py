@@ -326,3 +326,15 @@ def read_decisions(path: str | Path) -> dict[str, Any]:
     if not isinstance(d, dict) or d.get("format") != FORMAT or not isinstance(d.get("dropped"), dict):
         raise DataError(f"{path.name} is not a decisions file written by curate")
     return d
+
+
+def is_curated(source: str | Path) -> bool:
+    """Whether `source` is a .zip written by write_curated (it holds DECISIONS_FILE)."""
+    path = Path(str(source)).expanduser()
+    if path.suffix.lower() != ".zip" or not path.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return DECISIONS_FILE in zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
