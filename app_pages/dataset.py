@@ -210,6 +210,7 @@ def curate_section(source: str, size: int, pdata: data.PreparedData) -> None:
     if akey not in asked:
         if st.button("Analyse for curation", key="ds_curate", icon=":material/cleaning_services:"):
             asked.add(akey)
+            st.rerun()  # drawn again without the button
         else:
             st.caption(f"Reads the {len(pdata):,} images once more: a perceptual hash of each, a sharpness and an "
                        "outlier score (a few seconds per thousand images).")
