@@ -268,10 +268,9 @@ def curate_section(source: str, size: int, pdata: data.PreparedData) -> None:
     if decisions.dropped:
         with st.expander(f"The {len(decisions.dropped):,} left out"):
             gallery(pdata, index, [(n, f"{r}: {n}") for n, r in list(decisions.dropped.items())[:GALLERY * 4]])
-    s = st.columns([2, 1], vertical_alignment="bottom")
-    name = s[0].text_input("Name of the curated set", key="ds_cur_name", placeholder="my-character",
-                           help=f"Saved as a .zip in {paths.home() / CURATED_DIR}")
-    if s[1].button("Save as a new source", key="ds_cur_save", type="primary"):
+    name = st.text_input("Name of the curated set", key="ds_cur_name", placeholder="my-character",
+                         help=f"Saved as a .zip in {paths.home() / CURATED_DIR}")
+    if st.button("Save as a new source", key="ds_cur_save", type="primary", icon=":material/save:"):
         save_curated(cur, decisions, name, size)
 
     # hand-off
@@ -281,13 +280,13 @@ def curate_section(source: str, size: int, pdata: data.PreparedData) -> None:
         st.info(f"No shipped checkpoint in `{paths.SHIPPED_CHECKPOINTS}` to start from; train one on the "
                 "Train page first, or restore the checkpoints folder.")
         return
-    h = st.columns([2, 1, 2], vertical_alignment="bottom")
+    h = st.columns([3, 1], vertical_alignment="bottom")
     names = list(bases)
     base = h[0].selectbox("Start from", names, index=names.index(DEFAULT_BASE) if DEFAULT_BASE in names else 0,
                           key="ds_cur_base", help="A shipped generator that already draws faces")
     minutes = h[1].number_input("Minutes", 1, 24 * 60, DEFAULT_MINUTES, key="ds_cur_minutes",
                                 help="The training's time budget")
-    if h[2].button("Make a generator of this", key="ds_cur_make", icon=":material/auto_awesome:"):
+    if st.button("Make a generator of this", key="ds_cur_make", icon=":material/auto_awesome:"):
         make_generator(source, size, bases[base], minutes)
     st.caption(f"Opens the Train page with the small-data recipe (`{SMALL_DATA_PRESET}`), this source (`{source}`), "
                f"{size} px, {base} as the start and a {minutes}-minute budget."

@@ -31,7 +31,8 @@ def shoot(page, name: str) -> None:
         page.set_viewport_size({"width": width, "height": 1200})
         _settle(page)
         collapse = page.locator('[data-testid="stSidebarCollapseButton"] button')
-        if width < 1000 and collapse.count() and collapse.first.is_visible():
+        if width < 1000 and collapse.count():
+            page.locator('[data-testid="stSidebar"]').hover()
             collapse.first.click()
             page.wait_for_timeout(800)
         tall = page.evaluate("""() => document.querySelector('[data-testid="stMain"]').scrollHeight""")
