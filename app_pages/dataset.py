@@ -129,8 +129,9 @@ def train_on_this(source: str, size: int, flip: float, bright: float, strength: 
 # --------------------------------------------------------------------------- curation
 @st.cache_data(show_spinner=False, max_entries=8)
 def analyse_cached(source: str, size: int, fingerprint: str) -> curate.Curation:
-    """curate.analyse, once per source content (`fingerprint`) and size."""
-    return curate.analyse(source, size)
+    """curate.analyse, once per source content (`fingerprint`) and size; the synthetic set as it is on
+    disk (never rendered again at another number of faces)."""
+    return curate.analyse(source, size, synthetic_n=synthetic_n() if source == SYNTHETIC else None)
 
 
 def curated_path(name: str) -> Path:

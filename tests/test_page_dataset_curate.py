@@ -169,3 +169,16 @@ def test_is_curated():
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("a.png", b"")
     assert not curate.is_curated(buf)
+
+
+def test_the_synthetic_set_is_curated_as_it_is_on_disk(base_checkpoints):
+    """Curating the built-in set reads the faces on disk (24 here), never renders the default 10,000."""
+    from animegan.synth import rendered_n, write_synthetic
+    write_synthetic(paths.synthetic_dir(), n=24, workers=1)
+    at = AppTest.from_file(DATASET, default_timeout=TIMEOUT)
+    at.run()
+    at.button(key="ds_prepare").click().run()
+    at.button(key="ds_curate").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert kept(at).endswith("of 24")
+    assert rendered_n(paths.synthetic_dir()) == 24
