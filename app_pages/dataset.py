@@ -232,7 +232,9 @@ def curate_section(source: str, size: int, pdata: data.PreparedData) -> None:
         st.caption("No two images are the same picture.")
     for g in cur.duplicates[:GALLERY]:
         gallery(pdata, index, [(g.keep, f"kept: {g.keep}")]
-                + [(n, f"dropped ({g.kind}, {g.distance[n]} bits): {n}") for n in g.drop])
+                + [(n, f"dropped ({g.kind}, {g.distance[n]} bits): {n}") for n in g.drop[:GALLERY]])
+        if len(g.drop) > GALLERY:
+            st.caption(f"... and {len(g.drop) - GALLERY:,} more of this group of {len(g.drop) + 1:,}, farther ones last.")
     if len(cur.duplicates) > GALLERY:
         st.caption(f"... and {len(cur.duplicates) - GALLERY:,} more groups (all are applied).")
     keep_dups = st.checkbox("Keep the duplicates too", key="ds_cur_keep_dups")
