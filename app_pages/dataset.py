@@ -3,6 +3,7 @@ read its validation report, browse it, and preview the augmentation and the norm
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ from streamlit.errors import StreamlitAPIException
 
 from animegan import data, paths, synth, uploads
 from animegan.augment import DIFFAUG_OPS
-from animegan.config import IMAGE_SIZES, SYNTHETIC, TrainConfig, preset_config
+from animegan.config import IMAGE_SIZES, PRESETS, SYNTHETIC, TrainConfig, preset_config
+from animegan.data import curate
 from app_pages import shared
 
 PAGE_SIZE = 48
@@ -24,6 +26,14 @@ TRAIN_PAGE = "app_pages/train.py"
 HANDOFF = "train_handoff"           # read (once) by the Train page
 SAVED = "dataset_saved"             # non-widget copy of the choices below: survives visits to other pages
 KEPT = ("ds_kind", "ds_size", "ds_folder", "ds_upload_pick")
+NEW_SOURCE = "dataset_new_source"   # a saved curated set: becomes the source on the next run (set before the widgets)
+SMALL_DATA_PRESET = "finetune-small"
+assert SMALL_DATA_PRESET in PRESETS
+DEFAULT_BASE = "anime64.pt"         # the shipped checkpoint a generator of the user's own faces starts from
+DEFAULT_MINUTES = 10
+GALLERY = 24                        # images per curation gallery
+CURATED_DIR = "curated"             # under paths.home(): where curated sets are saved
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 
 
 def synthetic_n() -> int | None:
@@ -116,6 +126,176 @@ def train_on_this(source: str, size: int, flip: float, bright: float, strength: 
         st.success("The Train page's form is filled with this data: open **Train** in the sidebar.")
 
 
+# --------------------------------------------------------------------------- curation
+@st.cache_data(show_spinner=False, max_entries=8)
+def analyse_cached(source: str, size: int, fingerprint: str) -> curate.Curation:
+    """curate.analyse, once per source content (`fingerprint`) and size; the synthetic set as it is on
+    disk (never rendered again at another number of faces)."""
+    return curate.analyse(source, size, synthetic_n=synthetic_n() if source == SYNTHETIC else None)
+
+
+def curated_path(name: str) -> Path:
+    """Where a curated set named `name` is saved; raises DataError with what to do for a bad or taken name."""
+    name = name.strip()
+    if name.lower().endswith(".zip"):
+        name = name[:-4].rstrip()
+    if not name:
+        raise data.DataError("Give the curated set a name (letters, digits, spaces, '-', '_' or '.').")
+    if not SAFE_NAME.match(name):
+        raise data.DataError(f"\"{name}\" cannot be used as a name: use letters, digits, spaces, '-', '_' or '.' "
+                             "(at most 64, starting with a letter or digit).")
+    out = paths.home() / CURATED_DIR / f"{name}.zip"
+    if out.exists():
+        raise data.DataError(f"A curated set named \"{name}\" already exists ({out}); pick another name.")
+    return out
+
+
+def pixels_by_name(pdata: data.PreparedData) -> dict[str, int]:
+    """Name -> index into pdata.images; exact copies (kept once by prepare) point to their first."""
+    index = {n: i for i, n in enumerate(pdata.names)}
+    for first, copy in pdata.report.duplicates:
+        if first in index:
+            index.setdefault(copy, index[first])
+    return index
+
+
+def gallery(pdata: data.PreparedData, index: dict[str, int], items: list[tuple[str, str]]) -> None:
+    """Images by name, each with its caption; a name that is not in the prepared set is left out."""
+    shown = [(index[n], cap) for n, cap in items if n in index]
+    if shown:
+        st.image([to_hwc(pdata.images[i], 2) for i, _ in shown], caption=[c for _, c in shown], width=88)
+
+
+def save_curated(cur: curate.Curation, decisions: curate.Decisions, name: str, size: int) -> None:
+    try:
+        if not decisions.kept:
+            raise data.DataError("Nothing is left to save: every image is excluded. Keep some (lower the "
+                                 "thresholds or un-pick images) and save again.")
+        out = curated_path(name)
+        paths.ensure(out.parent)
+        with st.spinner(f"Writing {len(decisions.kept):,} images to {out.name}..."):
+            curate.write_curated(cur, decisions, out)
+    except (data.DataError, OSError) as e:
+        shared.show_error(e)
+        return
+    run_prepare(str(out), size)  # the new source is shown prepared, not behind a Prepare button
+    st.session_state[NEW_SOURCE] = str(out)
+    shared.flash("ds", "success", f"Saved {len(decisions.kept):,} images ({len(decisions.dropped):,} left out) as "
+                 f"`{out}`. It is now this page's source (a .zip on this machine); the decisions are in "
+                 f"its {curate.DECISIONS_FILE}.")
+    st.rerun()
+
+
+def make_generator(source: str, size: int, base: Path, minutes: float) -> None:
+    """Hand the source, the small-data recipe, the base checkpoint and the time budget to the Train page."""
+    st.session_state[HANDOFF] = {"data": source, "img_size": int(size), "preset": SMALL_DATA_PRESET,
+                                 "init_from": str(base), "minutes": float(minutes)}
+    try:
+        st.switch_page(TRAIN_PAGE)
+    except StreamlitAPIException:  # this page runs on its own (not inside app.py's navigation)
+        st.success("The Train page's form is filled with this data: open **Train** in the sidebar.")
+
+
+def curate_section(source: str, size: int, pdata: data.PreparedData) -> None:
+    ss = st.session_state
+    st.subheader("Curate")
+    st.caption("Before training on a small set of your own pictures, look for near-duplicates, blurred or flat "
+               "images and outliers, leave out what you do not want, and save the rest as a new source.")
+    try:
+        fp = data.fingerprint(source)
+    except (data.DataError, OSError) as e:
+        shared.show_error(e)
+        return
+    asked = ss.setdefault("ds_curate_asked", set())
+    akey = f"{fp}|{size}"
+    if akey not in asked:
+        if st.button("Analyse for curation", key="ds_curate", icon=":material/cleaning_services:"):
+            asked.add(akey)
+            st.rerun()  # drawn again without the button
+        else:
+            st.caption(f"Reads the {len(pdata):,} images once more: a perceptual hash of each, a sharpness and an "
+                       "outlier score (a few seconds per thousand images).")
+            return
+    try:
+        with st.spinner(f"Analysing {len(pdata):,} images (duplicates, sharpness, outliers)..."):
+            cur = analyse_cached(source, size, fp)
+    except (data.DataError, ValueError, OSError) as e:
+        shared.show_error(e)
+        return
+    index = pixels_by_name(pdata)
+    exclude_key = f"ds_cur_exclude|{akey}"
+
+    # duplicates
+    st.markdown(f"**Near-duplicate groups: {len(cur.duplicates):,}** (pHash within {cur.hash_distance} of 64 bits; "
+                "each group keeps its sharpest image, the others are left out)")
+    if not cur.duplicates:
+        st.caption("No two images are the same picture.")
+    for g in cur.duplicates[:GALLERY]:
+        gallery(pdata, index, [(g.keep, f"kept: {g.keep}")]
+                + [(n, f"dropped ({g.kind}, {g.distance[n]} bits): {n}") for n in g.drop[:GALLERY]])
+        if len(g.drop) > GALLERY:
+            st.caption(f"... and {len(g.drop) - GALLERY:,} more of this group of {len(g.drop) + 1:,}, farther ones last.")
+    if len(cur.duplicates) > GALLERY:
+        st.caption(f"... and {len(cur.duplicates) - GALLERY:,} more groups (all are applied).")
+    keep_dups = st.checkbox("Keep the duplicates too", key="ds_cur_keep_dups")
+
+    # sharpness
+    c = st.columns(2)
+    with c[0]:
+        st.markdown("**Least sharp first** (variance of the Laplacian at the training size: low = blurred or flat)")
+        top_sharp = max((s.score for s in cur.sharpness), default=0.0)
+        below = st.slider("Leave out images less sharp than", 0.0, float(np.ceil(top_sharp)) or 1.0, 0.0,
+                          key="ds_cur_sharp", help="0 leaves none out")
+        gallery(pdata, index, [(s.name, f"sharpness {s.score:,.1f}: {s.name}") for s in cur.sharpness[:GALLERY]])
+    with c[1]:
+        st.markdown("**Outliers, farthest first** (a PCA of the pixels, 32×32 colour: about 1 is typical)")
+        top_far = float(np.ceil(max((s.score for s in cur.outliers), default=1.0) * 10) / 10) + 0.1
+        above = st.slider("Leave out images with an outlier score above", 0.0, top_far, top_far,
+                          key="ds_cur_outlier", help="The right end leaves none out")
+        gallery(pdata, index, [(s.name, f"outlier {s.score:.2f}: {s.name}") for s in cur.outliers[:GALLERY]])
+    st.caption("Outliers are measured in a PCA of the set's own pixels, not in a shipped discriminator's "
+               "features: a shipped discriminator knows only the faces it was trained on, so a set in a new style "
+               "(the reason to fine-tune) would look far from it as a whole; the PCA of the set itself needs no "
+               "checkpoint and flags the pictures unlike the rest of *this* set.")
+    picked = st.multiselect("Leave out these images too", cur.names, key=exclude_key,
+                            placeholder="Pick images by name")
+    decisions = cur.decide(exclude=picked, sharpness_below=below if below > 0 else None,
+                           outlier_above=above if above < top_far else None, keep_duplicates=keep_dups)
+    reasons: dict[str, int] = {}
+    for r in decisions.dropped.values():
+        reasons[r] = reasons.get(r, 0) + 1
+    st.metric("Images kept", f"{len(decisions.kept):,} of {len(cur.names):,}",
+              help="Left out: " + (", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "none"))
+    if cur.unreadable:
+        st.caption(f"{len(cur.unreadable):,} files could not be used (see the validation report) and are not saved.")
+    if decisions.dropped:
+        with st.expander(f"The {len(decisions.dropped):,} left out"):
+            gallery(pdata, index, [(n, f"{r}: {n}") for n, r in list(decisions.dropped.items())[:GALLERY * 4]])
+    name = st.text_input("Name of the curated set", key="ds_cur_name", placeholder="my-character",
+                         help=f"Saved as a .zip in {paths.home() / CURATED_DIR}")
+    if st.button("Save as a new source", key="ds_cur_save", type="primary", icon=":material/save:"):
+        save_curated(cur, decisions, name, size)
+
+    # hand-off
+    st.markdown("**Make a generator of this**")
+    bases = {p.name: p for p in shared.shipped_checkpoints()}
+    if not bases:
+        st.info(f"No shipped checkpoint in `{paths.SHIPPED_CHECKPOINTS}` to start from; train one on the "
+                "Train page first, or restore the checkpoints folder.")
+        return
+    h = st.columns([3, 1], vertical_alignment="bottom")
+    names = list(bases)
+    base = h[0].selectbox("Start from", names, index=names.index(DEFAULT_BASE) if DEFAULT_BASE in names else 0,
+                          key="ds_cur_base", help="A shipped generator that already draws faces")
+    minutes = h[1].number_input("Minutes", 1, 24 * 60, DEFAULT_MINUTES, key="ds_cur_minutes",
+                                help="The training's time budget")
+    if st.button("Make a generator of this", key="ds_cur_make", icon=":material/auto_awesome:"):
+        make_generator(source, size, bases[base], minutes)
+    st.caption(f"Opens the Train page with the small-data recipe (`{SMALL_DATA_PRESET}`), this source (`{source}`), "
+               f"{size} px, {base} as the start and a {minutes}-minute budget."
+               + ("" if curate.is_curated(source) else " Save the curated set first to train on it."))
+
+
 def to_hwc(img: np.ndarray, scale: int = 1) -> np.ndarray:
     a = np.ascontiguousarray(np.asarray(img).transpose(1, 2, 0))
     if scale > 1:
@@ -195,6 +375,9 @@ st.title("Dataset")
 st.caption("A source is prepared once: every image is read, checked, converted to RGB, center-cropped and "
            "resized, and kept in a cache. What cannot be used is skipped and reported here — never silently.")
 
+if NEW_SOURCE in st.session_state:  # a curated set just saved: it is the source now
+    st.session_state["ds_kind"] = "folder"
+    st.session_state["ds_folder"] = st.session_state.pop(NEW_SOURCE)
 for k, v in st.session_state.get(SAVED, {}).items():  # the choices of an earlier visit to this page
     st.session_state.setdefault(k, v)
 st.session_state.setdefault("ds_size", TrainConfig.img_size)
@@ -255,6 +438,7 @@ if st.button("Check the source again", key="ds_recheck", help="Re-reads the sour
 
 st.subheader("Validation report")
 show_report(pdata)
+curate_section(source, size, pdata)
 
 # --------------------------------------------------------------------------- browse
 st.subheader("Browse")

@@ -216,13 +216,15 @@ def _groups(hashes: np.ndarray, max_distance: int) -> list[list[int]]:
 # -- the analysis ----------------------------------------------------------------------------------
 
 def analyse(source: str | Path, size: int = 64, *, hash_distance: int = HASH_DISTANCE,
-            progress: bool | Callable[[int, int], Any] = False) -> Curation:
+            progress: bool | Callable[[int, int], Any] = False, synthetic_n: int | None = None) -> Curation:
     """Every score of every readable image of `source` (a folder or a .zip) at `size` px.
-    Raises DataError for a source that cannot be read or holds no usable image."""
+    `synthetic_n`: for the synthetic set, its number of faces on disk (as `prepare` takes it: else
+    the default number is rendered). Raises DataError for a source that cannot be read or holds no
+    usable image."""
     from . import prepare
     if not 0 <= hash_distance <= 64:
         raise DataError(f"the duplicate distance is in bits of a 64-bit hash: between 0 and 64 (it is {hash_distance})")
-    data = prepare(source, size, val=0, test=0, progress=progress)
+    data = prepare(source, size, val=0, test=0, progress=progress, synthetic_n=synthetic_n)
     # prepare keeps one copy of files with the same bytes (report.duplicates: (first, copy)); the
     # copies join the analysis with their first's pixels, so they land in its group at distance 0.
     index = {n: i for i, n in enumerate(data.names)}
@@ -326,3 +328,15 @@ def read_decisions(path: str | Path) -> dict[str, Any]:
     if not isinstance(d, dict) or d.get("format") != FORMAT or not isinstance(d.get("dropped"), dict):
         raise DataError(f"{path.name} is not a decisions file written by curate")
     return d
+
+
+def is_curated(source: str | Path) -> bool:
+    """Whether `source` is a .zip written by write_curated (it holds DECISIONS_FILE)."""
+    path = Path(str(source)).expanduser()
+    if path.suffix.lower() != ".zip" or not path.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return DECISIONS_FILE in zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
