@@ -14,7 +14,7 @@ SHARED_ZIP = ROOT.parent / "shared" / "data" / "anime-faces-96.zip"
 # process. Kept in one place, by module or by test, so that test files say nothing about tiers.
 # A new test that starts a process, or takes more than ~3 s, is added here.
 SLOW_MODULES = {
-    "test_browser", "test_browser_deeplink", "test_browser_flows", "test_browser_generate", "test_browser_runs",  # streamlit + Chromium
+    "test_browser", "test_browser_deeplink", "test_browser_flows", "test_browser_own_data", "test_browser_generate", "test_browser_runs",  # streamlit + Chromium
     "test_torchrun_stop",  # torchrun with 2 ranks
     "test_failure_paths",  # jobs killed and restarted
     "test_gpu_run", "test_model_card",  # scripts run as a user runs them
@@ -70,6 +70,10 @@ TAKES_LONG = {  # in this process; measured with `pytest --durations` (times on 
     "test_cli.py": {"test_invert_verb_saves_the_latent_and_prints_mae_last"},
     "test_zip_limits.py": {"test_a_header_that_lies_about_its_size_is_reported_and_the_read_stays_bounded"},
     "test_models_r3.py": {"test_rpgan_with_r1_and_r2_trains_and_its_checkpoints_draw_the_same_faces"},
+    "test_page_dataset_curate.py": {
+        "test_curate_shows_planted_duplicates_and_blur_and_saves_what_is_kept", "test_nothing_left_is_refused_and_nothing_written",
+        "test_the_synthetic_set_is_curated_as_it_is_on_disk",
+    },
 }
 SLOW_TESTS = {m: STARTS_A_PROCESS.get(m, set()) | TAKES_LONG.get(m, set()) for m in {*STARTS_A_PROCESS, *TAKES_LONG}}
 

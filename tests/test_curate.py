@@ -132,3 +132,14 @@ def test_phash_ignores_resaving_and_sees_different_faces():
     other = rng.integers(0, 256, (3, 64, 64), dtype=np.uint8)
     h = phash(np.stack([smooth, resaved, other]))
     assert int(np.bitwise_count(h[0] ^ h[1])) <= 6 < int(np.bitwise_count(h[0] ^ h[2]))
+
+
+def test_near_duplicates_are_not_chained_into_one_group():
+    """A near B and B near C does not make A a duplicate of C: every member of a group is near the
+    image it was grouped with (chained, a set of similar faces melted into one group and lost most
+    of its images)."""
+    from animegan.data.curate import _groups
+    a, b, c = 0, 0b1111, 0b1111_1111  # a-b 4 bits, b-c 4 bits, a-c 8 bits
+    hashes = np.array([a, b, c, 0xFFFF_FFFF_0000_0000], dtype=np.uint64)
+    assert _groups(hashes, 6) == [[0, 1]]
+    assert _groups(hashes, 8) == [[0, 1, 2]]

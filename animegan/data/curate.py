@@ -190,27 +190,21 @@ def outlier_scores(images: np.ndarray, components: int = OUTLIER_COMPONENTS) -> 
 
 
 def _groups(hashes: np.ndarray, max_distance: int) -> list[list[int]]:
-    """Connected groups (two or more) of images whose hashes are within `max_distance` bits."""
+    """Groups (two or more) of images within `max_distance` bits of the group's first image. Not
+    chained: were A near B and B near C enough to group A with C, a set of similar faces would melt
+    into one group and lose most of its images as "duplicates"."""
     n = len(hashes)
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    group_of = np.full(n, -1)
     row = hash_distances(hashes)
+    groups: list[list[int]] = []
     for i in range(n):
-        near = np.nonzero(row(i)[i + 1:] <= max_distance)[0] + i + 1
-        for j in near:
-            a, b = root(i), root(int(j))
-            if a != b:
-                parent[b] = a
-    members: dict[int, list[int]] = {}
-    for i in range(n):
-        members.setdefault(root(i), []).append(i)
-    return [m for m in members.values() if len(m) > 1]
+        if group_of[i] >= 0:
+            continue
+        near = [int(j) for j in np.nonzero(row(i)[i + 1:] <= max_distance)[0] + i + 1 if group_of[j] < 0]
+        if near:
+            group_of[[i, *near]] = len(groups)
+            groups.append([i, *near])
+    return groups
 
 
 # -- the analysis ----------------------------------------------------------------------------------
