@@ -85,12 +85,13 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 
 def content_hash(path: str | Path) -> str:
-    """sha1 of the file's bytes (remembered per path, size and mtime: a checkpoint is read once)."""
+    """sha256 of the file's bytes (remembered per path, size and mtime: a checkpoint is read once);
+    also the key a checkpoint's direction names are kept under (`directions.checkpoint_hash`)."""
     p = Path(path).resolve()
     st = p.stat()
     key = (str(p), st.st_size, st.st_mtime_ns)
     if key not in _HASHES:
-        h = hashlib.sha1()
+        h = hashlib.sha256()
         with open(p, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)

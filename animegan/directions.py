@@ -25,7 +25,6 @@ weights get the same names wherever the file is, and a shipped file is never wri
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,11 +180,8 @@ def random_change(G: nn.Module, count: int = 5, n: int = MEASURE_N, seed: int = 
 
 def checkpoint_hash(path: str | Path) -> str:
     """sha256 of the checkpoint file's bytes: the key its direction names are kept under."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from .comparison import content_hash
+    return content_hash(path)
 
 
 def names_dir() -> Path:
