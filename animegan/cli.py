@@ -224,8 +224,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _metric(args: argparse.Namespace, metric: str) -> int:
-    from .evaluation import checkpoint_data, evaluate_on_split
-    from .metrics import load_inception
+    from .metrics.evaluation import checkpoint_data, evaluate_on_split
+    from .metrics.fid import load_inception
     weights = getattr(args, "inception_weights", None)
     if metric == "fid":
         load_inception(weights, args.device)  # no weights: say so before preparing any data (cached for below)
@@ -252,7 +252,7 @@ def cmd_realism(args: argparse.Namespace) -> int:
     accuracy (`realism.checkpoint_realism`). Data and n as `swd` picks them."""
     from tqdm import tqdm
 
-    from .realism import checkpoint_realism
+    from .metrics.realism import checkpoint_realism
     bar = None
 
     def judge_progress(done: int, total: int) -> None:

@@ -92,7 +92,7 @@ def cmd_invert(a: argparse.Namespace) -> int:
 
 
 def _explore_data(a: argparse.Namespace, lg):
-    from .evaluation import checkpoint_data
+    from .metrics.evaluation import checkpoint_data
     return checkpoint_data(lg.config, a.data, progress=True)
 
 

@@ -359,7 +359,7 @@ def _data_source(data: str) -> str:
 
 def _check_fid_weights(what: str) -> None:
     """JobError (where the weights go) when FID cannot be computed on this machine."""
-    from .metrics import find_inception_weights, missing_weights_message
+    from .metrics.fid import find_inception_weights, missing_weights_message
     if find_inception_weights() is None:
         raise JobError(f"FID cannot be computed for {what}: {missing_weights_message()}")
 

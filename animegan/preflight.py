@@ -230,7 +230,7 @@ def preflight(cfg: TrainConfig, processes: int = 1, *, data: bool = True, requir
                               field="init_from")
         kw["init_from"] = str(path.resolve())
     if require_fid and cfg.eval_metric == "fid" and (cfg.eval_every or cfg.eval_kimg):
-        from .metrics import find_inception_weights, missing_weights_message
+        from .metrics.fid import find_inception_weights, missing_weights_message
         if find_inception_weights() is None:
             raise ConfigError(f"FID cannot be computed for this run's evaluations ({{field}} FID; evaluation is on): "
                               f"{missing_weights_message()}", field="eval_metric")

@@ -517,8 +517,8 @@ def _evaluate(run: RunWriter, setup: RunSetup, nets: Nets, loop: LoopState) -> b
     if min(cfg.eval_n, len(data.splits["val"])) < 2:
         log.warning("evaluation skipped: the validation split has %d images", len(data.splits["val"]))
         return False
-    from .evaluation import evaluate_on_split
-    from .metrics import InceptionWeightsMissing
+    from .metrics.evaluation import evaluate_on_split
+    from .metrics.fid import InceptionWeightsMissing
     main = None
     for metric in dict.fromkeys([cfg.eval_metric, "swd"]):
         try:

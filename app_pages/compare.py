@@ -14,7 +14,7 @@ import streamlit as st
 from animegan import comparison, curves, data, jobs, paths, rundir
 from animegan.checkpoint import CheckpointError, LoadedGenerator
 from animegan.config import COMPARABLE_N, METRICS, SPLITS, SYNTHETIC
-from animegan.metrics import find_inception_weights, missing_weights_message
+from animegan.metrics.fid import find_inception_weights, missing_weights_message
 from app_pages import shared
 
 CAVEAT = "only comparable at the same n and reference"

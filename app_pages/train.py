@@ -32,7 +32,7 @@ from animegan.config import (
     preset_config,
 )
 from animegan.devices import available_devices
-from animegan.metrics import find_inception_weights, missing_weights_message
+from animegan.metrics.fid import find_inception_weights, missing_weights_message
 from animegan.models import MODELS
 from animegan.preflight import RunPlan, preflight
 from animegan.rundir import COMPILING_PHASE, Run, RunStatus, list_runs, safe_run_name, tail_lines

@@ -49,11 +49,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from animegan import metrics, paths  # noqa: E402
+from animegan import paths  # noqa: E402
 from animegan.augment import ClassicAugment  # noqa: E402
 from animegan.config import TrainConfig, preset_config  # noqa: E402
 from animegan.data import iter_source_files, prepare, to_float  # noqa: E402
 from animegan.devices import Dist, native_bf16  # noqa: E402
+from animegan.metrics.fid import (  # noqa: E402
+    feature_statistics,
+    find_inception_weights,
+    inception_features,
+    load_inception,
+)
 from animegan.models import build_models, count_params  # noqa: E402
 from animegan.step import StepOptions, TrainImages, build_nets, real_batch, step_generator, step_options, train_step  # noqa: E402
 
@@ -482,7 +488,7 @@ def bench_generation(args, device) -> dict[str, Any]:
 # -- 6: FID features ----------------------------------------------------------------------------------
 
 def bench_fid_features(args, device, data, work: Path) -> dict[str, Any]:
-    found = metrics.find_inception_weights()
+    found = find_inception_weights()
     if found is not None:
         path, weights = found, f"real weights ({found.name})"
     else:
@@ -492,13 +498,13 @@ def bench_fid_features(args, device, data, work: Path) -> dict[str, Any]:
         torch.save(random_inception_state_dict(), path)
         weights = "random weights (real ones absent; same network, same compute)"
     log(f"FID features: pytorch-fid InceptionV3, {weights}, {args.fid_n} images")
-    model = metrics.load_inception(path, device=device)
+    model = load_inception(path, device=device)
     images = np.array(data.images[:max(args.fid_n, 2)])  # a copy: the memmap is read-only
-    metrics.inception_features(model, images[:1], device)  # warm-up
+    inception_features(model, images[:1], device)  # warm-up
     batch = 100
     sync(device)
     t = time.perf_counter()
-    metrics.feature_statistics((images[b:b + batch] for b in range(0, len(images), batch)), model, device)
+    feature_statistics((images[b:b + batch] for b in range(0, len(images), batch)), model, device)
     sync(device)
     sec = time.perf_counter() - t
     return {"weights": weights, "images": len(images), "seconds": sec, "images_per_s": len(images) / sec,

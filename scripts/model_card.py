@@ -18,10 +18,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from animegan import curves, generate, metrics, realism
+from animegan import curves, generate
 from animegan.checkpoint import load_checkpoint, load_generator
 from animegan.config import TrainConfig, preset_base
-from animegan.evaluation import checkpoint_data, evaluate_on_split
+from animegan.metrics import realism
+from animegan.metrics.evaluation import checkpoint_data, evaluate_on_split
+from animegan.metrics.swd import swd
 from animegan.plots import line_plot
 
 
@@ -53,7 +55,7 @@ def real_floor(data, n: int) -> float:
     """SWD between two sets of real faces the checkpoint never trained on: its test split against
     its val split, n each (seed 0). What a perfect generator would score at this n."""
     n = min(n, len(data.split_images("test")), len(data.split_images("val")))
-    return metrics.swd(data.split_images("test")[:n], data.split_images("val")[:n], seed=0).value
+    return swd(data.split_images("test")[:n], data.split_images("val")[:n], seed=0).value
 
 
 def real_realism_floor(data, n: int) -> float:

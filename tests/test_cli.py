@@ -17,7 +17,7 @@ from animegan import config, paths
 from animegan.checkpoint import CheckpointError, load_checkpoint, load_generator
 from animegan.cli import build_parser, config_from_args, main
 from animegan.data import prepare
-from animegan.evaluation import reference_label
+from animegan.metrics.evaluation import reference_label
 from animegan.rundir import Run, evals_for_checkpoint, read_json, write_json_atomic
 from animegan.synth import write_synthetic
 

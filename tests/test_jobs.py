@@ -315,7 +315,7 @@ def test_fid_without_weights_is_refused_before_a_job_starts(tmp_path, monkeypatc
 
 
 def test_eval_job_measures_and_records(tmp_path):
-    from animegan.evaluation import reference_label
+    from animegan.metrics.evaluation import reference_label
     from animegan.rundir import evals_for_checkpoint
     from animegan.synth import write_synthetic
     faces = write_synthetic(tmp_path / "faces", n=60)  # a test split of 6 (a tenth)

@@ -10,7 +10,8 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from animegan import comparison, data, evaluation, jobs, paths
+from animegan import comparison, data, jobs, paths
+from animegan.metrics import evaluation
 from tests.test_data import noise, put
 from tests.test_runs_compare import COMPARE, TIMEOUT, save_tiny_generator
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from animegan.cli import main
-from animegan.realism import checkpoint_realism, realism_accuracy
+from animegan.metrics.realism import checkpoint_realism, realism_accuracy
 from animegan.synth import render_face, write_synthetic
 
 ROOT = Path(__file__).resolve().parent.parent

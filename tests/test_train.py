@@ -14,7 +14,7 @@ from animegan import step as step_mod
 from animegan import train as train_mod
 from animegan.checkpoint import load_checkpoint, load_generator
 from animegan.config import PRESETS, ConfigError, preset_config
-from animegan.metrics import MetricResult
+from animegan.metrics.shared import MetricResult
 from animegan.preflight import DataFitError
 from animegan.rundir import ResumeError, Run, RunWriter, write_json_atomic
 from animegan.synth import write_synthetic
@@ -216,7 +216,7 @@ def test_patience_stops_at_the_evaluation_that_exhausts_it(faces, tmp_path, monk
     def scripted(G, data, split, *, metric, n, seed=0, device="cpu", inception_weights=None):
         return MetricResult(metric, next(values), n, f"{split} split (scripted)", seed)
 
-    monkeypatch.setattr("animegan.evaluation.evaluate_on_split", scripted)
+    monkeypatch.setattr("animegan.metrics.evaluation.evaluate_on_split", scripted)
     cfg = tiny("classic-dcgan", faces, epochs=8, eval_every=1, eval_n=4, eval_metric="swd", patience=2)
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     run = Run(tmp_path / "run")
@@ -238,7 +238,7 @@ def test_an_early_stop_by_eval_kimg_mid_epoch_is_finished_not_stopped(faces, tmp
     def scripted(G, data, split, *, metric, n, seed=0, device="cpu", inception_weights=None):
         return MetricResult(metric, next(values), n, f"{split} split (scripted)", seed)
 
-    monkeypatch.setattr("animegan.evaluation.evaluate_on_split", scripted)
+    monkeypatch.setattr("animegan.metrics.evaluation.evaluate_on_split", scripted)
     cfg = tiny("classic-dcgan", faces, epochs=8, eval_kimg=0.024, eval_n=4, eval_metric="swd", patience=1)
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     run = Run(tmp_path / "run")
@@ -250,7 +250,7 @@ def test_an_early_stop_by_eval_kimg_mid_epoch_is_finished_not_stopped(faces, tmp
 
 def test_fid_without_inception_weights_is_skipped_with_a_clear_log_line(faces, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no weights there, and no network in tests
-    monkeypatch.setattr("animegan.metrics.find_inception_weights", lambda path=None: None)
+    monkeypatch.setattr("animegan.metrics.fid.find_inception_weights", lambda path=None: None)
     cfg = tiny("classic-dcgan", faces, epochs=1, eval_every=1, eval_n=4, eval_metric="fid")
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     log = (tmp_path / "run" / "train.log").read_text()

@@ -1,35 +1,26 @@
-"""Image-quality metrics: FID (pytorch-fid's network, its Fréchet formula) and multi-scale SWD.
+"""FID: pytorch-fid's network and its Fréchet formula.
 
-FID
-    The network is pytorch-fid's FID InceptionV3 (the TF-FID variant, 2048-d pool3 features):
-    torchvision's Inception with pytorch-fid's `FIDInceptionA/C/E` blocks, arranged and run
-    as pytorch-fid's `InceptionV3` does (`FIDInceptionV3`); the distance is pytorch-fid's
-    `calculate_frechet_distance`, step for step, kept here (`frechet_distance`) because
-    pytorch-fid 0.3.0's own calls SciPy in a way SciPy 1.18 removed. pytorch-fid fetches its
-    weights from the internet on first use; this module never does unless asked (`allow_download=True`): it loads a local state
-    dict (see `find_inception_weights`) and raises `InceptionWeightsMissing`, with one message
-    saying what to download and where to put it, when there is none.
-    Images go in as pytorch-fid expects (float in [0, 1], (N, 3, H, W)); the network
-    resizes to 299×299 and rescales to [-1, 1] itself. Feature statistics are accumulated
-    batch by batch (float64 running sums), so no image set is ever held whole in memory or
-    written to disk. Note: with fewer than 2048 images the covariance is singular and the
-    number is biased upwards; compare FIDs only at equal n.
+The network is pytorch-fid's FID InceptionV3 (the TF-FID variant, 2048-d pool3 features):
+torchvision's Inception with pytorch-fid's `FIDInceptionA/C/E` blocks, arranged and run
+as pytorch-fid's `InceptionV3` does (`FIDInceptionV3`); the distance is pytorch-fid's
+`calculate_frechet_distance`, step for step, kept here (`frechet_distance`) because
+pytorch-fid 0.3.0's own calls SciPy in a way SciPy 1.18 removed. pytorch-fid fetches its
+weights from the internet on first use; this module never does unless asked (`allow_download=True`): it loads a local state
+dict (see `find_inception_weights`) and raises `InceptionWeightsMissing`, with one message
+saying what to download and where to put it, when there is none.
+Images go in as pytorch-fid expects (float in [0, 1], (N, 3, H, W)); the network
+resizes to 299×299 and rescales to [-1, 1] itself. Feature statistics are accumulated
+batch by batch (float64 running sums), so no image set is ever held whole in memory or
+written to disk. Note: with fewer than 2048 images the covariance is singular and the
+number is biased upwards; compare FIDs only at equal n.
 
-SWD
-    Multi-scale sliced Wasserstein distance (Karras et al. 2018), computed without any
-    pretrained network, so it always works offline; the algorithm is in
-    `animegan.sliced_wasserstein`, `swd` here checks inputs and returns a `MetricResult`.
-
-`evaluate` measures a generator against real images with either; `animegan.evaluation`
-(`evaluate_on_split`) is how the trainer, the CLI and jobs call it on a data split.
-Results are `MetricResult`s, plain dataclasses with `to_dict()`/`from_dict()`.
+`evaluation.evaluate` measures a generator against real images with FID or SWD.
 """
 from __future__ import annotations
 
 import os
 import warnings
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,34 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import sliced_wasserstein as sw
-from .config import METRICS, AnimeganError
-from .paths import ensure, stats_dir
-
-# ----------------------------------------------------------------------------- results
-
-
-@dataclass
-class MetricResult:
-    """One measurement. `value` is FID, or SWD ×1e3 averaged over pyramid levels; `levels`
-    are SWD's per-level values ×1e3 from the finest (full resolution) to the coarsest."""
-
-    metric: str
-    value: float
-    n: int
-    reference: str
-    seed: int
-    levels: list[float] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "MetricResult":
-        return cls(**{k: d[k] for k in ("metric", "value", "n", "reference", "seed") if k in d},
-                   levels=d.get("levels"))
-
-
+from ..config import AnimeganError
+from ..paths import ensure, stats_dir
+from .shared import uint8_batch
 
 # ----------------------------------------------------------------------------- FID: weights
 
@@ -225,22 +191,9 @@ def load_inception(
 
 # ----------------------------------------------------------------------------- FID: features
 
-
-def _as_tensor(images: Any) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor):
-        a = np.ascontiguousarray(images)
-        images = torch.from_numpy(a if a.flags.writeable else a.copy())  # read-only memory maps: torch wants writable
-    t = images
-    if t.dtype != torch.uint8:
-        raise TypeError(f"expected uint8 images, got {t.dtype}")
-    if t.dim() != 4 or t.shape[1] != 3:
-        raise ValueError(f"expected (N, 3, H, W) images, got {tuple(t.shape)}")
-    return t
-
-
 def inception_features(model: nn.Module, images: Any, device: str | torch.device = "cpu") -> np.ndarray:
     """pool3 features (N, 2048) float64 of one batch of uint8 images (N, 3, H, W)."""
-    x = _as_tensor(images).to(device).float().div_(255.0)  # pytorch-fid's input: [0, 1]
+    x = uint8_batch(images).to(device).float().div_(255.0)  # pytorch-fid's input: [0, 1]
     with torch.inference_mode():
         out = model(x)[0]
     if out.shape[2:] != (1, 1):  # not pool3: pytorch-fid averages spatially too
@@ -388,93 +341,3 @@ def fid(
     to running sums batch by batch)."""
     mu, sigma, _ = feature_statistics(fake_batches, model, device)
     return frechet_distance(mu, sigma, real_mu, real_sigma)
-
-
-# ----------------------------------------------------------------------------- SWD
-
-
-def swd(
-    fake: Any,
-    real: Any,
-    *,
-    seed: int = 0,
-    patches_per_image: int = 128,
-    n_proj: int = 128,
-    n_repeats: int = 4,
-    normalize: str = "pooled",
-    reference: str = "",
-    threads: int | None = None,
-) -> MetricResult:
-    """Multi-scale sliced Wasserstein distance between two equal-size uint8 sets (N, 3, S, S):
-    `levels` ×1e3 per pyramid level (finest first), `value` their mean. The recipe, and its
-    two deliberate differences from Karras et al.'s code: `animegan.sliced_wasserstein`."""
-    fake_t, real_t = _as_tensor(fake), _as_tensor(real)
-    if fake_t.shape[1:] != real_t.shape[1:]:
-        raise ValueError(f"SWD needs images of the same shape: fake {tuple(fake_t.shape[1:])}, real {tuple(real_t.shape[1:])}")
-    if len(fake_t) != len(real_t):
-        raise ValueError(f"SWD compares equal-size sets: {len(fake_t)} fake vs {len(real_t)} real")
-    if normalize not in sw.NORMALIZE:
-        raise ValueError(f"normalize must be one of: {', '.join(sw.NORMALIZE)}")
-    n, _, h, w = fake_t.shape
-    if n < 1:
-        raise ValueError("SWD needs at least one image per set")
-    if not sw.swd_level_sizes(min(h, w)):
-        raise ValueError(f"SWD needs images of at least {sw.SWD_MIN_SIDE}px, got {h}×{w}")
-    levels = sw.swd_levels(fake_t, real_t, seed=seed, patches_per_image=patches_per_image, n_proj=n_proj,
-                           n_repeats=n_repeats, normalize=normalize, threads=threads)
-    return MetricResult(
-        metric="swd", value=float(np.mean(levels)), n=int(n), reference=reference, seed=int(seed), levels=levels
-    )
-
-
-# ----------------------------------------------------------------------------- evaluate
-
-
-def evaluate(
-    G: nn.Module,
-    real_images: np.ndarray,
-    *,
-    metric: str,
-    n: int,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    reference: str,
-    stats_key: str | None = None,
-    inception_weights: str | os.PathLike | None = None,
-    truncation: float = 1.0,
-    batch_size: int = 100,
-) -> MetricResult:
-    """Measure G against `real_images` (uint8 N×3×S×S, e.g. `data.split_images("val")`).
-
-    Generated images are images 0..n-1 of `seed` (`generate.image_batches`), so they can be
-    looked at. The real side is the first n real images (n is capped at the real set's size).
-    "fid": raises `InceptionWeightsMissing` (and only that) when the weights are absent;
-    `stats_key` caches the real statistics (`real_statistics`).
-    "swd": needs G.img_size == the real images' size.
-    """
-    from .generate import image_batches
-
-    metric = metric.lower()
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    n = min(int(n), len(real_images))
-    if n < 2:
-        raise ValueError(f"need at least 2 images to evaluate, got n={n}")
-    if metric == "fid":
-        model = load_inception(inception_weights, device)  # raise before generating anything
-        if stats_key:
-            mu, sigma = real_statistics(real_images, key=stats_key, n=n, model=model, device=device, batch_size=batch_size)
-        else:
-            mu, sigma, _ = feature_statistics(
-                (np.asarray(real_images[b : min(b + batch_size, n)]) for b in range(0, n, batch_size)), model, device
-            )
-        fakes = image_batches(G, n, seed, batch_size=batch_size, device=device, truncation=truncation)
-        value = fid(fakes, mu, sigma, model, device)
-        return MetricResult(metric="fid", value=float(value), n=n, reference=reference, seed=int(seed))
-    size = int(real_images.shape[-1])
-    g_size = int(getattr(G, "img_size", size))
-    if g_size != size:
-        raise ValueError(f"SWD compares images of one size: generator draws {g_size}px, real images are {size}px")
-    fake = torch.cat(list(image_batches(G, n, seed, batch_size=max(batch_size, 250), device=device, truncation=truncation)))
-    real = torch.from_numpy(np.ascontiguousarray(real_images[:n]))
-    return swd(fake, real, seed=seed, reference=reference)

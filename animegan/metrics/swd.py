@@ -1,6 +1,6 @@
 """Multi-scale sliced Wasserstein distance (Karras et al. 2018, "Progressive growing of GANs",
-appendix D and their `sliced_wasserstein.py`): the algorithm behind `metrics.swd`, which checks
-its inputs and wraps the numbers in a `MetricResult`. No pretrained network: it always works
+appendix D and their `sliced_wasserstein.py`): `swd` checks its inputs, runs the algorithm
+(`swd_levels`) and wraps the numbers in a `MetricResult`. No pretrained network: it always works
 offline.
 
 Recipe: a Laplacian pyramid of every image (5×5 binomial filter, levels while the side is ≥ 16:
@@ -28,9 +28,12 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
+
+from .shared import MetricResult, uint8_batch
 
 NORMALIZE = ("pooled", "separate")
 
@@ -197,7 +200,7 @@ def swd_levels(
     n_repeats: int = 4, normalize: str = "pooled", threads: int | None = None,
 ) -> list[float]:
     """SWD ×1e3 per pyramid level (finest first) between two uint8 sets of one shape
-    (N, 3, S, S), S ≥ 16 (`metrics.swd` checks the inputs)."""
+    (N, 3, S, S), S ≥ 16 (`swd` checks the inputs)."""
     n, _, h, w = fake.shape
     sizes = swd_level_sizes(min(h, w))
     gen = torch.Generator().manual_seed(int(seed))
@@ -220,3 +223,37 @@ def swd_levels(
         if pool is not None:
             pool.shutdown()
     return levels
+
+
+def swd(
+    fake: Any,
+    real: Any,
+    *,
+    seed: int = 0,
+    patches_per_image: int = 128,
+    n_proj: int = 128,
+    n_repeats: int = 4,
+    normalize: str = "pooled",
+    reference: str = "",
+    threads: int | None = None,
+) -> MetricResult:
+    """Multi-scale sliced Wasserstein distance between two equal-size uint8 sets (N, 3, S, S):
+    `levels` ×1e3 per pyramid level (finest first), `value` their mean. The recipe, and its
+    two deliberate differences from Karras et al.'s code: this module's docstring."""
+    fake_t, real_t = uint8_batch(fake), uint8_batch(real)
+    if fake_t.shape[1:] != real_t.shape[1:]:
+        raise ValueError(f"SWD needs images of the same shape: fake {tuple(fake_t.shape[1:])}, real {tuple(real_t.shape[1:])}")
+    if len(fake_t) != len(real_t):
+        raise ValueError(f"SWD compares equal-size sets: {len(fake_t)} fake vs {len(real_t)} real")
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of: {', '.join(NORMALIZE)}")
+    n, _, h, w = fake_t.shape
+    if n < 1:
+        raise ValueError("SWD needs at least one image per set")
+    if not swd_level_sizes(min(h, w)):
+        raise ValueError(f"SWD needs images of at least {SWD_MIN_SIDE}px, got {h}×{w}")
+    levels = swd_levels(fake_t, real_t, seed=seed, patches_per_image=patches_per_image, n_proj=n_proj,
+                        n_repeats=n_repeats, normalize=normalize, threads=threads)
+    return MetricResult(
+        metric="swd", value=float(np.mean(levels)), n=int(n), reference=reference, seed=int(seed), levels=levels
+    )

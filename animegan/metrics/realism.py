@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.sources import DataError
+from ..data.sources import DataError
 
 EPOCHS = 10  # held-out accuracy on anime64 (n=2000) settles by epoch 6 (0.994) and stays within 0.005
 BATCH = 64
@@ -208,8 +208,8 @@ def realism_on_split(G: nn.Module, data, split: str, *, n: int, seed: int = 0, e
     """Judge G against `data`'s `split` as the `swd` verb measures it (`evaluation.evaluate_on_split`):
     the split's first n images (n capped at its size; ValueError below 2) against images 0..n-1 of
     `seed` (`generate.image_batches`, batches of 250), at the data's size, which must be G's."""
+    from ..generate import image_batches
     from .evaluation import reference_label
-    from .generate import image_batches
 
     real = data.split_images(split)
     n = min(int(n), len(real))
@@ -234,7 +234,7 @@ def checkpoint_realism(checkpoint: str | Path, source: str | None = None, split:
     `source` (default: the data it trained on), prepared at its size and split as its training
     split it (`evaluation.checkpoint_data`, as `swd` does). CheckpointError / DataError /
     ValueError carry messages for the user."""
-    from .checkpoint import load_generator
+    from ..checkpoint import load_generator
     from .evaluation import checkpoint_data
 
     lg = load_generator(checkpoint, device=device)
