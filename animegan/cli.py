@@ -166,7 +166,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UserError(no_discriminator_reason(loaded, "Re-ranking"))
     shift = None
     if args.edit:
-        from . import directions
+        from .explore import directions
         edits = _parse_edits(args.edit)
         z_dim = loaded.config.z_dim
         if not all(0 <= k < z_dim for k in edits):

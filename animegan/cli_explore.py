@@ -28,7 +28,7 @@ def _user_error(msg: str) -> Exception:
 
 
 def cmd_directions(a: argparse.Namespace) -> int:
-    from . import directions
+    from .explore import directions
     from .generate import latents
     names_given = _parse_names(a.name)
     if names_given and a.method == "both":
@@ -70,7 +70,7 @@ def cmd_invert(a: argparse.Namespace) -> int:
     import numpy as np
 
     from .checkpoint import no_discriminator_reason
-    from .invert import invert, load_face, side_by_side
+    from .explore.invert import invert, load_face, side_by_side
     lg = _load(a, with_d=True)
     path = Path(a.image)
     if not path.is_file():
@@ -101,7 +101,7 @@ def cmd_nearest(a: argparse.Namespace) -> int:
 
     from . import generate as gen
     from .checkpoint import no_discriminator_reason
-    from .memorisation import SPACE_LABELS, nearest_training_faces
+    from .explore.memorisation import SPACE_LABELS, nearest_training_faces
     lg = _load(a, with_d=True)
     data = _explore_data(a, lg)
     face = gen.generate(lg.G, a.seed, 1, start=a.index, truncation=a.truncation).images[0]
@@ -122,7 +122,7 @@ def cmd_nearest(a: argparse.Namespace) -> int:
 
 def cmd_memorisation(a: argparse.Namespace) -> int:
     from .checkpoint import no_discriminator_reason
-    from .memorisation import memorisation_score
+    from .explore.memorisation import memorisation_score
     lg = _load(a, with_d=True)
     data = _explore_data(a, lg)
     if lg.D is None:

@@ -15,7 +15,7 @@ devices; on the CPU the tests check image i of a grid against a batch of one.)
 
 Truncation trick ("more typical faces"): a face is pulled toward the average face by
 psi in (0, 1]; psi = 1 switches it off and is exactly G(z). For generators of known layout
-(`anatomy.split_generator`: the DCGAN and linear generators) the pull happens after the first
+(`models.split_generator`: the DCGAN and linear generators) the pull happens after the first
 block (z → 4×4 features, BatchNorm, ReLU), toward the mean of those features over
 N(0, I) latents: h' = mean + psi · (h(z) − mean), then the rest of G. This is the analogue of
 StyleGAN's truncation toward the mean w. (Scaling z itself toward 0, the mean latent, pulls
@@ -43,8 +43,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .anatomy import split_generator
 from .data import to_uint8
+from .models import split_generator
 
 MIX_MULTIPLIER = 1_000_003
 MIX_MODULUS = 2**63

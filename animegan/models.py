@@ -1,4 +1,5 @@
-"""Generators and discriminators, chosen by name, and `recalibrate_bn` for averaged weights.
+"""Generators and discriminators, chosen by name, where they are cut in blocks (`discriminator_blocks`,
+`split_generator`), and `recalibrate_bn` for averaged weights.
 
 Every generator has `z_dim` and `img_size` attributes and maps z (N, z_dim) to images
 (N, 3, S, S) in [-1, 1]. Every discriminator returns one raw score per image, shape (N,):
@@ -344,6 +345,27 @@ def discriminator_blocks(D: nn.Module) -> list[list[nn.Module]]:
             blocks.append([])
         blocks[-1].append(m)
     return blocks
+
+
+@dataclass(frozen=True)
+class Split:
+    """G(z) == tail(head(z)): head maps z (N, z_dim) to the first block's output (N, C, 4, 4)."""
+
+    head: Callable[[torch.Tensor], torch.Tensor]
+    tail: Callable[[torch.Tensor], torch.Tensor]
+
+
+def split_generator(G: nn.Module) -> Split | None:
+    """The generator cut after its first block (z → 4×4 layer, BatchNorm, ReLU; same operations,
+    same order as G.forward): the space truncation pulls toward the mean in (`generate`) and
+    GANSpace takes its PCA of (`explore.directions`). None where its layout is not known."""
+    if isinstance(G, DCGANGenerator):
+        net, z_dim = G.net, G.z_dim
+        return Split(head=lambda z: net[:3](z.view(z.shape[0], z_dim, 1, 1)), tail=lambda h: net[3:](h))
+    if isinstance(G, LinearGenerator):
+        fc, net, ch0 = G.fc, G.net, G.ch0
+        return Split(head=lambda z: fc(z).view(z.shape[0], ch0, 4, 4), tail=lambda h: net(h))
+    return None
 
 
 def count_params(m: nn.Module) -> int:

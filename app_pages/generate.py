@@ -18,10 +18,12 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from animegan import commands, directions, evaluation, generate, memorisation, paths
+from animegan import commands, generate, paths
 from animegan.checkpoint import CheckpointError, LoadedGenerator, no_discriminator_reason
 from animegan.data import DataError
-from animegan.invert import invert, load_face, side_by_side
+from animegan.explore import directions, memorisation
+from animegan.explore.invert import invert, load_face, side_by_side
+from animegan.metrics import evaluation
 from app_pages import shared
 
 MAX_SEED = generate.MAX_SEED

@@ -10,14 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from animegan import directions, generate, paths
-from animegan.anatomy import discriminator_features, first_linear, split_generator
+from animegan import generate, paths
 from animegan.checkpoint import export_generator, load_checkpoint, load_generator, no_discriminator_reason
 from animegan.config import preset_config
 from animegan.data import prepare, to_float, to_uint8
-from animegan.invert import invert, laplacian_pyramid, load_face
-from animegan.memorisation import memorisation_score, nearest_training_faces
-from animegan.models import build_generator, build_models
+from animegan.explore import directions
+from animegan.explore.anatomy import discriminator_features, first_linear
+from animegan.explore.invert import invert, laplacian_pyramid, load_face
+from animegan.explore.memorisation import memorisation_score, nearest_training_faces
+from animegan.models import build_generator, build_models, split_generator
 
 SYNTHETIC64 = paths.SHIPPED_CHECKPOINTS / "synthetic64.pt"
 ANIME64 = paths.SHIPPED_CHECKPOINTS / "anime64.pt"
@@ -301,7 +302,7 @@ def test_memorisation_score_of_copies_is_1_and_of_held_out_faces_near_0(faces_da
 
 
 def test_nearest_training_faces_of_a_training_face_is_itself(faces_data, monkeypatch):
-    from animegan import memorisation
+    from animegan.explore import memorisation
 
     monkeypatch.setattr(memorisation, "CHUNK", 50)  # the 320 training faces in 7 chunks: rows must add up
     data = faces_data

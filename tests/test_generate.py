@@ -15,8 +15,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
-from animegan import directions, paths
 from animegan import generate as gen
+from animegan import paths
+from animegan.explore import directions
 from animegan.generate import (
     GenerateResult,
     gif_frame_order,

@@ -33,11 +33,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from . import paths
-from .anatomy import first_linear, split_generator
-from .config import DIRECTION_METHODS as METHODS
-from .config import ConfigError
-from .generate import latents, render, to_grid
+from .. import paths
+from ..config import DIRECTION_METHODS as METHODS
+from ..config import ConfigError
+from ..generate import latents, render, to_grid
+from ..models import split_generator
+from .anatomy import first_linear
 
 GANSPACE_SAMPLES = 4096
 GANSPACE_SEED = 1
@@ -180,7 +181,7 @@ def random_change(G: nn.Module, count: int = 5, n: int = MEASURE_N, seed: int = 
 
 def checkpoint_hash(path: str | Path) -> str:
     """sha256 of the checkpoint file's bytes: the key its direction names are kept under."""
-    from .comparison import content_hash
+    from ..comparison import content_hash
     return content_hash(path)
 
 
@@ -205,7 +206,7 @@ def load_names(ckpt_hash: str, method: str) -> dict[int, str]:
 
 def save_name(ckpt_hash: str, method: str, index: int, name: str) -> Path:
     """Name direction `index` of `method` for this checkpoint ("" removes the name)."""
-    from .rundir import write_json_atomic
+    from ..rundir import write_json_atomic
 
     f = _names_file(ckpt_hash)
     try:

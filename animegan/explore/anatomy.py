@@ -4,9 +4,8 @@
   computes A·z (+ bias). For the DCGAN generator that is the first ConvTranspose2d (z → 4×4):
   its weight (z_dim, C, 4, 4) reshaped to (z_dim, C·16) and transposed; for the linear
   generator the Linear's weight. SeFa reads its directions from AᵀA.
-- `split_generator(G)`: G as `tail(head(z))`, where `head` is the first block (z → 4×4 layer,
-  BatchNorm, ReLU): the early activations GANSpace takes its PCA of, and the space truncation
-  pulls toward the mean in (see `generate`). None for a generator of unknown layout.
+- `models.split_generator(G)` (in models.py, as generate.py's truncation needs it too): G as
+  `tail(head(z))`, where `head` is the first block: the early activations GANSpace takes its PCA of.
 - `discriminator_features(D, x)`: what D sees of an image before it scores it, one vector per
   image: the last feature map of its convolutional trunk, before the minibatch-stddev feature
   (which mixes images of a batch) and before the head, flattened and L2-normalised. Inversion
@@ -14,13 +13,10 @@
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from .models import DCGANGenerator, LinearGenerator, MinibatchStd
+from ..models import MinibatchStd
 
 
 def first_linear(G: nn.Module) -> torch.Tensor:
@@ -33,26 +29,6 @@ def first_linear(G: nn.Module) -> torch.Tensor:
             return m.weight.detach().double().cpu()
     raise ValueError(f"{type(G).__name__} has no first layer that reads z (a Linear or ConvTranspose2d "
                      f"with {z_dim} inputs)")
-
-
-@dataclass(frozen=True)
-class Split:
-    """G(z) == tail(head(z)): head maps z (N, z_dim) to the first block's output (N, C, 4, 4)."""
-
-    head: Callable[[torch.Tensor], torch.Tensor]
-    tail: Callable[[torch.Tensor], torch.Tensor]
-
-
-def split_generator(G: nn.Module) -> Split | None:
-    """The generator cut after its first block (same operations, same order as G.forward),
-    or None where its layout is not known."""
-    if isinstance(G, DCGANGenerator):
-        net, z_dim = G.net, G.z_dim
-        return Split(head=lambda z: net[:3](z.view(z.shape[0], z_dim, 1, 1)), tail=lambda h: net[3:](h))
-    if isinstance(G, LinearGenerator):
-        fc, net, ch0 = G.fc, G.net, G.ch0
-        return Split(head=lambda z: fc(z).view(z.shape[0], ch0, 4, 4), tail=lambda h: net(h))
-    return None
 
 
 def discriminator_trunk(D: nn.Module) -> nn.Module:

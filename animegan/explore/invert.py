@@ -36,9 +36,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from ..data import to_float
+from ..generate import _eval_mode, render, to_pil, upscale
 from .anatomy import discriminator_features, discriminator_trunk
-from .data import to_float
-from .generate import _eval_mode, render, to_pil, upscale
 
 LEVELS = 4             # Laplacian pyramid bands (64 px: 64, 32, 16, 8) + the 4 px low-pass
 W_PIXEL, W_PYRAMID, W_FEATURES, W_PRIOR = 1.0, 1.0, 0.5, 0.01
@@ -61,7 +61,7 @@ def load_face(data: bytes, size: int, name: str = "upload") -> torch.Tensor:
     Raises data.ImageRejected (a DataError) for files that are not usable images."""
     import numpy as np
 
-    from .data.decode import decode_row
+    from ..data.decode import decode_row
 
     row, _ = decode_row(data, name, int(size))
     return torch.from_numpy(np.frombuffer(row, dtype=np.uint8).copy()).reshape(3, size, size)

@@ -32,11 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ConfigError
+from ..data import PreparedData, to_float
+from ..data.sources import DataError
+from ..generate import _eval_mode, _weights_version, image_batches
 from .anatomy import discriminator_features, discriminator_trunk
-from .config import ConfigError
-from .data import PreparedData, to_float
-from .data.sources import DataError
-from .generate import _eval_mode, _weights_version, image_batches
 
 PIXEL_SIDE = 32
 D_POOL = 2
