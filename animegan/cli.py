@@ -160,6 +160,7 @@ def _parse_edits(edits: Sequence[str]) -> dict[int, float]:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from . import generate as gen
+    from . import images
     from .checkpoint import no_discriminator_reason
     loaded = _load(args, with_d=args.rerank > 1)
     if args.rerank > 1 and loaded.D is None:
@@ -177,27 +178,28 @@ def cmd_generate(args: argparse.Namespace) -> int:
     res = gen.generate(loaded.G, args.seed, args.n, truncation=args.truncation, start=args.start, device=args.device,
                        D=loaded.D, rerank=args.rerank, shift=shift)
     out = Path(args.out)
-    fmt = args.format or gen.format_for_path(out)
+    fmt = args.format or images.format_for_path(out)
     if fmt == "grid":
-        gen.save_grid(res.images, out, cols=args.cols)
+        images.save_grid(res.images, out, cols=args.cols)
     elif fmt == "pngs":
-        gen.save_pngs(res.images, out, args.seed, res.indices)
+        images.save_pngs(res.images, out, args.seed, res.indices)
     else:
-        out.write_bytes(gen.to_zip(res.images, args.seed, res.indices))
+        out.write_bytes(images.to_zip(res.images, args.seed, res.indices))
     print(f"wrote {len(res.indices)} faces (seed {args.seed}, indices {res.indices[0]}..{res.indices[-1]}) to {out}")
     return 0
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from . import generate as gen
+    from . import images
     loaded = _load(args)
     frames = gen.interpolate(loaded.G, args.seed_a, args.seed_b, args.steps, index_a=args.index_a, index_b=args.index_b, device=args.device,
                              truncation=args.truncation)
     out = Path(args.out)
     if out.suffix.lower() == ".gif":
-        gen.to_gif(frames, out, fps=args.fps, upscale=args.upscale)
+        images.to_gif(frames, out, fps=args.fps, upscale=args.upscale)
     else:
-        gen.save_grid(frames, out, cols=args.steps)
+        images.save_grid(frames, out, cols=args.steps)
     print(f"wrote {args.steps} frames from seed {args.seed_a} to seed {args.seed_b} to {out}")
     return 0
 

@@ -102,6 +102,7 @@ def cmd_nearest(a: argparse.Namespace) -> int:
     from . import generate as gen
     from .checkpoint import no_discriminator_reason
     from .explore.memorisation import SPACE_LABELS, nearest_training_faces
+    from .images import save_grid
     lg = _load(a, with_d=True)
     data = _explore_data(a, lg)
     face = gen.generate(lg.G, a.seed, 1, start=a.index, truncation=a.truncation).images[0]
@@ -114,7 +115,7 @@ def cmd_nearest(a: argparse.Namespace) -> int:
         print(f"{SPACE_LABELS[space]}:")
         for d, name in zip(nb.distances, nb.names, strict=True):
             print(f"  {d:8.3f}  {name}")
-    gen.save_grid(torch.cat(rows), a.out, cols=a.k + 1, scale=2)
+    save_grid(torch.cat(rows), a.out, cols=a.k + 1, scale=2)
     print(f"wrote {a.out}: each row the face (seed {a.seed}, index {a.index}) then its {a.k} nearest training faces "
           f"({', then '.join(found)})")
     return 0

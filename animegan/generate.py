@@ -25,25 +25,22 @@ lay, so psi = 0.5 looked washed out. The mean first-block features draw the aver
 other generators z is scaled. Both keep image i's "direction", so a truncation slider morphs the
 same faces.
 
-Images leave this module as uint8 tensors (N, 3, S, S) on the CPU.
+Images leave this module as uint8 tensors (N, 3, S, S) on the CPU; images.py encodes them
+(grids, PNGs, zips, GIFs).
 """
 from __future__ import annotations
 
-import io
 import math
 import weakref
-import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO
 
 import torch
-from PIL import Image
 from torch import nn
 
 from .data import to_uint8
+from .images import png_bytes, to_grid, upscale
 from .models import split_generator
 
 MIX_MULTIPLIER = 1_000_003
@@ -339,184 +336,8 @@ def interpolate(
                   batch_size=batch_size)
 
 
-# ----------------------------------------------------------------------------- output
-
-
-def _as_uint8_batch(images: torch.Tensor) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor):
-        images = torch.as_tensor(images)
-    if images.dtype != torch.uint8:
-        raise TypeError(f"expected uint8 images, got {images.dtype}")
-    if images.dim() == 3:
-        images = images[None]
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"expected (N, 3, H, W) images, got {tuple(images.shape)}")
-    return images.cpu()
-
-
-def to_pil(image: torch.Tensor) -> Image.Image:
-    """One uint8 (3, H, W) tensor → RGB PIL image."""
-    image = _as_uint8_batch(image)[0]
-    return Image.fromarray(image.permute(1, 2, 0).contiguous().numpy())
-
-
-def upscale(image: Image.Image | torch.Tensor, factor: int, smooth: bool = False) -> Image.Image | torch.Tensor:
-    """Enlargement for display: nearest neighbour (pixels stay crisp) or, with `smooth`, Lanczos
-    (PIL only). PIL in → PIL out; a uint8 tensor (…, H, W) in → tensor out (nearest)."""
-    factor = int(factor)
-    if factor < 1:
-        raise ValueError("factor must be >= 1")
-    if factor == 1:
-        return image
-    if isinstance(image, Image.Image):
-        size = (image.width * factor, image.height * factor)
-        return image.resize(size, Image.Resampling.LANCZOS if smooth else Image.Resampling.NEAREST)
-    return image.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
-
-
-_upscale = upscale  # `to_gif` has a parameter of the same name
-
-
-def to_grid(images: torch.Tensor, cols: int = 8, padding: int = 2, pad_value: int = 0) -> Image.Image:
-    """A grid of uint8 images, `cols` per row (torchvision's make_grid), as a PIL image."""
-    from torchvision.utils import make_grid
-
-    images = _as_uint8_batch(images)
-    if len(images) == 0:
-        raise ValueError("no images to put in a grid")
-    grid = make_grid(images, nrow=max(1, int(cols)), padding=int(padding), pad_value=pad_value)
-    return Image.fromarray(grid.permute(1, 2, 0).contiguous().numpy())
-
-
-GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-
-
-def format_for_path(path: str | Path) -> str:
-    """The output format an --out path asks for: "zip" for .zip, "grid" for an image file name,
-    "pngs" (a folder of PNGs) for anything else."""
-    suffix = Path(path).suffix.lower()
-    return "zip" if suffix == ".zip" else "grid" if suffix in GRID_SUFFIXES else "pngs"
-
-
-def save_grid(
-    images: torch.Tensor, path: str | Path, cols: int = 8, padding: int = 2, scale: int = 1
-) -> Path:
-    """Write the grid to `path` (format from the suffix, PNG recommended); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    upscale(to_grid(images, cols=cols, padding=padding), scale).save(path)
-    return path
-
-
-def png_name(seed: int, index: int) -> str:
-    return f"seed{int(seed)}_{int(index):05d}.png"
-
-
-def grid_name(seed: int, ext: str = "png") -> str:
-    """The file name of seed's grid ("seed7_grid.png"); ext "zip" names the zip of its faces."""
-    return f"seed{int(seed)}_{'faces' if ext == 'zip' else 'grid'}.{ext}"
-
-
-def interpolation_name(seed_a: int, seed_b: int, ext: str = "gif") -> str:
-    return f"seed{int(seed_a)}_to_{int(seed_b)}.{ext}"
-
-
-def checkpoint_upload_name(name: str) -> str:
-    """A checkpoint a person brought (an upload's file name, possibly with a path) as one safe
-    file name ending in .pt: the uploads' one sanitiser (`uploads.safe_name`) plus the suffix.
-    "../evil name.pt" -> "evil-name.pt"; "weights" -> "weights.pt"."""
-    from .uploads import safe_name
-
-    safe = safe_name(name)
-    return safe if safe.lower().endswith(".pt") else safe + ".pt"
-
-
-def save_checkpoint_upload(name: str, data: bytes, folder: str | Path | None = None) -> Path:
-    """Write an uploaded checkpoint's bytes to `folder` (default: the home folder's uploads/) under
-    `checkpoint_upload_name(name)`; returns the path. Nothing is loaded: `checkpoint.load_generator`
-    validates it (weights only) afterwards."""
-    from . import paths
-
-    dest = paths.ensure(Path(folder) if folder is not None else paths.home() / "uploads") / checkpoint_upload_name(name)
-    dest.write_bytes(data)
-    return dest
-
-
-def png_bytes(image: Image.Image | torch.Tensor) -> bytes:
-    """A PIL image or one uint8 (3, H, W) tensor as PNG bytes (for display and downloads)."""
-    img = image if isinstance(image, Image.Image) else to_pil(image)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def grid_png(G: nn.Module, seed: int, n: int, cols: int = 8, *, scale: int = 1, padding: int = 2,
              truncation: float = 1.0, device: str | torch.device = "cpu") -> bytes:
     """Images 0..n-1 of `seed` as one PNG grid, `cols` per row, enlarged `scale` times."""
     res = generate(G, seed, n, truncation=truncation, device=device)
     return png_bytes(upscale(to_grid(res.images, cols=cols, padding=padding), scale))
-
-
-def _check_indices(images: torch.Tensor, indices: Sequence[int]) -> list[int]:
-    indices = [int(i) for i in indices]
-    if len(indices) != len(images):
-        raise ValueError(f"{len(images)} images but {len(indices)} indices")
-    return indices
-
-
-def save_pngs(images: torch.Tensor, out_dir: str | Path, seed: int, indices: Sequence[int]) -> list[Path]:
-    """One PNG per image, named `seed{seed}_{index:05d}.png`; returns the paths."""
-    images = _as_uint8_batch(images)
-    indices = _check_indices(images, indices)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for img, i in zip(images, indices, strict=True):
-        p = out / png_name(seed, i)
-        p.write_bytes(png_bytes(img))
-        paths.append(p)
-    return paths
-
-
-def to_zip(images: torch.Tensor, seed: int, indices: Sequence[int]) -> bytes:
-    """The same PNGs as `save_pngs`, in a zip archive held in memory (for a download button)."""
-    images = _as_uint8_batch(images)
-    indices = _check_indices(images, indices)
-    buf = io.BytesIO()
-    # PNG is already compressed: store, don't deflate again
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for img, i in zip(images, indices, strict=True):
-            zf.writestr(png_name(seed, i), png_bytes(img))
-    return buf.getvalue()
-
-
-def gif_frame_order(steps: int) -> list[int]:
-    """There and back: 0, 1, …, steps-1, steps-2, …, 1 → 2·steps − 2 frames (steps ≥ 2);
-    played in a loop it returns to frame 0 without showing either end twice."""
-    steps = int(steps)
-    if steps <= 1:
-        return list(range(steps))
-    return list(range(steps)) + list(range(steps - 2, 0, -1))
-
-
-def to_gif(frames: torch.Tensor, path_or_buffer: str | Path | BinaryIO, fps: float = 12, upscale: int = 1) -> None:
-    """Animated GIF (Pillow), looping forever, there and back (see `gif_frame_order`:
-    2·steps − 2 frames for steps ≥ 2)."""
-    frames = _as_uint8_batch(frames)
-    if len(frames) == 0:
-        raise ValueError("no frames")
-    factor = int(upscale)
-    pics = [_upscale(to_pil(frames[k]), factor) for k in gif_frame_order(len(frames))]
-    duration = max(20, int(round(1000.0 / float(fps))))  # ms; GIF stores centiseconds
-    if isinstance(path_or_buffer, (str, Path)):
-        Path(path_or_buffer).parent.mkdir(parents=True, exist_ok=True)
-    pics[0].save(
-        path_or_buffer,
-        format="GIF",
-        save_all=True,
-        append_images=pics[1:],
-        duration=duration,
-        loop=0,
-        disposal=1,
-        optimize=False,
-    )

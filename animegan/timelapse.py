@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageDraw
 
+from .images import save_gif
 from .rundir import Run
 
 PADDING = 2          # the trainer's grids: torchvision save_image(padding=2)
@@ -128,22 +129,13 @@ def write_gif(run: Run, out: str | Path | BinaryIO, fps: float = 4, max_side: in
                          f"of each epoch)")
     ms = max(20, int(round(1000.0 / max(float(fps), 0.01))))
     durations = [ms] * (len(pics) - 1) + [ms * max(1, hold)]
-    if isinstance(out, (str, Path)):
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-    pics[0].save(out, format="GIF", save_all=True, append_images=pics[1:], duration=durations if len(pics) > 1 else ms,
-                 loop=0, disposal=1, optimize=False)
+    save_gif(pics, out, durations if len(pics) > 1 else ms)
     return len(pics)
 
 
 def gif_bytes(run: Run, fps: float = 4, max_side: int = 800) -> bytes:
     buf = io.BytesIO()
     write_gif(run, buf, fps=fps, max_side=max_side)
-    return buf.getvalue()
-
-
-def png_bytes(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
     return buf.getvalue()
 
 

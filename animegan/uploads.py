@@ -468,3 +468,23 @@ def read_report(dest: str | Path) -> ExtractReport | None:
     except (OSError, ValueError):
         return None
     return ExtractReport.from_dict(d) if isinstance(d, dict) else None
+
+
+# ----------------------------------------------------------------------------- uploaded checkpoints
+
+
+def checkpoint_upload_name(name: str) -> str:
+    """A checkpoint a person brought (an upload's file name, possibly with a path) as one safe
+    file name ending in .pt: `safe_name` plus the suffix.
+    "../evil name.pt" -> "evil-name.pt"; "weights" -> "weights.pt"."""
+    safe = safe_name(name)
+    return safe if safe.lower().endswith(".pt") else safe + ".pt"
+
+
+def save_checkpoint_upload(name: str, data: bytes, folder: str | Path | None = None) -> Path:
+    """Write an uploaded checkpoint's bytes to `folder` (default: the home folder's uploads/) under
+    `checkpoint_upload_name(name)`; returns the path. Nothing is loaded: `checkpoint.load_generator`
+    validates it (weights only) afterwards."""
+    dest = paths.ensure(Path(folder) if folder is not None else paths.uploads_dir()) / checkpoint_upload_name(name)
+    dest.write_bytes(data)
+    return dest

@@ -2,7 +2,6 @@
 read its validation report, browse it, and preview the augmentation and the normalisation."""
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 
@@ -306,11 +305,8 @@ def to_hwc(img: np.ndarray, scale: int = 1) -> np.ndarray:
 def grid_png(images: np.ndarray, cols: int = 8, scale: int = 2) -> bytes:
     import torch
 
-    from animegan import generate
-    g = generate.upscale(generate.to_grid(torch.as_tensor(np.asarray(images)), cols=cols, padding=2), scale)
-    buf = io.BytesIO()
-    g.save(buf, format="PNG")
-    return buf.getvalue()
+    from animegan.images import png_bytes, to_grid, upscale
+    return png_bytes(upscale(to_grid(torch.as_tensor(np.asarray(images)), cols=cols, padding=2), scale))
 
 
 def show_report(pdata: data.PreparedData) -> None:

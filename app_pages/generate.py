@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from animegan import commands, generate, paths
+from animegan import commands, generate, images, paths, uploads
 from animegan.checkpoint import CheckpointError, LoadedGenerator, no_discriminator_reason
 from animegan.data import DataError
 from animegan.explore import directions, memorisation
@@ -27,7 +27,7 @@ from animegan.metrics import evaluation
 from app_pages import shared
 
 MAX_SEED = generate.MAX_SEED
-PAD = 2                                   # pixels between faces in a grid (generate.to_grid's default)
+PAD = 2                                   # pixels between faces in a grid (images.to_grid's default)
 MAX_DIRECTIONS = directions.DEFAULT_K     # sliders offered (computed once per checkpoint and method)
 FACE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 METHOD_SHORT = {"sefa": "SeFa", "ganspace": "GANSpace"}
@@ -73,7 +73,7 @@ def _open_uploaded() -> None:
     if up is None:
         return
     try:
-        dest = generate.save_checkpoint_upload(up.name, up.getvalue())
+        dest = uploads.save_checkpoint_upload(up.name, up.getvalue())
     except OSError as e:
         st.session_state["gen_open_error"] = f"could not save the upload: {e}"
         return
@@ -147,8 +147,8 @@ def _grid(path: str, mtime: float, seed: int, n: int, psi: float, k: int, cols: 
     t0 = time.perf_counter()
     res = generate.generate(lg.G, seed, n, truncation=psi, D=lg.D if k > 1 else None, rerank=k)
     dt = time.perf_counter() - t0
-    return {"res": res, "dt": dt, "png": generate.png_bytes(generate.to_grid(res.images, cols=cols, padding=PAD)),
-            "zip": generate.to_zip(res.images, seed, res.indices)}
+    return {"res": res, "dt": dt, "png": images.png_bytes(images.to_grid(res.images, cols=cols, padding=PAD)),
+            "zip": images.to_zip(res.images, seed, res.indices)}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -180,15 +180,15 @@ def _interpolation(path: str, mtime: float, z_start: bytes, z_end: bytes, steps:
     G = shared.get_generator(path).G
     frames = generate.render(G, generate.interpolation_latents(_z_of(z_start), _z_of(z_end), steps, mode), truncation=psi)
     gif = io.BytesIO()
-    generate.to_gif(frames, gif, fps=10, upscale=4)
+    images.to_gif(frames, gif, fps=10, upscale=4)
     return {"frames": frames, "gif": gif.getvalue()}
 
 
 def _png(img, scale: int = 1, smooth: bool = False) -> bytes:
     """A PIL image, one uint8 face (3, S, S) or a row of faces (N, 3, S, S) as PNG bytes, enlarged."""
     if isinstance(img, torch.Tensor):
-        img = generate.to_pil(img) if img.dim() == 3 else generate.to_grid(img, cols=len(img))
-    return generate.png_bytes(generate.upscale(img, scale, smooth=smooth))
+        img = images.to_pil(img) if img.dim() == 3 else images.to_grid(img, cols=len(img))
+    return images.png_bytes(images.upscale(img, scale, smooth=smooth))
 
 
 def _show(png: bytes, caption: str) -> None:
@@ -327,10 +327,10 @@ def grid_section(path: Path, lg: LoadedGenerator, mtime: float, seed: int, n: in
                f"ψ = {psi:g} · :material/timer: {n} faces in {dt:.2f} s on the CPU"
                f"{' (with re-ranking)' if k > 1 else ''}.")
     with st.container(horizontal=True):
-        st.download_button("Grid (PNG)", grid_png, file_name=generate.grid_name(seed), mime="image/png",
+        st.download_button("Grid (PNG)", grid_png, file_name=images.grid_name(seed), mime="image/png",
                            icon=":material/download:", key="gen_dl_grid")
         st.download_button("Every face (zip of PNGs)", made["zip"],
-                           file_name=generate.grid_name(seed, "zip"), mime="application/zip",
+                           file_name=images.grid_name(seed, "zip"), mime="application/zip",
                            icon=":material/download:", key="gen_dl_zip")
     return res, pick
 

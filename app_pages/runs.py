@@ -13,7 +13,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from animegan import curves, jobs, timelapse
+from animegan import curves, images, jobs, timelapse
 from animegan.config import COMPARABLE_N
 from animegan.curves import finite
 from animegan.rundir import Run, RunStatus, list_runs
@@ -249,7 +249,7 @@ def show_filmstrip(run: Run) -> None:
                   help="Evenly spread over the run, first and last included") if n > 2 else 2
     strip = timelapse.filmstrip(run, faces=4, max_epochs=int(k))
     if strip is not None:
-        st.image(timelapse.png_bytes(strip), width="content", output_format="PNG",
+        st.image(images.png_bytes(strip), width="content", output_format="PNG",
                  caption=f"{min(k, n)} of {n} epochs; each column one epoch, each row one face")
 
     def gif() -> bytes:

@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from animegan import curves, generate
+from animegan import curves, generate, images
 from animegan.checkpoint import load_checkpoint, load_generator
 from animegan.config import TrainConfig, preset_base
 from animegan.metrics import realism
@@ -47,7 +47,7 @@ def write_figures(ck_path: Path, out: Path, floor: float | None, floor_label: st
         curve_png = line_plot(lines, f"{name}: SWD x1e3 against images seen", "thousands of images seen",
                               "SWD x1e3", out / f"{name}-curve.png", floor=floor, floor_label=floor_label, log_y=True)
     G = load_generator(ck_path).G
-    grid_png = generate.save_grid(generate.generate(G, 0, 64).images, out / f"{name}-grid.png", cols=8)
+    grid_png = images.save_grid(generate.generate(G, 0, 64).images, out / f"{name}-grid.png", cols=8)
     return curve_png, grid_png
 
 

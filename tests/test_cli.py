@@ -347,7 +347,8 @@ def test_generate_edit_moves_faces_along_a_direction(tmp_path, capsys):
 def test_invert_verb_saves_the_latent_and_prints_mae_last(tmp_path, capsys):
     import numpy as np
 
-    from animegan.generate import generate, png_bytes, render
+    from animegan.generate import generate, render
+    from animegan.images import png_bytes
     G = load_generator(SYNTHETIC64).G
     face = generate(G, 4, 1, start=3).images[0]
     src = tmp_path / "face.png"

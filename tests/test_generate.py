@@ -16,16 +16,18 @@ from streamlit.testing.v1 import AppTest
 from torch import nn
 
 from animegan import generate as gen
-from animegan import paths
+from animegan import images, paths, uploads
 from animegan.explore import directions
 from animegan.generate import (
     GenerateResult,
-    gif_frame_order,
     image_batches,
     interpolate,
     interpolation_latents,
     latents,
     mix,
+)
+from animegan.images import (
+    gif_frame_order,
     save_grid,
     save_pngs,
     to_gif,
@@ -225,13 +227,13 @@ def test_grid_png_is_the_grid_of_generate(G):
     got = Image.open(io.BytesIO(png))
     assert got.format == "PNG" and got.size == want.size
     assert np.array_equal(np.asarray(got.convert("RGB")), np.asarray(want))
-    one = Image.open(io.BytesIO(gen.png_bytes(gen.generate(G, 4, 1).images[0])))
+    one = Image.open(io.BytesIO(images.png_bytes(gen.generate(G, 4, 1).images[0])))
     assert np.array_equal(np.asarray(one), gen.generate(G, 4, 1).images[0].permute(1, 2, 0).numpy())
 
 
 def test_download_names():
-    assert gen.grid_name(7) == "seed7_grid.png" and gen.grid_name(7, "zip") == "seed7_faces.zip"
-    assert gen.interpolation_name(1, 2) == "seed1_to_2.gif"
+    assert images.grid_name(7) == "seed7_grid.png" and images.grid_name(7, "zip") == "seed7_faces.zip"
+    assert images.interpolation_name(1, 2) == "seed1_to_2.gif"
 
 
 @pytest.mark.parametrize("name, want", [
@@ -244,14 +246,14 @@ def test_download_names():
     ("...", "upload.pt"),
 ])
 def test_checkpoint_upload_name_is_one_safe_pt_name(name, want):
-    assert gen.checkpoint_upload_name(name) == want
+    assert uploads.checkpoint_upload_name(name) == want
 
 
 def test_save_checkpoint_upload_stays_in_its_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("ANIMEGAN_HOME", str(tmp_path / "home"))
-    p = gen.save_checkpoint_upload("../../outside.pt", b"bytes")
+    p = uploads.save_checkpoint_upload("../../outside.pt", b"bytes")
     assert p == tmp_path / "home" / "uploads" / "outside.pt" and p.read_bytes() == b"bytes"
-    q = gen.save_checkpoint_upload("a/b/c", b"x", folder=tmp_path / "elsewhere")
+    q = uploads.save_checkpoint_upload("a/b/c", b"x", folder=tmp_path / "elsewhere")
     assert q == tmp_path / "elsewhere" / "c.pt"
 
 
@@ -394,7 +396,7 @@ def test_page_projection_of_an_uploaded_face(shipped_synthetic):
     G = load_generator(shipped_synthetic).G
     face = gen.generate(G, 0, 1, start=2).images[0]
     at = page()
-    at.file_uploader(key="gen_face_upload").set_value(("my face.png", gen.png_bytes(face), "image/png"))
+    at.file_uploader(key="gen_face_upload").set_value(("my face.png", images.png_bytes(face), "image/png"))
     rerun(at)
     at.button(key="gen_project").click()
     rerun(at)

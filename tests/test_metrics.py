@@ -32,7 +32,7 @@ from animegan.metrics.fid import (
     load_inception,
     real_statistics,
 )
-from animegan.metrics.shared import MetricResult
+from animegan.metrics.result import MetricResult
 from animegan.metrics.swd import swd, swd_level_sizes
 from animegan.paths import stats_dir
 

@@ -14,7 +14,7 @@ from animegan import step as step_mod
 from animegan import train as train_mod
 from animegan.checkpoint import load_checkpoint, load_generator
 from animegan.config import PRESETS, ConfigError, preset_config
-from animegan.metrics.shared import MetricResult
+from animegan.metrics.result import MetricResult
 from animegan.preflight import DataFitError
 from animegan.rundir import ResumeError, Run, RunWriter, write_json_atomic
 from animegan.synth import write_synthetic

@@ -36,7 +36,8 @@ from torch import nn
 from .. import paths
 from ..config import DIRECTION_METHODS as METHODS
 from ..config import ConfigError
-from ..generate import latents, render, to_grid
+from ..generate import latents, render
+from ..images import to_grid
 from ..models import split_generator
 from .anatomy import first_linear
 

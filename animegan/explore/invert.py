@@ -37,7 +37,8 @@ from PIL import Image
 from torch import nn
 
 from ..data import to_float
-from ..generate import _eval_mode, render, to_pil, upscale
+from ..generate import _eval_mode, render
+from ..images import to_pil, upscale
 from .anatomy import discriminator_features, discriminator_trunk
 
 LEVELS = 4             # Laplacian pyramid bands (64 px: 64, 32, 16, 8) + the 4 px low-pass

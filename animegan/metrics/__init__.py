@@ -6,5 +6,5 @@
 - `realism`: the realism judge, a small CNN's held-out accuracy at telling fakes from reals (C2ST).
 - `evaluation`: a generator measured against real images or a data split (`evaluate`,
   `evaluate_on_split`), what it was measured against (`reference_label`), `checkpoint_data`.
-- `shared`: `MetricResult`, the one measurement FID and SWD return.
+- `result`: `MetricResult`, the one measurement FID and SWD return.
 """

@@ -20,7 +20,7 @@ from ..config import METRICS, TrainConfig
 from ..data import PreparedData, prepare
 from ..data.sources import DataError
 from .fid import feature_statistics, fid, load_inception, real_statistics
-from .shared import MetricResult
+from .result import MetricResult
 from .swd import swd
 
 

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import AnimeganError
+from ..images import uint8_batch
 from ..paths import ensure, stats_dir
-from .shared import uint8_batch
 
 # ----------------------------------------------------------------------------- FID: weights
 

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .shared import MetricResult, uint8_batch
+from ..images import uint8_batch
+from .result import MetricResult
 
 NORMALIZE = ("pooled", "separate")
 
