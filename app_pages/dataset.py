@@ -60,9 +60,9 @@ def run_prepare(source: str, size: int) -> data.PreparedData | None:
 
 
 def upload_source() -> str | None:
-    """The upload part: a new upload is extracted (one package call) and becomes the one in use;
-    a refused one shows its error alone (no earlier data set's report under it) and is kept
-    nowhere; earlier uploads stay selectable. Returns the extracted folder in use, or None."""
+    """The upload part: a new upload is checked and kept (one package call) and becomes the one in
+    use; a refused one shows its error alone (no earlier data set's report under it) and is kept
+    nowhere; earlier uploads stay selectable. Returns the upload in use, or None."""
     ss = st.session_state
     up = st.file_uploader("A .zip of images", type=["zip"], key="ds_upload")
     if up is None:
@@ -70,8 +70,8 @@ def upload_source() -> str | None:
     elif ss.get("ds_upload_id") != up.file_id:
         ss["ds_upload_id"] = up.file_id
         try:
-            with st.spinner(f"Extracting {up.name}..."):
-                dest = uploads.extract_upload(up)
+            with st.spinner(f"Checking {up.name}..."):
+                dest = uploads.save_upload(up)
         except (uploads.UploadError, OSError) as e:
             ss["ds_upload_failed"] = f"The upload was not used: {e}"
         else:
@@ -84,20 +84,16 @@ def upload_source() -> str | None:
         shared.show_error(ss["ds_upload_failed"])
         st.caption("Remove it (× above) to go back to an earlier upload, or upload another zip.")
         return None
-    extracted = [str(p) for p in uploads.list_extracted()]
-    if not extracted:
-        st.info(f"Upload a .zip of images; it is extracted (safely: size caps, no paths outside) into "
-                f"`{paths.uploads_dir()}` and then used like a folder.")
+    kept = [str(p) for p in uploads.list_uploads()]
+    if not kept:
+        st.info(f"Upload a .zip of images; it is kept in `{paths.uploads_dir()}` and read in place like any zip "
+                f"(safely: size caps, nothing unpacked).")
         return None
-    if ss.get("ds_upload_pick") not in extracted:
-        ss["ds_upload_pick"] = extracted[0]
-    source = st.selectbox("Extracted upload to use", extracted, format_func=lambda s: Path(s).name,
-                          key="ds_upload_pick", help="Every upload that was extracted, newest first")
-    st.caption(f"Extracted to `{source}`")
-    rep = uploads.read_report(source)
-    if rep is not None:
-        with st.expander("What the upload contained"):
-            st.text(rep.summary())
+    if ss.get("ds_upload_pick") not in kept:
+        ss["ds_upload_pick"] = kept[0]
+    source = st.selectbox("Upload to use", kept, format_func=lambda s: Path(s).name,
+                          key="ds_upload_pick", help="Every upload, newest first")
+    st.caption(f"Kept as `{source}`")
     return source
 
 

@@ -168,8 +168,7 @@ def test_switching_uploads_then_training_on_the_one_in_use(page, app_url, flows_
 
     for zpath, usable in ((first, "6"), (second, "11")):
         upload(page, zpath)
-        folder = uploads_dir / zpath.stem
-        page.get_by_text(f"Extracted to {folder}").wait_for(timeout=30_000)
+        page.get_by_text(f"Kept as {uploads_dir / zpath.name}").wait_for(timeout=30_000)
         page.locator(".st-key-ds_prepare button").click()
         _settle(page)
         assert page.evaluate(METRICS_JS)["Usable"] == usable, f"{zpath.name} is not the data set in use"
@@ -180,7 +179,7 @@ def test_switching_uploads_then_training_on_the_one_in_use(page, app_url, flows_
     assert len(err) == 1 and "broken.zip is not a zip archive" in err[0], err
     assert page.locator('[data-testid="stMetric"]').count() == 0
     assert page.get_by_text("Validation report").count() == 0
-    assert sorted(p.name for p in uploads_dir.iterdir()) == ["first", "second"]
+    assert sorted(p.name for p in uploads_dir.iterdir()) == ["first.zip", "second.zip"]
 
     # Removing it brings back the newest good upload; "Train on this data" carries it to Train.
     page.locator('[data-testid="stFileChipDeleteBtn"]').first.click()
@@ -189,10 +188,10 @@ def test_switching_uploads_then_training_on_the_one_in_use(page, app_url, flows_
     page.locator(".st-key-ds_train button").click()
     page.wait_for_url("**/train", timeout=60_000)
     _settle(page)
-    assert page.locator(".st-key-tr_data input").input_value() == str(uploads_dir / "second")
+    assert page.locator(".st-key-tr_data input").input_value() == str(uploads_dir / "second.zip")
     assert page.get_by_text("From the Dataset page").count() == 1
     # Back on the Dataset page (the sidebar: the same session), the choices of this visit are still there.
     page.locator('[data-testid="stSidebarNav"] a[href$="/dataset"]').click()
     _settle(page)
-    page.get_by_text(f"Extracted to {uploads_dir / 'second'}").wait_for(timeout=30_000)
+    page.get_by_text(f"Kept as {uploads_dir / 'second.zip'}").wait_for(timeout=30_000)
     assert page.evaluate(METRICS_JS)["Usable"] == "11"

@@ -618,14 +618,14 @@ def test_dataset_uses_each_new_upload_and_a_refused_one_shows_only_its_error():
     at.radio(key="ds_kind").set_value("upload").run()
     at.file_uploader(key="ds_upload").set_value(("first set.zip", faces_zip(6), "application/zip")).run()
     assert not at.exception and not texts(at, "error"), texts(at, "error")
-    first = paths.uploads_dir() / "first-set"
+    first = paths.uploads_dir() / "first-set.zip"
     assert at.selectbox(key="ds_upload_pick").value == str(first)
-    assert any(f"Extracted to `{first}`" in c for c in texts(at, "caption"))
+    assert any(f"Kept as `{first}`" in c for c in texts(at, "caption"))
     at.button(key="ds_prepare").click().run()
     assert {m.label: m.value for m in at.metric}["Usable"] == "6"
     # A second upload in the same visit is the one used (not the first one the box held).
     at.file_uploader(key="ds_upload").set_value(("second.zip", faces_zip(11), "application/zip")).run()
-    assert at.selectbox(key="ds_upload_pick").value == str(paths.uploads_dir() / "second")
+    assert at.selectbox(key="ds_upload_pick").value == str(paths.uploads_dir() / "second.zip")
     at.button(key="ds_prepare").click().run()
     assert {m.label: m.value for m in at.metric}["Usable"] == "11"
     # A refused upload: its error alone, not the earlier data set's report under it; nothing kept.
@@ -636,11 +636,11 @@ def test_dataset_uses_each_new_upload_and_a_refused_one_shows_only_its_error():
         errs = texts(at, "error")
         assert len(errs) == 1 and msg in errs[0] and "Traceback" not in errs[0], errs
         assert not at.metric and not [s for s in at.selectbox if s.key == "ds_upload_pick"]
-        assert sorted(p.name for p in paths.uploads_dir().iterdir()) == ["first-set", "second"]
+        assert sorted(p.name for p in paths.uploads_dir().iterdir()) == ["first-set.zip", "second.zip"]
     # Removing it brings the earlier uploads back.
     at.file_uploader(key="ds_upload").set_value(None).run()
     assert not texts(at, "error")
-    assert at.selectbox(key="ds_upload_pick").options == ["second", "first-set"]
+    assert at.selectbox(key="ds_upload_pick").options == ["second.zip", "first-set.zip"]
 
 
 def test_dataset_previews_diffaugment_and_hands_the_data_to_train():

@@ -208,13 +208,14 @@ def examine_member(info: zipfile.ZipInfo) -> zipread.Member:
     return zipread.examine(info, is_image=is_image_name, is_hidden=is_hidden)
 
 
-def _list_zip(path: Path) -> tuple[list[Entry], int]:
+def zip_entries(zf: zipfile.ZipFile, label: str) -> tuple[list[Entry], int]:
+    """The entries of an open zip as ``list_entries`` gives them (refused members included, with
+    their reason) and the count of other files; ``zipread.ZipLimitError`` (naming ``label``) when
+    its images would unpack to more than ``zipread.MAX_TOTAL_BYTES``."""
     entries: list[Entry] = []
     other = 0
-    with open_zip(path) as zf:
-        infos = zf.infolist()
     total = 0
-    for i, info in enumerate(infos):
+    for i, info in enumerate(zf.infolist()):
         m = examine_member(info)
         if m.kind in ("folder", "hidden"):
             continue
@@ -224,12 +225,17 @@ def _list_zip(path: Path) -> tuple[list[Entry], int]:
         if not m.reason:
             total += zipread.declared_size(info)
         entries.append(Entry(info.filename, info.file_size, info.CRC, i, m.reason))
-    try:
-        zipread.check_total(path.name, total)
-    except zipread.ZipLimitError as e:
-        raise _too_big(path, e) from None
+    zipread.check_total(label, total)
     entries.sort(key=lambda e: (e.name, e.key))
     return entries, other
+
+
+def _list_zip(path: Path) -> tuple[list[Entry], int]:
+    with open_zip(path) as zf:
+        try:
+            return zip_entries(zf, path.name)
+        except zipread.ZipLimitError as e:
+            raise _too_big(path, e) from None
 
 
 def list_entries(src: Source) -> tuple[list[Entry], int]:
