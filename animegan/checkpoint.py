@@ -188,13 +188,13 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", with_di
                            eval=dict(ck.get("eval") or {}), info=dict(ck.get("info") or {}))
 
 
-def no_discriminator_reason(lg: LoadedGenerator, feature: str) -> str:
-    """One sentence for a feature that needs the discriminator when `lg.D` is None."""
-    if lg.kind == "generator":
-        return (f"{feature} needs the discriminator, and {lg.path.name} was exported without it (exports "
+def no_discriminator_reason(loaded: LoadedGenerator, feature: str) -> str:
+    """One sentence for a feature that needs the discriminator when `loaded.D` is None."""
+    if loaded.kind == "generator":
+        return (f"{feature} needs the discriminator, and {loaded.path.name} was exported without it (exports "
                 f"made before they carried D, such as the shipped checkpoints). Export the run again "
                 f"(`python -m animegan export RUN --out FILE.pt`) or use a training checkpoint.")
-    return f"{feature} needs the discriminator, and {lg.path.name} holds none."
+    return f"{feature} needs the discriminator, and {loaded.path.name} holds none."
 
 
 def export_generator(src: str | Path, out: str | Path, eval_summary: dict[str, Any] | None = None,

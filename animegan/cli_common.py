@@ -13,7 +13,7 @@ class UserError(AnimeganError):
     """A mistake in the command line; `cli.main` prints it as one line and exits 2."""
 
 
-def load_for_verb(a: argparse.Namespace, with_d: bool = False):
+def load_for_verb(args: argparse.Namespace, with_d: bool = False):
     """The checkpoint of `--checkpoint` on `--device` (with its discriminator when asked)."""
     from .checkpoint import load_generator
-    return load_generator(a.checkpoint, device=a.device, with_discriminator=with_d)
+    return load_generator(args.checkpoint, device=args.device, with_discriminator=with_d)

@@ -9,7 +9,7 @@ writes, next to each other in --out:
   NAME-grid.png    64 faces of fixed seed 0 (the same faces `generate --seed 0 --n 64` draws)
 and prints the card's facts as markdown: recipe, images seen, training time, the curve's points,
 SWD on the test split (the split nothing was selected on) and the real-vs-real floor beside it, and
-the realism judge's held-out accuracy on the same split and n (`animegan.realism`: how often a small
+the realism judge's held-out accuracy on the same split and n (`animegan.metrics.realism`: how often a small
 CNN tells its faces from real ones; 0.5 = never) with two real sets' accuracy beside it.
 """
 from __future__ import annotations
@@ -80,44 +80,44 @@ def card_facts(ck_path: Path, data: str | None, n: int) -> str:
     if pts:
         lines.append("- **SWD curve** (kimg: value): " + " · ".join(f"{p['kimg']:.0f}: {p['value']:.1f}" for p in pts))
     if data:
-        lg = load_generator(ck_path)
-        prepared = checkpoint_data(lg.config, data)
-        r = evaluate_on_split(lg.G, prepared, "test", metric="swd", n=n, seed=0)
-        lines.append(f"- **SWD on the test split**: **{r.value:.1f}** (n={r.n}, seed 0; levels fine→coarse "
-                     + " / ".join(f"{v:.1f}" for v in r.levels or []) + "; "
+        loaded = load_generator(ck_path)
+        prepared = checkpoint_data(loaded.config, data)
+        swd_test = evaluate_on_split(loaded.G, prepared, "test", metric="swd", n=n, seed=0)
+        lines.append(f"- **SWD on the test split**: **{swd_test.value:.1f}** (n={swd_test.n}, seed 0; levels fine→coarse "
+                     + " / ".join(f"{v:.1f}" for v in swd_test.levels or []) + "; "
                      f"`python -m animegan swd --checkpoint {ck_path} --data {data} --split test --n {n}`); "
-                     f"two real sets, its test split vs its val split at the same n: {real_floor(prepared, r.n):.1f}")
-        j = realism.realism_on_split(lg.G, prepared, "test", n=n, seed=0)
-        lines.append(f"- **Realism judge on the test split**: **{j.accuracy:.4f}** held-out accuracy of a small CNN "
-                     f"telling its faces from real ones (0.5 = never, 1.0 = always; n={j.n} per side, seed 0, "
-                     f"{j.epochs} epochs; `python -m animegan realism --checkpoint {ck_path} --data {data} --split test "
+                     f"two real sets, its test split vs its val split at the same n: {real_floor(prepared, swd_test.n):.1f}")
+        judge = realism.realism_on_split(loaded.G, prepared, "test", n=n, seed=0)
+        lines.append(f"- **Realism judge on the test split**: **{judge.accuracy:.4f}** held-out accuracy of a small CNN "
+                     f"telling its faces from real ones (0.5 = never, 1.0 = always; n={judge.n} per side, seed 0, "
+                     f"{judge.epochs} epochs; `python -m animegan realism --checkpoint {ck_path} --data {data} --split test "
                      f"--n {n}`); two real sets, its test split vs its val split at the same n: "
-                     f"{real_realism_floor(prepared, j.n):.4f}")
+                     f"{real_realism_floor(prepared, judge.n):.4f}")
     return "\n".join(lines)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("--data", help="the data it was trained on, to measure SWD and realism on its test split "
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--data", help="the data it was trained on, to measure SWD and realism on its test split "
                                    "(omit to skip)")
-    ap.add_argument("--n", type=int, default=2000, help="faces compared for the test-split SWD and realism")
-    ap.add_argument("--out", type=Path, default=Path("docs/cards"))
-    ap.add_argument("--floor", type=float, help="the real-vs-real SWD to draw (default: measured with --data, "
+    parser.add_argument("--n", type=int, default=2000, help="faces compared for the test-split SWD and realism")
+    parser.add_argument("--out", type=Path, default=Path("docs/cards"))
+    parser.add_argument("--floor", type=float, help="the real-vs-real SWD to draw (default: measured with --data, "
                                                 "test vs val split at the curve's n; none without --data)")
-    a = ap.parse_args()
-    if not a.checkpoint.exists():
-        print(f"no such checkpoint: {a.checkpoint}", file=sys.stderr)
+    args = parser.parse_args()
+    if not args.checkpoint.exists():
+        print(f"no such checkpoint: {args.checkpoint}", file=sys.stderr)
         return 2
-    floor, label = a.floor, "real vs real"
-    pts = curves.curve_points(load_checkpoint(a.checkpoint).get(curves.CURVE_KEY))
-    if floor is None and a.data and pts:
-        lg = load_generator(a.checkpoint)
-        n = max(p["n"] for p in pts) or a.n
-        floor, label = round(real_floor(checkpoint_data(lg.config, a.data), n), 1), f"real vs real, test vs val, n={n:,}"
-    curve_png, grid_png = write_figures(a.checkpoint, a.out, floor or None, label)
+    floor, label = args.floor, "real vs real"
+    pts = curves.curve_points(load_checkpoint(args.checkpoint).get(curves.CURVE_KEY))
+    if floor is None and args.data and pts:
+        loaded = load_generator(args.checkpoint)
+        n = max(p["n"] for p in pts) or args.n
+        floor, label = round(real_floor(checkpoint_data(loaded.config, args.data), n), 1), f"real vs real, test vs val, n={n:,}"
+    curve_png, grid_png = write_figures(args.checkpoint, args.out, floor or None, label)
     print(f"wrote {grid_png}" + (f" and {curve_png}" if curve_png else " (the checkpoint carries no curve)"))
-    print(card_facts(a.checkpoint, a.data, a.n))
+    print(card_facts(args.checkpoint, args.data, args.n))
     return 0
 
 

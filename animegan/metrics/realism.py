@@ -237,7 +237,7 @@ def checkpoint_realism(checkpoint: str | Path, source: str | None = None, split:
     from ..checkpoint import load_generator
     from .evaluation import checkpoint_data
 
-    lg = load_generator(checkpoint, device=device)
-    data = checkpoint_data(lg.config, source, progress=data_progress)
-    return realism_on_split(lg.G, data, split, n=n, seed=seed, epochs=epochs, threads=threads, device=device,
+    loaded = load_generator(checkpoint, device=device)
+    data = checkpoint_data(loaded.config, source, progress=data_progress)
+    return realism_on_split(loaded.G, data, split, n=n, seed=seed, epochs=epochs, threads=threads, device=device,
                             progress=progress)
