@@ -197,19 +197,26 @@ def no_discriminator_reason(loaded: LoadedGenerator, feature: str) -> str:
     return f"{feature} needs the discriminator, and {loaded.path.name} holds none."
 
 
-def export_generator(src: str | Path, out: str | Path, eval_summary: dict[str, Any] | None = None,
-                     info: dict[str, Any] | None = None) -> Path:
-    """The generator (EMA where present) and the discriminator, fp16, with config and
-    evaluation summary.
-
-    `src` is a run directory (its best.pt if evaluated, else last.pt) or a checkpoint file.
-    """
+def export_source(src: str | Path) -> Path:
+    """The checkpoint file an export of `src` reads: `src` itself, or for a run directory its
+    best.pt if evaluated, else last.pt."""
     src = Path(src)
     if src.is_dir():
         ck_dir = src / "checkpoints"
         src = next((p for p in (ck_dir / "best.pt", ck_dir / "last.pt") if p.exists()), None)
         if src is None:
             raise CheckpointError(f"{ck_dir} has no best.pt or last.pt yet: train (or resume) the run first")
+    return src
+
+
+def export_generator(src: str | Path, out: str | Path, eval_summary: dict[str, Any] | None = None,
+                     info: dict[str, Any] | None = None, recorded: list[dict[str, Any]] | None = None) -> Path:
+    """The generator (EMA where present) and the discriminator, fp16, with config and
+    evaluation summary.
+
+    `src` is a run directory (its best.pt if evaluated, else last.pt) or a checkpoint file.
+    """
+    src = export_source(src)
     ck = load_checkpoint(src)
     if ck.get("G_ema") is None and ck.get("G") is None:
         raise CheckpointError(f"{src.name} holds no generator weights")
@@ -226,15 +233,13 @@ def export_generator(src: str | Path, out: str | Path, eval_summary: dict[str, A
             "epoch": int(ck.get("epoch", 0))}
     return save_checkpoint({"kind": "generator", "config": ck.get("config", {}), "G_ema": half if ck.get("G_ema") else None,
                             "G": None if ck.get("G_ema") else half, "D": fp16(d_state) if d_state is not None else None,
-                            "eval": eval_summary or _eval_of(src, ck), "curve": ck.get("curve") or [],
+                            "eval": eval_summary or _eval_of(ck, recorded or []), "curve": ck.get("curve") or [],
                             "info": info, "step": int(ck.get("step", 0)), "epoch": int(ck.get("epoch", 0))}, out)
 
 
-def _eval_of(src: Path, ck: dict[str, Any]) -> dict[str, Any]:
-    """The evaluation that describes exactly these weights: one recorded for this file
-    (`swd/fid --record`), else one the trainer made at this checkpoint's step."""
-    from .rundir import evals_for_checkpoint
-    recorded = evals_for_checkpoint(src)
+def _eval_of(ck: dict[str, Any], recorded: list[dict[str, Any]]) -> dict[str, Any]:
+    """The evaluation that describes exactly these weights: the newest of `recorded` (results
+    recorded for this file by `swd/fid --record`), else one the trainer made at this checkpoint's step."""
     if recorded:
         return recorded[-1]
     ev = ck.get("eval") or {}

@@ -205,8 +205,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .checkpoint import export_generator
-    from .rundir import resolve_run
+    from .checkpoint import export_generator, export_source
+    from .rundir import evals_for_checkpoint, resolve_run
     src = Path(args.run)
     if not src.exists():
         src = resolve_run(args.run).path
@@ -220,7 +220,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         if not isinstance(summary, dict) or not {"metric", "value", "n", "reference"} <= summary.keys():
             raise UserError(f"--eval {args.eval}: not a metric result (metric, value, n, reference); write one with "
                             f"`python -m animegan swd --checkpoint ... --json > FILE`")
-    out = export_generator(src, args.out, eval_summary=summary, info={"hardware": args.hardware} if args.hardware else None)
+    src = export_source(src)
+    out = export_generator(src, args.out, eval_summary=summary, info={"hardware": args.hardware} if args.hardware else None,
+                           recorded=evals_for_checkpoint(src))
     print(f"exported {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
