@@ -37,7 +37,7 @@ from .. import paths
 from ..config import DIRECTION_METHODS as METHODS
 from ..config import ConfigError
 from ..generate import latents, render
-from ..images import to_grid
+from ..images import to_grid, upscale
 from ..models import split_generator
 from .anatomy import first_linear
 
@@ -153,8 +153,7 @@ def strips_image(G: nn.Module, dirs: Directions, z: torch.Tensor, truncation: fl
     each direction gets F rows (one per face) before the next direction's."""
     zs = z.reshape(-1, z.shape[-1])
     rows = torch.cat([strip(G, zi, d, truncation=truncation) for d in dirs.vectors for zi in zs])
-    grid = to_grid(rows, cols=len(STRIP_STEPS))
-    return grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST) if scale > 1 else grid
+    return upscale(to_grid(rows, cols=len(STRIP_STEPS)), scale)
 
 
 @torch.no_grad()
