@@ -444,16 +444,18 @@ curate_section(source, size, pdata)
 st.subheader("Browse")
 N = len(pdata)
 n_pages = max(1, -(-N // PAGE_SIZE))
-b = st.columns([1, 1, 1, 3], vertical_alignment="bottom")
-shuffle = b[0].toggle("Shuffle", key="ds_shuffle")
-shuffle_seed = int(b[1].number_input("Shuffle seed", 0, 2**31 - 1, 0, key="ds_shuffle_seed", disabled=not shuffle))
-page = int(b[2].number_input(f"Page (of {n_pages:,})", 1, n_pages, 1, key="ds_page"))
+# One row that wraps where it is narrow (the sidebar open at 800 px), not four columns that cut "Shuffle".
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    shuffle = st.toggle("Shuffle", key="ds_shuffle", width="content")
+    shuffle_seed = int(st.number_input("Shuffle seed", 0, 2**31 - 1, 0, key="ds_shuffle_seed", disabled=not shuffle,
+                                       width=170))
+    page = int(st.number_input(f"Page (of {n_pages:,})", 1, n_pages, 1, key="ds_page", width=150))
 order = np.random.default_rng(shuffle_seed).permutation(N) if shuffle else np.arange(N)
 on_page = order[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
 if on_page.size == 0:
     on_page = order[:PAGE_SIZE]
 batch = np.asarray(pdata.images[on_page])
-b[3].caption(f"Images {(page - 1) * PAGE_SIZE + 1:,}–{(page - 1) * PAGE_SIZE + len(on_page):,} of {N:,}"
+st.caption(f"Images {(page - 1) * PAGE_SIZE + 1:,}–{(page - 1) * PAGE_SIZE + len(on_page):,} of {N:,}"
              + (f", shuffled with seed {shuffle_seed}" if shuffle else ", in name order") + ". `#` is the index in the cache.")
 st.image([to_hwc(im, 2) for im in batch], caption=[f"#{i}" for i in on_page], width=88)
 
