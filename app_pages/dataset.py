@@ -315,12 +315,15 @@ def grid_png(images: np.ndarray, cols: int = 8, scale: int = 2) -> bytes:
 
 def show_report(pdata: data.PreparedData) -> None:
     rep = pdata.report
-    c = st.columns(5)
-    c[0].metric("Image files", f"{rep.total:,}")
-    c[1].metric("Usable", f"{rep.usable:,}")
-    c[2].metric("Skipped", f"{rep.n_skipped:,}")
-    c[3].metric("Exact duplicates", f"{len(rep.duplicates):,}", help="Same bytes: kept once.")
-    c[4].metric("Other files ignored", f"{rep.ignored_other:,}", help="Files without an image extension.")
+    # A row that wraps where it is narrow (the sidebar open at 800 px), each metric as wide as its
+    # label: five columns there left "Exact duplicates" 70 px.
+    with st.container(horizontal=True, gap="medium"):
+        st.metric("Image files", f"{rep.total:,}", width="content")
+        st.metric("Usable", f"{rep.usable:,}", width="content")
+        st.metric("Skipped", f"{rep.n_skipped:,}", width="content")
+        st.metric("Exact duplicates", f"{len(rep.duplicates):,}", help="Same bytes: kept once.", width="content")
+        st.metric("Other files ignored", f"{rep.ignored_other:,}", help="Files without an image extension.",
+                  width="content")
     how = ("from the cache, nothing decoded" if pdata.from_cache
            else f"{pdata.decoded:,} files decoded" + (f" (cache rebuilt: {pdata.rebuilt_because})"
                                                         if pdata.rebuilt_because else ""))

@@ -116,6 +116,7 @@ _NARROW_CSS = f"""<style>
    columns 90 px each. */
 [data-testid="stMetricLabel"] *, [data-testid="stCheckbox"] label * {{
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  word-break: normal !important; overflow-wrap: normal !important;  /* between words, never inside one */
 }}
 [data-testid="stMetricLabel"] {{ height: auto !important; min-height: 1.5rem; }}
 @media (max-width: {NARROW_PX}px) {{
