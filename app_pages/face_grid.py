@@ -83,7 +83,9 @@ def face_grid(png: bytes, n: int, cols: int, size: int, pad: int, picked: int | 
     cols, width, height = grid_layout(n, cols, size, pad)
     # Registered at each call: the same definition again is a no-op, and each runtime (each
     # AppTest too) gets it before it mounts.
-    component = st.components.v2.component("animegan.face_grid", html="", css=_CSS, js=_JS)
+    # Not in a shadow root: the picture is part of the page (found by document queries, as a
+    # screen reader or a page-speed measurement looks for it); the CSS names only .face-grid.
+    component = st.components.v2.component("animegan.face_grid", html="", css=_CSS, js=_JS, isolate_styles=False)
     component(data={"src": "data:image/png;base64," + base64.b64encode(png).decode(), "n": n, "cols": cols,
                      "size": size, "pad": pad, "width": width, "height": height, "picked": picked},
                key=key, on_picked_change=on_pick, width="stretch")

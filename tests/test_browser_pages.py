@@ -237,3 +237,26 @@ def test_every_page_at_800_px_shows_everything_whole(server, browser, tmp_path, 
             assert not cut, cut[:10]
     finally:
         page.close()
+
+
+# --------------------------------------------------------------------------- Generate: the zip made on demand
+
+
+def test_the_zip_of_every_face_is_made_when_asked_for_and_holds_every_face(server, browser, tmp_path):
+    import zipfile
+
+    from animegan import generate
+    page = browser.new_page(viewport={"width": 1400, "height": 2400})
+    try:
+        _settle(page, server + "/generate")
+        no_exception(page)
+        with page.expect_download(timeout=120_000) as got:
+            page.get_by_role("button", name="Every face (zip of PNGs)").click()
+        path = tmp_path / "faces.zip"
+        got.value.save_as(path)
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            assert names == [generate.png_name(0, i) for i in range(64)], names[:3]
+            assert zf.read(names[5])[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        page.close()
