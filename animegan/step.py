@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import shutil
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -25,11 +27,14 @@ from .devices import Dist, average_gradients
 from .losses import d_loss, g_loss, g_loss_needs_real, gradient_penalty, r1_penalty, r2_penalty
 from .models import build_models, discriminator_blocks, recalibrate_bn
 
-# compile="auto" (`compile_decision`): what compiling costs and gives, in one place.
+# compile="auto" (`compile_decision`): what compiling costs and gives. The two measured figures
+# live in COMPILE_COST_FILE (written by `scripts/bench.py --compile-cost`, the device named in it),
+# read here only; everything else (speed.py, the Train page) takes them from these names.
+COMPILE_COST_FILE = Path(__file__).with_name("compile_cost.json")
+COMPILE_COST: dict[str, Any] = json.loads(COMPILE_COST_FILE.read_text())
+COMPILE_SECONDS = float(COMPILE_COST["compile_seconds"])  # compiling G and D on a CPU, before the first step
+COMPILE_SPEEDUP = float(COMPILE_COST["compile_speedup"])  # compiled CPU steps against eager ones
 COMPILE_MIN_STEPS = 500  # compile="auto" compiles CPU runs at least this long
-COMPILE_SECONDS = 75.0   # conservative cost of compiling G and D on a CPU: ~40 s measured on a quiet machine,
-                         # 75 s on the loaded 2-core one of issue 26 (a 1.5 min budget sat at step 0 that long)
-COMPILE_SPEEDUP = 1.18   # compiled CPU steps, measured against eager ones
 COMPILE_BUDGET_SHARE = 0.1  # with a time budget, "auto" compiles only when COMPILE_SECONDS is at most this share of it
 
 

@@ -443,8 +443,12 @@ def measure_section(sel: list[str], loaded: dict[str, tuple[Path, LoadedGenerato
 
 
 def summary_section(choices: dict[str, Path]) -> None:
-    with st.expander("Every value recorded for any run or checkpoint, grouped by how it was measured"):
-        recorded_values(choices)
+    # Drawn when opened, not hidden in the closed expander on every visit: its table and one Plotly
+    # chart per group were most of Compare's first paint.
+    with st.expander("Every value recorded for any run or checkpoint, grouped by how it was measured",
+                     key="cmp_summary_open", on_change="rerun") as box:
+        if box.open:
+            recorded_values(choices)
 
 
 def recorded_values(choices: dict[str, Path]) -> None:

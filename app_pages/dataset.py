@@ -307,12 +307,15 @@ def grid_png(images: np.ndarray, cols: int = 8, scale: int = 2) -> bytes:
 
 def show_report(pdata: data.PreparedData) -> None:
     rep = pdata.report
-    c = st.columns(5)
-    c[0].metric("Image files", f"{rep.total:,}")
-    c[1].metric("Usable", f"{rep.usable:,}")
-    c[2].metric("Skipped", f"{rep.n_skipped:,}")
-    c[3].metric("Exact duplicates", f"{len(rep.duplicates):,}", help="Same bytes: kept once.")
-    c[4].metric("Other files ignored", f"{rep.ignored_other:,}", help="Files without an image extension.")
+    # A row that wraps where it is narrow (the sidebar open at 800 px), each metric as wide as its
+    # label: five columns there left "Exact duplicates" 70 px.
+    with st.container(horizontal=True, gap="medium"):
+        st.metric("Image files", f"{rep.total:,}", width="content")
+        st.metric("Usable", f"{rep.usable:,}", width="content")
+        st.metric("Skipped", f"{rep.n_skipped:,}", width="content")
+        st.metric("Exact duplicates", f"{len(rep.duplicates):,}", help="Same bytes: kept once.", width="content")
+        st.metric("Other files ignored", f"{rep.ignored_other:,}", help="Files without an image extension.",
+                  width="content")
     how = ("from the cache, nothing decoded" if pdata.from_cache
            else f"{pdata.decoded:,} files decoded" + (f" (cache rebuilt: {pdata.rebuilt_because})"
                                                         if pdata.rebuilt_because else ""))
@@ -436,16 +439,18 @@ curate_section(source, size, pdata)
 st.subheader("Browse")
 N = len(pdata)
 n_pages = max(1, -(-N // PAGE_SIZE))
-b = st.columns([1, 1, 1, 3], vertical_alignment="bottom")
-shuffle = b[0].toggle("Shuffle", key="ds_shuffle")
-shuffle_seed = int(b[1].number_input("Shuffle seed", 0, 2**31 - 1, 0, key="ds_shuffle_seed", disabled=not shuffle))
-page = int(b[2].number_input(f"Page (of {n_pages:,})", 1, n_pages, 1, key="ds_page"))
+# One row that wraps where it is narrow (the sidebar open at 800 px), not four columns that cut "Shuffle".
+with st.container(horizontal=True, vertical_alignment="bottom"):
+    shuffle = st.toggle("Shuffle", key="ds_shuffle", width="content")
+    shuffle_seed = int(st.number_input("Shuffle seed", 0, 2**31 - 1, 0, key="ds_shuffle_seed", disabled=not shuffle,
+                                       width=170))
+    page = int(st.number_input(f"Page (of {n_pages:,})", 1, n_pages, 1, key="ds_page", width=150))
 order = np.random.default_rng(shuffle_seed).permutation(N) if shuffle else np.arange(N)
 on_page = order[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
 if on_page.size == 0:
     on_page = order[:PAGE_SIZE]
 batch = np.asarray(pdata.images[on_page])
-b[3].caption(f"Images {(page - 1) * PAGE_SIZE + 1:,}–{(page - 1) * PAGE_SIZE + len(on_page):,} of {N:,}"
+st.caption(f"Images {(page - 1) * PAGE_SIZE + 1:,}–{(page - 1) * PAGE_SIZE + len(on_page):,} of {N:,}"
              + (f", shuffled with seed {shuffle_seed}" if shuffle else ", in name order") + ". `#` is the index in the cache.")
 st.image([to_hwc(im, 2) for im in batch], caption=[f"#{i}" for i in on_page], width=88)
 

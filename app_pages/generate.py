@@ -4,9 +4,7 @@ another face; project your own image into the generator; check whether a face is
 training face."""
 from __future__ import annotations
 
-import base64
 import io
-import math
 import os
 import secrets
 import time
@@ -14,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -91,11 +88,11 @@ def _new_seed() -> None:
 
 
 def _picked_in_grid() -> None:
-    """A click on the grid chart: the clicked face becomes the picked one."""
-    event = st.session_state.get("gen_grid_chart")
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
-    if points:
-        st.session_state["gen_pick"] = int(points[0].get("point_index", points[0].get("point_number", 0)))
+    """A click on the grid: the clicked face becomes the picked one."""
+    from app_pages.face_grid import picked_face
+    i = picked_face("gen_grid")
+    if i is not None:
+        st.session_state["gen_pick"] = i
         st.session_state["gen_source"] = "grid"
 
 
@@ -147,8 +144,7 @@ def _grid(path: str, mtime: float, seed: int, n: int, psi: float, k: int, cols: 
     t0 = time.perf_counter()
     res = generate.generate(lg.G, seed, n, truncation=psi, D=lg.D if k > 1 else None, rerank=k)
     dt = time.perf_counter() - t0
-    return {"res": res, "dt": dt, "png": images.png_bytes(images.to_grid(res.images, cols=cols, padding=PAD)),
-            "zip": images.to_zip(res.images, seed, res.indices)}
+    return {"res": res, "dt": dt, "png": images.png_bytes(images.to_grid(res.images, cols=cols, padding=PAD))}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -279,35 +275,6 @@ def controls(lg: LoadedGenerator) -> tuple[int, int, int, float, int]:
     return seed, n, cols, psi, k
 
 
-def _grid_figure(png: bytes, n: int, cols: int, size: int, picked: int | None) -> go.Figure:
-    """The grid as one image, with an invisible marker on each face: a click picks the face."""
-    cols = max(1, min(cols, n))  # as torchvision's make_grid lays it out
-    rows = math.ceil(n / cols)
-    W, H = cols * (size + PAD) + PAD, rows * (size + PAD) + PAD
-    fig = go.Figure()
-    fig.add_layout_image(source="data:image/png;base64," + base64.b64encode(png).decode(), xref="x", yref="y",
-                         x=0, y=0, sizex=W, sizey=H, sizing="stretch", layer="below")
-    xs = [PAD + (i % cols) * (size + PAD) + size / 2 for i in range(n)]
-    ys = [PAD + (i // cols) * (size + PAD) + size / 2 for i in range(n)]
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=list(range(n)),
-                             marker=dict(size=24, symbol="square", color="rgba(0,0,0,0)"),
-                             selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)),
-                             hovertemplate="face %{customdata}: click to pick it<extra></extra>"))
-    if picked is not None and 0 <= picked < n:
-        x0, y0 = PAD + (picked % cols) * (size + PAD), PAD + (picked // cols) * (size + PAD)
-        fig.add_shape(type="rect", x0=x0 - 1, y0=y0 - 1, x1=x0 + size + 1, y1=y0 + size + 1,
-                      line=dict(color="#ff6fa8", width=3))
-    fig.update_xaxes(range=[0, W], visible=False, fixedrange=True)
-    fig.update_yaxes(range=[H, 0], visible=False, fixedrange=True, scaleanchor="x")
-    # Every face at its own size (96 px for a 96 px checkpoint): the chart is exactly W × H pixels.
-    fig.update_yaxes(constrain="domain", constraintoward="top")
-    fig.update_xaxes(constrain="domain")
-    fig.update_layout(margin=dict(l=0, r=0, t=0, b=0), width=W, height=H,
-                      showlegend=False, dragmode=False, hovermode="closest", hoverdistance=-1, clickmode="event+select",
-                      plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)")
-    return fig
-
-
 def grid_section(path: Path, lg: LoadedGenerator, mtime: float, seed: int, n: int, cols: int, psi: float, k: int):
     try:
         made = _grid(str(Path(path).resolve()), mtime, seed, n, psi, k, cols)
@@ -319,9 +286,9 @@ def grid_section(path: Path, lg: LoadedGenerator, mtime: float, seed: int, n: in
     pick = min(int(st.session_state.get("gen_pick", 0)), n - 1)
     st.session_state["gen_pick"] = pick
     from_grid = st.session_state.get("gen_source", "grid") == "grid"
-    fig = _grid_figure(grid_png, n, cols, lg.config.img_size, pick if from_grid else None)
-    st.plotly_chart(fig, key="gen_grid_chart", on_select=_picked_in_grid, selection_mode="points",
-                    config={"displayModeBar": False, "scrollZoom": False}, width=int(fig.layout.width))
+    from app_pages.face_grid import face_grid
+    face_grid(grid_png, n, cols, lg.config.img_size, PAD, pick if from_grid else None, key="gen_grid",
+              on_pick=_picked_in_grid)
     drawn = f" (drawn {n * k}, kept the {n} D rated highest)" if k > 1 else ""
     st.caption(f"**Click a face to pick it.** Seed {seed}, indices {res.indices[0]}…{res.indices[-1]}{drawn}, "
                f"ψ = {psi:g} · :material/timer: {n} faces in {dt:.2f} s on the CPU"
@@ -329,7 +296,8 @@ def grid_section(path: Path, lg: LoadedGenerator, mtime: float, seed: int, n: in
     with st.container(horizontal=True):
         st.download_button("Grid (PNG)", grid_png, file_name=images.grid_name(seed), mime="image/png",
                            icon=":material/download:", key="gen_dl_grid")
-        st.download_button("Every face (zip of PNGs)", made["zip"],
+        # The zip (one PNG per face) is made when it is asked for, not with every new grid.
+        st.download_button("Every face (zip of PNGs)", lambda: images.to_zip(res.images, seed, res.indices),
                            file_name=images.grid_name(seed, "zip"), mime="application/zip",
                            icon=":material/download:", key="gen_dl_zip")
     return res, pick

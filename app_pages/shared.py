@@ -111,6 +111,14 @@ def sample_grid(path: str | Path, seed: int, n: int, cols: int, caption: str | N
 # -- narrow windows ------------------------------------------------------------------------------
 
 _NARROW_CSS = f"""<style>
+/* At any width: a label that does not fit its column wraps onto a second line instead of ending in
+   "…" (a metric's label, a checkbox's or toggle's): with the sidebar open, 800 px leave five metric
+   columns 90 px each. */
+[data-testid="stMetricLabel"] *, [data-testid="stCheckbox"] label * {{
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  word-break: normal !important; overflow-wrap: normal !important;  /* between words, never inside one */
+}}
+[data-testid="stMetricLabel"] {{ height: auto !important; min-height: 1.5rem; }}
 @media (max-width: {NARROW_PX}px) {{
   [data-testid="stMetricValue"] {{ font-size: 1.45rem; }}
   [data-testid="stMetricValue"] > div {{ overflow: visible; text-overflow: clip; white-space: normal; }}

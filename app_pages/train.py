@@ -504,7 +504,9 @@ def form(running: bool, devices: list[str], n_cuda: int, init_options: list[str]
     change (a bound would silently keep the old value)."""
     L = LABELS
     no_fid = fid_note()
-    with st.form("train_form", border=True):
+    # Enter in a field does not submit: it would press Start, the form's first button, and begin a
+    # run of hours from a half-typed form. The settings apply on Start or Estimate.
+    with st.form("train_form", border=True, enter_to_submit=False):
         st.text_input(L["data"], key="tr_data",
                       help=f"'{SYNTHETIC}' (the built-in faces), a folder of images, or a .zip of images")
         c1, c2, c3, c4 = st.columns(4)

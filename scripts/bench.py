@@ -80,6 +80,7 @@ def log(msg: str) -> None:
 # -- settings ------------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from animegan.step import COMPILE_COST_FILE
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", help="where to write the figures (default <ANIMEGAN_HOME>/bench/bench-<device>.json)")
     ap.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when there is one, else cpu")
@@ -101,6 +102,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="measure the torch.compile step option (default on; off in --quick and --tiny: compiling takes minutes on a CPU)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory training subprocess")
+    ap.add_argument("--compile-cost", nargs="?", const=str(COMPILE_COST_FILE), default=None, metavar="PATH",
+                    help="also write what torch.compile cost and gave (the file compile=\"auto\" decides by; default "
+                         f"{COMPILE_COST_FILE.relative_to(ROOT)}); needs the torch.compile figure (a full run, or --compile)")
     a = ap.parse_args(argv)
     mode = "tiny" if a.tiny else ("quick" if a.quick else "full")
     pick = lambda given, full, quick, tiny: given if given is not None else {"full": full, "quick": quick, "tiny": tiny}[mode]  # noqa: E731
@@ -701,12 +705,43 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "cache_build": cache, "fid_features": fid, "memory": memory}
 
 
+def compile_cost(r: dict[str, Any]) -> dict[str, Any] | None:
+    """What torch.compile cost and gave in this run, as animegan/compile_cost.json holds it (step.py
+    reads it: compile="auto" decides by it); None when the compiled step was not measured.
+    compile_seconds: the compiled step's first warm-up less the eager one's (same steps, empty
+    inductor cache); compile_speedup: its images/s over eager's, median of per-round ratios."""
+    from animegan.step import COMPILE_COST
+    variants = r["step_options"]["variants"]
+    compiled, eager = variants.get("torch.compile", {}), variants["eager"]
+    if "speedup_vs_eager" not in compiled:
+        return None
+    d, s = r["device"], r["settings"]
+    return {"what": COMPILE_COST["what"],
+            "device": f"{d['device']}: {d['name']}, torch {d['torch']}, {d['threads']} threads",
+            "setting": f"{s['preset']} {s['img_size']}x{s['img_size']}, ngf=ndf={s['width']}, batch {s['batch']}; "
+                       "the trainer's own step",
+            "compile_seconds": round(compiled["first_warmup_s"] - eager["first_warmup_s"], 1),
+            "compile_speedup": round(compiled["speedup_vs_eager"], 3),
+            "measured": f"scripts/bench.py at {r['time']}: {s['warmup']} warm-up steps, {s['repeats']} rounds of "
+                        f"{s['steps']} timed steps",
+            "load_average": r["load_average"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results = run_benchmark(args)
     print_table(results)
     write_json(args.json, results)
     print(f"JSON: {args.json}")
+    if args.compile_cost:
+        cost = compile_cost(results)
+        if cost is None:
+            why = results["step_options"]["variants"].get("torch.compile", {})
+            print(f"--compile-cost: not written, torch.compile was not measured "
+                  f"({why.get('skipped') or why.get('unavailable') or 'no figure'})")
+            return 1
+        write_json(Path(args.compile_cost), cost)
+        print(f"compile cost: {cost['compile_seconds']} s, ×{cost['compile_speedup']} -> {args.compile_cost}")
     return 0
 
 

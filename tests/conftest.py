@@ -15,6 +15,7 @@ SHARED_ZIP = ROOT.parent / "shared" / "data" / "anime-faces-96.zip"
 # A new test that starts a process, or takes more than ~3 s, is added here.
 SLOW_MODULES = {
     "test_browser", "test_browser_deeplink", "test_browser_flows", "test_browser_own_data", "test_browser_generate", "test_browser_runs",  # streamlit + Chromium
+    "test_browser_pages",  # streamlit + Chromium
     "test_torchrun_stop",  # torchrun with 2 ranks
     "test_failure_paths",  # jobs killed and restarted
     "test_gpu_run", "test_model_card",  # scripts run as a user runs them

@@ -55,16 +55,16 @@ def _open_generate(page, base: str) -> None:
     page.wait_for_selector('[data-testid="stApp"]', timeout=PAGE_TIMEOUT_S * 1000)
     _settle(page)
     page.goto(base + "/generate")
-    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=PAGE_TIMEOUT_S * 1000)
+    page.wait_for_selector('img[data-grid]', timeout=PAGE_TIMEOUT_S * 1000)
     _settle(page)
     exc = page.query_selector_all('[data-testid="stException"]')
     assert not exc, exc[0].inner_text()[:500]
 
 
 def _grid_box(page) -> dict:
-    """Where the grid image is drawn inside the Plotly chart (CSS px)."""
-    img = page.query_selector('[data-testid="stPlotlyChart"] svg image')
-    assert img is not None, "the grid is a Plotly layout image"
+    """Where the grid picture is drawn (CSS px)."""
+    img = page.query_selector('img[data-grid]')
+    assert img is not None, "the grid is one picture (app_pages/face_grid.py)"
     return img.bounding_box()
 
 

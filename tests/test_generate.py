@@ -320,7 +320,7 @@ def image_captions(at: AppTest) -> list[str]:
 
 def test_page_pick_steer_with_sliders_and_reset(shipped_synthetic):
     at = page()
-    assert "Click a face to pick it" in texts(at) and at.get("plotly_chart")
+    assert "Click a face to pick it" in texts(at) and at.get("bidi_component")
     assert "seed 0, index 0" in image_captions(at)
     at.session_state["gen_pick"] = 5  # what a click on face 5 of the grid does
     rerun(at)

@@ -25,17 +25,16 @@ def shipped96(tmp_path, monkeypatch):
     return folder / "tiny96.pt"
 
 
-def grid_figure(at) -> dict:
-    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "gen_grid_chart" in c.proto.id]
-    assert len(charts) == 1
-    return charts[0]
+def face_grids(at) -> list[dict]:
+    """What each clickable grid of faces on the page was given (app_pages/face_grid.py)."""
+    return [json.loads(c.proto.json) for c in at.get("bidi_component") if c.proto.component_name == "animegan.face_grid"]
 
 
 def test_a_96_px_checkpoint_is_shown_at_96_px_a_face(shipped96):
     at = page()
-    layout = grid_figure(at)["layout"]
+    [grid] = face_grids(at)
     cols, rows = 8, 8                           # the defaults: 64 faces, 8 columns
-    assert layout["width"] == cols * (96 + 2) + 2 and layout["height"] == rows * (96 + 2) + 2
+    assert grid["size"] == 96 and grid["width"] == cols * (96 + 2) + 2 and grid["height"] == rows * (96 + 2) + 2
 
 
 @pytest.mark.parametrize("key, value, said", [
@@ -49,7 +48,7 @@ def test_out_of_range_numbers_get_the_range(shipped96, key, value, said):
     at.number_input(key=key).set_value(value).run(timeout=PAGE_TIMEOUT)
     assert not at.exception, [e.message for e in at.exception]
     assert said in [e.value for e in at.error]
-    assert not [c for c in at.get("plotly_chart") if "gen_grid_chart" in c.proto.id], "no stale grid under it"
+    assert not face_grids(at), "no stale grid under it"
 
 
 def test_the_truncation_strip_heads_for_its_last_tile():

@@ -407,6 +407,9 @@ def test_compare_two_checkpoints_and_summary(tiny, shipped):
                                                    "value": 321.0, "n": 4, "reference": "val split of faces", "seed": 0})
     at = app_test(COMPARE)
     assert not at.error, errors(at)
+    assert not at.expander[-1].get("plotly_chart"), "the closed summary draws nothing"
+    at.session_state["cmp_summary_open"] = True   # what opening it does
+    at.run()
     assert at.multiselect(key="cmp_sel").value == ["shipped: tiny-export", "run tiny: last"]
     assert len(at.image) == 2
     t = texts(at)

@@ -346,6 +346,8 @@ def test_compare_one_chart_per_metric_n_and_reference_never_adding(trained, monk
     for value, n in ((32.2, 500), (34.4, 2000)):
         rundir.record_eval(ck, {"metric": "swd", "value": value, "n": n, "reference": ref, "seed": 0})
     at = app(COMPARE)
+    at.session_state["cmp_summary_open"] = True   # the summary draws when opened
+    at.run()
     assert not at.error, errors(at)
     bars = [f for f in figures(at) if f["data"] and f["data"][0]["type"] == "bar"]
     values = sorted(v for f in bars for t in f["data"] if t["type"] == "bar" for v in t["y"])
