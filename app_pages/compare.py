@@ -29,20 +29,20 @@ GRID_BUDGET_PX = 560  # "auto" zoom: the largest zoom whose grid fits this width
 # --------------------------------------------------------------------------- helpers
 
 
-def checkpoint_evals(path: Path, lg: LoadedGenerator) -> list[dict]:
+def checkpoint_evals(path: Path, generator: LoadedGenerator) -> list[dict]:
     """What is known about this exact checkpoint's quality, newest last: for an export its embedded
     summary; for a training checkpoint its run's evaluations at its step; plus every result
     recorded for this file (the "compute" button, `--record`)."""
     rows: list[dict] = []
-    if lg.kind == "train":
+    if generator.kind == "train":
         run = rundir.run_of_checkpoint(path)
         if run is not None:
             rows += [dict(e, source="during training") for e in run.evals()
-                     if "checkpoint" not in e and e.get("step") == lg.step]
-        elif lg.eval.get("step") == lg.step:
-            rows += [dict(e, source="embedded") for e in shared.eval_rows(lg.eval)]
+                     if "checkpoint" not in e and e.get("step") == generator.step]
+        elif generator.eval.get("step") == generator.step:
+            rows += [dict(e, source="embedded") for e in shared.eval_rows(generator.eval)]
     else:
-        rows += [dict(e, source="embedded") for e in shared.eval_rows(lg.eval)]
+        rows += [dict(e, source="embedded") for e in shared.eval_rows(generator.eval)]
     rows += [dict(e, source="computed here") for e in rundir.evals_for_checkpoint(path)]
     seen, out = set(), []
     for r in rows:
@@ -53,10 +53,10 @@ def checkpoint_evals(path: Path, lg: LoadedGenerator) -> list[dict]:
     return out
 
 
-def training_time(lg: LoadedGenerator) -> tuple[float | None, str]:
+def training_time(generator: LoadedGenerator) -> tuple[float | None, str]:
     """Training time of a checkpoint as the trainer recorded it in the file (`info.train_seconds`:
     time spent training, summed over resumes), and where it came from."""
-    secs = lg.info.get("train_seconds")
+    secs = generator.info.get("train_seconds")
     if isinstance(secs, (int, float)) and not isinstance(secs, bool) and secs >= 0:
         return float(secs), "recorded by the trainer"
     return None, "not recorded in this checkpoint"
@@ -83,13 +83,13 @@ def summary_rows(choices: dict[str, Path]) -> list[dict]:
         if not label.startswith(("shipped: ", "opened: ")):
             continue
         try:
-            lg = shared.get_generator(p)
+            generator = shared.get_generator(p)
         except (CheckpointError, OSError):
             continue
-        for e in checkpoint_evals(p, lg):
+        for e in checkpoint_evals(p, generator):
             metric, n, ref = curves.eval_key(e)
             rows.append({"name": label, "kind": label.split(":")[0], "metric": metric, "value": float(e["value"]),
-                         "n": n, "reference": ref, "epoch": lg.epoch})
+                         "n": n, "reference": ref, "epoch": generator.epoch})
     for r in rows:
         r["note"] = curves.comparable_note(r["n"])
     return rows
@@ -160,17 +160,17 @@ def auto_zoom(sizes: list[int], cols: int) -> int:
 
 # --------------------------------------------------------------------------- background measuring
 def current_measure() -> comparison.Measure:
-    ss = st.session_state
-    return comparison.Measure(metric=str(ss.get("cmp_eval_metric", METRICS[0])),
-                              data=str(ss.get("cmp_eval_data") or SYNTHETIC).strip(),
-                              split=str(ss.get("cmp_eval_split", "test")), n=int(ss.get("cmp_eval_n", 2000)))
+    state = st.session_state
+    return comparison.Measure(metric=str(state.get("cmp_eval_metric", METRICS[0])),
+                              data=str(state.get("cmp_eval_data") or SYNTHETIC).strip(),
+                              split=str(state.get("cmp_eval_split", "test")), n=int(state.get("cmp_eval_n", 2000)))
 
 
 def start_next() -> None:
     """Start the first queued measurement (one job at a time); say why when it cannot start."""
-    ss = st.session_state
-    queue = ss.get("cmp_queue") or []
-    m = comparison.Measure(**ss.get("cmp_measure", {}))
+    state = st.session_state
+    queue = state.get("cmp_queue") or []
+    m = comparison.Measure(**state.get("cmp_measure", {}))
     while queue:
         label, path = queue.pop(0)
         try:
@@ -179,21 +179,21 @@ def start_next() -> None:
             shared.flash("cmp", "error", f"{label}: not measured: {e}")
             queue.clear()
             break
-        ss["cmp_job"], ss["cmp_job_ckpt"] = job, path
+        state["cmp_job"], state["cmp_job_ckpt"] = job, path
         break
-    ss["cmp_queue"] = queue
+    state["cmp_queue"] = queue
 
 
 def start_measuring() -> None:
     """The Measure button's callback: queue every selected checkpoint not yet measured this way."""
-    ss = st.session_state
+    state = st.session_state
     m = current_measure()
     if m.problem():
         shared.flash("cmp", "error", f"Not started: {m.problem()}.")
         return
-    ss["cmp_measure"] = asdict(m)
-    ss["cmp_queue"] = [list(t) for t in ss.get("cmp_todo", [])]
-    if not ss["cmp_queue"]:
+    state["cmp_measure"] = asdict(m)
+    state["cmp_queue"] = [list(t) for t in state.get("cmp_todo", [])]
+    if not state["cmp_queue"]:
         shared.flash("cmp", "info", "Every selected checkpoint is already measured this way.")
         return
     start_next()
@@ -242,24 +242,24 @@ def checkpoint_card(label: str, p: Path, seed: int, n: int, ncols: int, zoom: in
     """One checkpoint: its faces at `zoom` × their own size, what it is, what was measured."""
     st.markdown(f"**{label}**")
     try:
-        lg = shared.get_generator(p)
+        generator = shared.get_generator(p)
     except (CheckpointError, OSError) as e:
         shared.show_error(e)
         return None
-    cfg = lg.config
+    cfg = generator.config
     if not shared.sample_grid(p, seed, n, ncols, scale=zoom,
                               caption=f"seed {seed}, faces 0…{n - 1} · {cfg.img_size} px shown at {zoom}×"):
         return None
-    secs, where = training_time(lg)
-    st.markdown(f"{cfg.model}, {cfg.loss}, **{cfg.img_size} px** · **{lg.params:,}** generator parameters  \n"
-                f"epoch {lg.epoch}, step {lg.step:,}" + (" · EMA" if lg.ema else "") + "  \n"
+    secs, where = training_time(generator)
+    st.markdown(f"{cfg.model}, {cfg.loss}, **{cfg.img_size} px** · **{generator.params:,}** generator parameters  \n"
+                f"epoch {generator.epoch}, step {generator.step:,}" + (" · EMA" if generator.ema else "") + "  \n"
                 + (f"training time: {shared.fmt_duration(secs)} ({where})" if secs is not None else f"training time {where}"))
-    evs = checkpoint_evals(p, lg)
+    evs = checkpoint_evals(p, generator)
     if evs:
         st.markdown("  \n".join(eval_line(e) for e in evs))
     else:
         st.caption("No FID/SWD measured for this checkpoint yet — compute one below.")
-    return lg
+    return generator
 
 
 def side_by_side(choices: dict[str, Path], labels: list[str]) -> tuple[list[str], dict[str, tuple[Path, LoadedGenerator]]]:
@@ -294,10 +294,10 @@ def side_by_side(choices: dict[str, Path], labels: list[str]) -> tuple[list[str]
         for col, label in zip(st.columns(PER_ROW), sel[start:start + PER_ROW], strict=False):
             p = Path(choices[label])
             with col, st.container(border=True):
-                lg = checkpoint_card(label, p, seed, n, ncols, zoom)
-                if lg is not None:
-                    loaded[label] = (p, lg)
-    if any(not shared.comparable(e.get("n")) for p, lg in loaded.values() for e in checkpoint_evals(p, lg)):
+                generator = checkpoint_card(label, p, seed, n, ncols, zoom)
+                if generator is not None:
+                    loaded[label] = (p, generator)
+    if any(not shared.comparable(e.get("n")) for p, generator in loaded.values() for e in checkpoint_evals(p, generator)):
         st.caption(f"{shared.DAGGER_NOTE}.")
     fig = curve_chart([(lb, p) for lb, (p, _) in loaded.items()])
     if fig is not None:
@@ -324,9 +324,9 @@ def measured_rows(sel: list[str], loaded: dict[str, tuple[Path, LoadedGenerator]
     for label in sel:
         if label not in loaded:
             continue
-        p, lg = loaded[label]
-        size = int(lg.config.img_size)
-        embedded = [dict(e) for e in checkpoint_evals(p, lg)]
+        p, generator = loaded[label]
+        size = int(generator.config.img_size)
+        embedded = [dict(e) for e in checkpoint_evals(p, generator)]
         value = comparison.recorded(p, m, fp, size, embedded) if fp else None
         judge = comparison.recorded(p, m, fp, size, embedded, metric=comparison.REALISM) if fp else None
         rows.append({"label": label, "path": str(p), "size": size, "result": value, "judge": judge})

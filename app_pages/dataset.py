@@ -63,25 +63,25 @@ def upload_source() -> str | None:
     """The upload part: a new upload is checked and kept (one package call) and becomes the one in
     use; a refused one shows its error alone (no earlier data set's report under it) and is kept
     nowhere; earlier uploads stay selectable. Returns the upload in use, or None."""
-    ss = st.session_state
+    state = st.session_state
     up = st.file_uploader("A .zip of images", type=["zip"], key="ds_upload")
     if up is None:
-        ss.pop("ds_upload_failed", None)
-    elif ss.get("ds_upload_id") != up.file_id:
-        ss["ds_upload_id"] = up.file_id
+        state.pop("ds_upload_failed", None)
+    elif state.get("ds_upload_id") != up.file_id:
+        state["ds_upload_id"] = up.file_id
         try:
             with st.spinner(f"Checking {up.name}..."):
                 dest = uploads.save_upload(up)
         except (uploads.UploadError, OSError) as e:
-            ss["ds_upload_failed"] = f"The upload was not used: {e}"
+            state["ds_upload_failed"] = f"The upload was not used: {e}"
         else:
-            ss.pop("ds_upload_failed", None)
-            ss["ds_upload_dest"] = ss["ds_upload_pick"] = str(dest)  # the new upload is the one in use
-            prepared = ss.get("ds_prepared", {})
+            state.pop("ds_upload_failed", None)
+            state["ds_upload_dest"] = state["ds_upload_pick"] = str(dest)  # the new upload is the one in use
+            prepared = state.get("ds_prepared", {})
             for k in [k for k in prepared if k.startswith(f"{dest}|")]:  # an earlier upload of that name
                 del prepared[k]
-    if ss.get("ds_upload_failed"):
-        shared.show_error(ss["ds_upload_failed"])
+    if state.get("ds_upload_failed"):
+        shared.show_error(state["ds_upload_failed"])
         st.caption("Remove it (× above) to go back to an earlier upload, or upload another zip.")
         return None
     kept = [str(p) for p in uploads.list_uploads()]
@@ -89,8 +89,8 @@ def upload_source() -> str | None:
         st.info(f"Upload a .zip of images; it is kept in `{paths.uploads_dir()}` and read in place like any zip "
                 f"(safely: size caps, nothing unpacked).")
         return None
-    if ss.get("ds_upload_pick") not in kept:
-        ss["ds_upload_pick"] = kept[0]
+    if state.get("ds_upload_pick") not in kept:
+        state["ds_upload_pick"] = kept[0]
     source = st.selectbox("Upload to use", kept, format_func=lambda s: Path(s).name,
                           key="ds_upload_pick", help="Every upload, newest first")
     st.caption(f"Kept as `{source}`")
@@ -192,7 +192,7 @@ def make_generator(source: str, size: int, base: Path, minutes: float) -> None:
 
 
 def curate_section(source: str, size: int, pdata: data.PreparedData) -> None:
-    ss = st.session_state
+    state = st.session_state
     st.subheader("Curate")
     st.caption("Before training on a small set of your own pictures, look for near-duplicates, blurred or flat "
                "images and outliers, leave out what you do not want, and save the rest as a new source.")
@@ -201,7 +201,7 @@ def curate_section(source: str, size: int, pdata: data.PreparedData) -> None:
     except (data.DataError, OSError) as e:
         shared.show_error(e)
         return
-    asked = ss.setdefault("ds_curate_asked", set())
+    asked = state.setdefault("ds_curate_asked", set())
     akey = f"{fp}|{size}"
     if akey not in asked:
         if st.button("Analyse for curation", key="ds_curate", icon=":material/cleaning_services:"):

@@ -140,9 +140,9 @@ def _z_of(b: bytes) -> torch.Tensor:
 # psi...): cached across reruns and sessions, so a new visit or an unchanged section draws nothing again.
 @st.cache_data(max_entries=32, show_spinner=False)
 def _grid(path: str, mtime: float, seed: int, n: int, psi: float, k: int, cols: int) -> dict:
-    lg = shared.get_generator(path)
+    generator = shared.get_generator(path)
     t0 = time.perf_counter()
-    res = generate.generate(lg.G, seed, n, truncation=psi, D=lg.D if k > 1 else None, rerank=k)
+    res = generate.generate(generator.G, seed, n, truncation=psi, D=generator.D if k > 1 else None, rerank=k)
     dt = time.perf_counter() - t0
     return {"res": res, "dt": dt, "png": images.png_bytes(images.to_grid(res.images, cols=cols, padding=PAD))}
 
@@ -222,17 +222,17 @@ def checkpoint_section() -> tuple[Path, LoadedGenerator, float]:
                          help="Shipped checkpoints first, then every run's checkpoints (newest run first), then opened ones.")
     path = Path(choices[label])
     try:
-        lg = shared.get_generator(path)  # one load: the discriminator comes with it where the file has one
+        generator = shared.get_generator(path)  # one load: the discriminator comes with it where the file has one
         mtime = os.path.getmtime(path)
     except (CheckpointError, OSError) as e:
         shared.show_error(e)
         st.stop()
-    cfg = lg.config
-    st.caption(f"{'exported generator' if lg.kind == 'generator' else 'training checkpoint'} · {cfg.model}, "
-               f"{cfg.img_size}px, {lg.params:,} parameters · epoch {lg.epoch}, step {lg.step:,}"
-               + (" · EMA weights" if lg.ema else "") + (" · with discriminator" if lg.D is not None else
+    cfg = generator.config
+    st.caption(f"{'exported generator' if generator.kind == 'generator' else 'training checkpoint'} · {cfg.model}, "
+               f"{cfg.img_size}px, {generator.params:,} parameters · epoch {generator.epoch}, step {generator.step:,}"
+               + (" · EMA weights" if generator.ema else "") + (" · with discriminator" if generator.D is not None else
                                                          " · no discriminator") + f" · `{path}`")
-    return path, lg, mtime
+    return path, generator, mtime
 
 
 def _range_help(name: str) -> str:
@@ -240,7 +240,7 @@ def _range_help(name: str) -> str:
     return f"A whole number from {lo:,} to {hi:,}."
 
 
-def controls(lg: LoadedGenerator) -> tuple[int, int, int, float, int]:
+def controls(generator: LoadedGenerator) -> tuple[int, int, int, float, int]:
     st.session_state.setdefault("gen_seed", 0)
     st.session_state.setdefault("gen_seed_b", 1)
     st.session_state.setdefault("gen_n", 64)
@@ -265,17 +265,17 @@ def controls(lg: LoadedGenerator) -> tuple[int, int, int, float, int]:
     psi = float(c5.slider("Truncation ψ", 0.3, 1.0, 1.0, 0.05, key="gen_psi",
                           help="Pulls every face toward the average face: 1 = off; lower = more typical faces, less "
                                "variety. The strip under the picked face shows what it does."))
-    if lg.D is not None:
+    if generator.D is not None:
         k = int(st.slider("Discriminator re-ranking k", 1, 8, 1, key="gen_k",
                           help="Draw k×n faces, keep the n the discriminator rates highest (k = 1: off)."))
     else:
         k = 1
-        st.caption(f"Discriminator re-ranking: not offered, {lg.path.name} carries no discriminator.",
-                   help=no_discriminator_reason(lg, "Re-ranking"))
+        st.caption(f"Discriminator re-ranking: not offered, {generator.path.name} carries no discriminator.",
+                   help=no_discriminator_reason(generator, "Re-ranking"))
     return seed, n, cols, psi, k
 
 
-def grid_section(path: Path, lg: LoadedGenerator, mtime: float, seed: int, n: int, cols: int, psi: float, k: int):
+def grid_section(path: Path, generator: LoadedGenerator, mtime: float, seed: int, n: int, cols: int, psi: float, k: int):
     try:
         made = _grid(str(Path(path).resolve()), mtime, seed, n, psi, k, cols)
     except (ValueError, RuntimeError) as e:
@@ -287,7 +287,7 @@ def grid_section(path: Path, lg: LoadedGenerator, mtime: float, seed: int, n: in
     st.session_state["gen_pick"] = pick
     from_grid = st.session_state.get("gen_source", "grid") == "grid"
     from app_pages.face_grid import face_grid
-    face_grid(grid_png, n, cols, lg.config.img_size, PAD, pick if from_grid else None, key="gen_grid",
+    face_grid(grid_png, n, cols, generator.config.img_size, PAD, pick if from_grid else None, key="gen_grid",
               on_pick=_picked_in_grid)
     drawn = f" (drawn {n * k}, kept the {n} D rated highest)" if k > 1 else ""
     st.caption(f"**Click a face to pick it.** Seed {seed}, indices {res.indices[0]}…{res.indices[-1]}{drawn}, "
@@ -303,14 +303,14 @@ def grid_section(path: Path, lg: LoadedGenerator, mtime: float, seed: int, n: in
     return res, pick
 
 
-def _current_face(lg: LoadedGenerator, res, pick: int, seed: int) -> tuple[torch.Tensor, str, int | None]:
+def _current_face(generator: LoadedGenerator, res, pick: int, seed: int) -> tuple[torch.Tensor, str, int | None]:
     """The latent being looked at: a grid face, or the projection of an uploaded image."""
     proj = st.session_state.get("gen_projection")
-    if st.session_state.get("gen_source") == "projection" and proj is not None and proj["ckpt"] == str(lg.path):
+    if st.session_state.get("gen_source") == "projection" and proj is not None and proj["ckpt"] == str(generator.path):
         return proj["z"], f"the projection of {proj['name']}", None
     st.session_state["gen_source"] = "grid"
     idx = res.indices[pick]
-    return generate.latents(seed, [idx], lg.G.z_dim)[0], f"seed {seed}, index {idx}", idx
+    return generate.latents(seed, [idx], generator.G.z_dim)[0], f"seed {seed}, index {idx}", idx
 
 
 @dataclass
@@ -327,9 +327,9 @@ class Picked:
     ckpt_hash: str
 
 
-def picked_section(path: Path, lg: LoadedGenerator, mtime: float, res, pick: int, seed: int, psi: float) -> Picked:
+def picked_section(path: Path, generator: LoadedGenerator, mtime: float, res, pick: int, seed: int, psi: float) -> Picked:
     """The picked face, large, with a slider per latent direction."""
-    z, what, idx = _current_face(lg, res, pick, seed)
+    z, what, idx = _current_face(generator, res, pick, seed)
     st.subheader("The picked face")
     ckpt_hash = _checkpoint_hash(str(path), mtime, os.path.getsize(path))
     left, right = st.columns([2, 3], gap="medium")
@@ -373,13 +373,13 @@ def picked_section(path: Path, lg: LoadedGenerator, mtime: float, res, pick: int
     return Picked(z, shift, face, what, dirs, method, strengths, ckpt_hash)
 
 
-def strips_section(lg: LoadedGenerator, p: Picked, psi: float):
+def strips_section(generator: LoadedGenerator, p: Picked, psi: float):
     st.markdown("**What each direction does** — the picked face moved along it from −3 to +3, the other sliders "
                 "as set.")
     ckpt_hash, method = p.ckpt_hash, p.method
     names = directions.load_names(ckpt_hash, method)
     n_dirs = len(p.strengths)
-    path = str(Path(lg.path).resolve())
+    path = str(Path(generator.path).resolve())
     for i in range(n_dirs):
         others = directions.shift(p.dirs, {j: s for j, s in p.strengths.items() if j != i and s})
         png = _direction_strip_png(path, os.path.getmtime(path), method, i, _z_bytes(p.z), _z_bytes(others), psi)
@@ -396,18 +396,18 @@ def strips_section(lg: LoadedGenerator, p: Picked, psi: float):
                                     on_change=_save_name, args=(ckpt_hash, method, i, key))
 
 
-def truncation_section(lg: LoadedGenerator, p: Picked, psi: float):
+def truncation_section(generator: LoadedGenerator, p: Picked, psi: float):
     strip = generate.PSI_STRIP
     st.markdown("**Truncation ψ, previewed** — the picked face at ψ = " + ", ".join(f"{q:g}" for q in strip[:-1])
                 + " and 0: truncation pulls the first block's features toward their mean over all latents, so at "
                   "ψ = 0 every face becomes the same average face (the last tile), the point the others head for. "
                   "Lower ψ: less variety, more typical faces.")
-    path = str(Path(lg.path).resolve())
+    path = str(Path(generator.path).resolve())
     png = _truncation_strip_png(path, os.path.getmtime(path), _z_bytes(p.z + p.shift))
     _show(png, caption=f"ψ {' · '.join(f'{q:g}' for q in strip)} (the average face)   (now: ψ = {psi:g})")
 
 
-def interpolation_section(path: Path, lg: LoadedGenerator, mtime: float, z_start: torch.Tensor, what: str, psi: float):
+def interpolation_section(path: Path, generator: LoadedGenerator, mtime: float, z_start: torch.Tensor, what: str, psi: float):
     st.subheader("Interpolate from the picked face")
     st.session_state.setdefault("gen_interp_to", "a seed")
     pinned = st.session_state.get("gen_pinned")
@@ -436,7 +436,7 @@ def interpolation_section(path: Path, lg: LoadedGenerator, mtime: float, z_start
     steps = int(given["Steps"])
     if "Seed B" in given:
         seed_b, index_b = int(given["Seed B"]), int(given["Index B"])
-        z_end, end_what = generate.latents(seed_b, [index_b], lg.G.z_dim)[0], f"seed {seed_b}, index {index_b}"
+        z_end, end_what = generate.latents(seed_b, [index_b], generator.G.z_dim)[0], f"seed {seed_b}, index {index_b}"
         if target == "the pinned face":
             st.caption("Nothing pinned yet: walking to the seed.")
     mode = st.radio("Path", ["slerp", "lerp"], horizontal=True, key="gen_mode",
@@ -456,7 +456,7 @@ def interpolation_section(path: Path, lg: LoadedGenerator, mtime: float, z_start
                            icon=":material/download:", key="gen_dl_gif")
 
 
-def projection_section(lg: LoadedGenerator):
+def projection_section(generator: LoadedGenerator):
     st.subheader("Bring your own face")
     st.caption("Upload an image: it is centre-cropped and resized as the training data was, then the generator's "
                "latent whose face is closest is searched for (several starts; pixel, Laplacian-pyramid and, where "
@@ -466,37 +466,37 @@ def projection_section(lg: LoadedGenerator):
     if st.button("Project into the generator", icon=":material/center_focus_strong:", key="gen_project",
                  disabled=up is None):
         try:
-            target = load_face(up.getvalue(), lg.config.img_size, up.name)
+            target = load_face(up.getvalue(), generator.config.img_size, up.name)
         except DataError as e:
             shared.show_error(f"{up.name} cannot be used: {e}")
             return
         with st.spinner("Searching the latent space (a few seconds)..."):
-            inv = invert(lg.G, target, D=lg.D)
-        st.session_state["gen_projection"] = {"z": inv.z, "name": up.name, "ckpt": str(lg.path), "mae": inv.mae,
+            inv = invert(generator.G, target, D=generator.D)
+        st.session_state["gen_projection"] = {"z": inv.z, "name": up.name, "ckpt": str(generator.path), "mae": inv.mae,
                                               "seconds": inv.seconds, "png": _png(side_by_side(inv.target, inv.image)),
                                               "used_d": inv.used_discriminator}
         st.session_state["gen_source"] = "projection"
         st.rerun()
     proj = st.session_state.get("gen_projection")
-    if proj is not None and proj["ckpt"] == str(lg.path):
+    if proj is not None and proj["ckpt"] == str(generator.path):
         _show(proj["png"], caption=f"{proj['name']} as loaded (left) and its projection (right): mean absolute "
                                       f"error {proj['mae']:.1f} of 255, {proj['seconds']:.1f} s")
         if not proj["used_d"]:
-            st.caption(no_discriminator_reason(lg, "The feature term of the projection's loss")
+            st.caption(no_discriminator_reason(generator, "The feature term of the projection's loss")
                        + " Pixels and the Laplacian pyramid were used.")
         if st.session_state.get("gen_source") != "projection":
             st.button("Pick the projection", key="gen_use_projection",
                       on_click=lambda: st.session_state.update(gen_source="projection"))
 
 
-def _default_source(lg: LoadedGenerator) -> str:
-    src = str(lg.config.data or "")
+def _default_source(generator: LoadedGenerator) -> str:
+    src = str(generator.config.data or "")
     return src if src == "synthetic" or (src and Path(src).expanduser().exists()) else ""
 
 
-def memorisation_section(lg: LoadedGenerator, face: torch.Tensor, what: str):
+def memorisation_section(generator: LoadedGenerator, face: torch.Tensor, what: str):
     st.subheader("Is it a copy? Nearest training faces")
-    st.session_state.setdefault("gen_mem_data", _default_source(lg))
+    st.session_state.setdefault("gen_mem_data", _default_source(generator))
     st.text_input("Training data (folder, .zip or synthetic)", key="gen_mem_data",
                   help="The data this checkpoint trained on (from its config where that path exists here). It is "
                        "split as the run split it, so only its training faces are searched.")
@@ -507,11 +507,11 @@ def memorisation_section(lg: LoadedGenerator, face: torch.Tensor, what: str):
         st.caption("Compares the picked face with every training face, in pixels (32 px) and, where the checkpoint "
                    "has a discriminator, in the discriminator's feature space.")
         return
-    cfg = lg.config
+    cfg = generator.config
     try:
         data = _training_data(source, cfg.img_size, cfg.val_size, cfg.test_size, cfg.split_seed, cfg)
         with st.spinner("Searching the training faces..."):
-            found = memorisation.nearest_training_faces(face, data, k=5, D=lg.D)
+            found = memorisation.nearest_training_faces(face, data, k=5, D=generator.D)
     except (DataError, ValueError, OSError) as e:
         shared.show_error(e)
         return
@@ -520,20 +520,20 @@ def memorisation_section(lg: LoadedGenerator, face: torch.Tensor, what: str):
         _show(_png(row, 2), caption=f"{what} (left), then its 5 nearest training faces in "
                                        f"{memorisation.SPACE_LABELS[space]}: "
                                        + ", ".join(f"{d:.3g}" for d in nb.distances))
-    if lg.D is None:
-        st.caption(no_discriminator_reason(lg, "The feature-space search") + " Pixels only.")
-    score_section(lg, data, source)
+    if generator.D is None:
+        st.caption(no_discriminator_reason(generator, "The feature-space search") + " Pixels only.")
+    score_section(generator, data, source)
 
 
-def score_section(lg: LoadedGenerator, data, source: str):
+def score_section(generator: LoadedGenerator, data, source: str):
     s1, s2 = st.columns(2, vertical_alignment="bottom")
     n = int(s1.number_input("Generated faces to score", 50, 5000, 500, 50, key="gen_mem_n"))
     if s2.button("Memorisation score", icon=":material/analytics:", key="gen_mem_score"):
         with st.spinner(f"Scoring {n} faces..."):
-            r = memorisation.memorisation_score(lg.G, data, n=n, D=lg.D)
-        st.session_state["gen_mem_result"] = {"key": (str(lg.path), source), "r": r}
+            r = memorisation.memorisation_score(generator.G, data, n=n, D=generator.D)
+        st.session_state["gen_mem_result"] = {"key": (str(generator.path), source), "r": r}
     res = st.session_state.get("gen_mem_result")
-    if res is None or res["key"] != (str(lg.path), source):
+    if res is None or res["key"] != (str(generator.path), source):
         return
     r = res["r"]
     st.dataframe([{"space": memorisation.SPACE_LABELS[s.space], "score": round(s.share, 3),
@@ -554,12 +554,12 @@ shared.narrow_window_layout()
 st.title("Generate")
 st.caption("Every face is addressed by **(seed, index)**: the same seed always gives the same faces, and face *i* "
            "of a grid is the same face when drawn alone.")
-path, lg, mtime = checkpoint_section()
-seed, n, cols, psi, k = controls(lg)
-res, pick = grid_section(path, lg, mtime, seed, n, cols, psi, k)
-picked = picked_section(path, lg, mtime, res, pick, seed, psi)
-strips_section(lg, picked, psi)
-truncation_section(lg, picked, psi)
-interpolation_section(path, lg, mtime, picked.z + picked.shift, picked.what, psi)
-projection_section(lg)
-memorisation_section(lg, picked.face, picked.what)
+path, generator, mtime = checkpoint_section()
+seed, n, cols, psi, k = controls(generator)
+res, pick = grid_section(path, generator, mtime, seed, n, cols, psi, k)
+picked = picked_section(path, generator, mtime, res, pick, seed, psi)
+strips_section(generator, picked, psi)
+truncation_section(generator, picked, psi)
+interpolation_section(path, generator, mtime, picked.z + picked.shift, picked.what, psi)
+projection_section(generator)
+memorisation_section(generator, picked.face, picked.what)

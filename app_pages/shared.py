@@ -76,11 +76,11 @@ def add_user_checkpoint(path: str | Path) -> LoadedGenerator:
     p = Path(path).expanduser()
     if not p.exists():
         raise CheckpointError(f"no file at {p}")
-    lg = get_generator(p)
+    generator = get_generator(p)
     lst = st.session_state.setdefault("user_checkpoints", [])
     if str(p.resolve()) not in lst:
         lst.append(str(p.resolve()))
-    return lg
+    return generator
 
 
 # -- the one sample-grid widget ------------------------------------------------------------------
