@@ -40,6 +40,7 @@ ARMS: dict[str, tuple[str, dict]] = {
     "plain-f2": ("plain with D's first two blocks frozen", dict(preset="anime64", freeze_d=2)),
     "plain-ada9": ("plain with adaptive translation, target 0.9", dict(preset="anime64", ada_target=0.9)),
     "plain-lr4": ("plain with G and D learning rates 4e-4", dict(preset="anime64", lr_g=4e-4, lr_d=4e-4)),
+    "plain-b32": ("plain with batch 32 (twice the steps per CPU-minute)", dict(preset="anime64", batch_size=32)),
 }
 
 
