@@ -30,12 +30,16 @@ from ablation import _flags, _train_on_cpu_budget  # noqa: E402
 # Every arm: one thread, eager, the same bookkeeping (see the module docstring).
 COMMON = dict(threads=1, compile="off", eval_every=0, eval_kimg=0.0, sample_every=100, checkpoint_every=100,
               latest_every=200, keep_last=1, epochs=100_000)
+FIRST_SMALL = dict(preset="anime64", freeze_d=2, diffaug="color,translation,cutout", ada_target=0.6, ada_kimg=10.0,
+                   ema_kimg=1.0)
 # name -> (what it is, train fields)
 ARMS: dict[str, tuple[str, dict]] = {
     "plain": ("plain fine-tuning: today's anime64 preset with --init-from", dict(preset="anime64")),
-    "small": ("the finetune-small preset", dict(preset="finetune-small")),
-    "small-f3": ("finetune-small with D's first three blocks frozen", dict(preset="finetune-small", freeze_d=3)),
-    "small-nocolor": ("finetune-small without the colour op", dict(preset="finetune-small", diffaug="translation,cutout")),
+    "preset": ("the finetune-small preset as it is now", dict(preset="finetune-small")),
+    # The first finetune-small settings (the preset is plain fine-tuning since: docs/recipes.md).
+    "small": ("the first finetune-small: freeze 2, color,translation,cutout with ADA 0.6, EMA 1 kimg", FIRST_SMALL),
+    "small-f3": ("the first finetune-small with D's first three blocks frozen", {**FIRST_SMALL, "freeze_d": 3}),
+    "small-nocolor": ("the first finetune-small without the colour op", {**FIRST_SMALL, "diffaug": "translation,cutout"}),
     # One lever at a time on top of plain (screen 2026-12-03, 3 CPU-minutes).
     "plain-f2": ("plain with D's first two blocks frozen", dict(preset="anime64", freeze_d=2)),
     "plain-ada9": ("plain with adaptive translation, target 0.9", dict(preset="anime64", ada_target=0.9)),
