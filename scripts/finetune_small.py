@@ -2,10 +2,14 @@
 arm fine-tunes a shipped checkpoint on the same few images for the same CPU time, then is
 measured against held-out faces (SWD over all of them) and for copying (memorisation score).
 
-    python -m animegan synth --n 100 --seed 5 --out /tmp/own-runs/synth100
-    python -m animegan synth --n 2000 --seed 6 --out /tmp/own-runs/synth2000-ref
-    python scripts/finetune_small.py run --arms plain,small --cpu-minutes 10 --out /tmp/own-runs/ft
-    python scripts/finetune_small.py report --out /tmp/own-runs/ft
+    python -m animegan synth --n 100 --seed 5 --out ~/animegan-runs/ft-small/synth100
+    python -m animegan synth --n 2000 --seed 6 --out ~/animegan-runs/ft-small/synth2000-ref
+    python scripts/finetune_small.py run --arms plain --cpu-minutes 10    # and --arms small, at the same time
+    python scripts/finetune_small.py measure --arms base,copier,plain,small
+    python scripts/finetune_small.py report --arms base,copier,plain,small   # a table, and the faces sheet
+
+(--data, --reference and --out default to those paths: ~/animegan-runs/ft-small/synth100,
+synth2000-ref and ft10.)
 
 One thread per arm; each arm is stopped (SIGTERM: it saves and ends) once its own CPU time
 reaches the budget (scripts/ablation.py's `_train_on_cpu_budget`). Bookkeeping that would eat the
@@ -26,12 +30,21 @@ from ablation import _flags, _train_on_cpu_budget  # noqa: E402
 # Every arm: one thread, eager, the same bookkeeping (see the module docstring).
 COMMON = dict(threads=1, compile="off", eval_every=0, eval_kimg=0.0, sample_every=100, checkpoint_every=100,
               latest_every=200, keep_last=1, epochs=100_000)
+FIRST_SMALL = dict(preset="anime64", freeze_d=2, diffaug="color,translation,cutout", ada_target=0.6, ada_kimg=10.0,
+                   ema_kimg=1.0)
 # name -> (what it is, train fields)
 ARMS: dict[str, tuple[str, dict]] = {
     "plain": ("plain fine-tuning: today's anime64 preset with --init-from", dict(preset="anime64")),
-    "small": ("the finetune-small preset", dict(preset="finetune-small")),
-    "small-f3": ("finetune-small with D's first three blocks frozen", dict(preset="finetune-small", freeze_d=3)),
-    "small-nocolor": ("finetune-small without the colour op", dict(preset="finetune-small", diffaug="translation,cutout")),
+    "preset": ("the finetune-small preset as it is now", dict(preset="finetune-small")),
+    # The first finetune-small settings (the preset is plain fine-tuning since: docs/recipes.md).
+    "small": ("the first finetune-small: freeze 2, color,translation,cutout with ADA 0.6, EMA 1 kimg", FIRST_SMALL),
+    "small-f3": ("the first finetune-small with D's first three blocks frozen", {**FIRST_SMALL, "freeze_d": 3}),
+    "small-nocolor": ("the first finetune-small without the colour op", {**FIRST_SMALL, "diffaug": "translation,cutout"}),
+    # One lever at a time on top of plain (screen 2026-12-03, 3 CPU-minutes).
+    "plain-f2": ("plain with D's first two blocks frozen", dict(preset="anime64", freeze_d=2)),
+    "plain-ada9": ("plain with adaptive translation, target 0.9", dict(preset="anime64", ada_target=0.9)),
+    "plain-lr4": ("plain with G and D learning rates 4e-4", dict(preset="anime64", lr_g=4e-4, lr_d=4e-4)),
+    "plain-b32": ("plain with batch 32 (twice the steps per CPU-minute)", dict(preset="anime64", batch_size=32)),
 }
 
 
@@ -110,16 +123,67 @@ def measure_all(names: list[str], out: Path, data: str, reference: str, base: st
         print(name, json.dumps(res), flush=True)
 
 
+def _training_faces(data: str, n: int):
+    import numpy as np
+    import torch
+
+    from animegan.data import prepare
+    d = prepare(data, 64)
+    return torch.from_numpy(np.asarray(d.images[d.splits["train"]][:n]))
+
+
+def faces_sheet(names: list[str], out: Path, data: str, base: str, sheet: Path, n: int = 16) -> Path:
+    """One labelled band per row: the first n training faces, then faces 0..n-1 of seed 0 of the
+    base checkpoint and of each arm's last checkpoint (the faces `measure` scored first)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from animegan.generate import to_grid
+    bands = [("training", _training_faces(data, n))]
+    for name in names:
+        ckpt = base if name == "base" else str(out / name / "checkpoints" / "last.pt")
+        bands.append((name, _fakes(ckpt, n)))
+    try:
+        font = ImageFont.load_default(size=13)
+    except TypeError:   # Pillow < 10.1
+        font = ImageFont.load_default()
+    grids = [to_grid(faces, cols=8) for _, faces in bands]
+    label_h = 20
+    width = max(g.width for g in grids)
+    img = Image.new("RGB", (width, sum(g.height + label_h for g in grids)), "white")
+    draw, y = ImageDraw.Draw(img), 0
+    for (label, _), g in zip(bands, grids, strict=True):
+        draw.text((4, y + 3), label, fill="black", font=font)
+        img.paste(g, (0, y + label_h))
+        y += g.height + label_h
+    sheet.parent.mkdir(parents=True, exist_ok=True)
+    img.save(sheet, quality=90)
+    return sheet
+
+
+def table(names: list[str], out: Path) -> str:
+    """The measured rows of `names` under `out` as a markdown table."""
+    lines = ["| arm | what | steps (images) | CPU-min | SWD vs 2,000 unseen (n=2000) | memorisation (pixels) | median distance to nearest training face |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name in names:
+        r = json.loads((out / f"{name}.measured.json").read_text())
+        what = {"base": "the checkpoint as shipped", "copier": "the 80 training faces themselves"}.get(name) or ARMS[name][0]
+        steps = f"{r['step']} ({r['kimg']:.1f}k)" if "step" in r else "–"
+        lines.append(f"| {name} | {what} | {steps} | {r.get('cpu_minutes') or '–'} | {r['swd']} | {r['memorisation']:.3f} | {r['median_nearest']} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("run", "measure"), help="measure: --arms may also name base and copier")
+    ap.add_argument("what", choices=("run", "measure", "report"),
+                    help="measure and report: --arms may also name base and copier (report: base only in the sheet)")
     ap.add_argument("--arms", default=",".join(ARMS))
-    ap.add_argument("--data", default="/tmp/own-runs/synth100")
-    ap.add_argument("--reference", default="/tmp/own-runs/synth2000-ref")
+    ap.add_argument("--data", default=str(Path.home() / "animegan-runs/ft-small/synth100"))
+    ap.add_argument("--reference", default=str(Path.home() / "animegan-runs/ft-small/synth2000-ref"))
     ap.add_argument("--base", default="checkpoints/anime64.pt")
-    ap.add_argument("--out", type=Path, default=Path("/tmp/own-runs/ft"))
+    ap.add_argument("--out", type=Path, default=Path.home() / "animegan-runs/ft-small/ft10")
     ap.add_argument("--cpu-minutes", type=float, default=10.0)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="run: a field for every arm given")
+    ap.add_argument("--sheet", type=Path, default=Path("docs/finetune-small/faces.jpg"), help="report: the faces sheet")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     extra = {}
@@ -128,6 +192,11 @@ def main() -> int:
         extra[k] = v
     if a.what == "measure":
         measure_all(a.arms.split(","), a.out, str(Path(a.data).resolve()), str(Path(a.reference).resolve()), a.base)
+        return 0
+    if a.what == "report":
+        names = a.arms.split(",")
+        print(table(names, a.out))
+        print(faces_sheet([x for x in names if x != "copier"], a.out, str(Path(a.data).resolve()), a.base, a.sheet))
         return 0
     for name in a.arms.split(","):
         run_arm(name, str(Path(a.data).resolve()), str(Path(a.base).resolve()), a.out, a.cpu_minutes, extra)

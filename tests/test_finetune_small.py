@@ -48,7 +48,7 @@ def test_freeze_and_adaptive_settings_are_checked_in_words():
     with pytest.raises(ConfigError, match="has 4 blocks; freeze at most 4"):
         validate(preset_config("finetune-small", freeze_d=5))
     with pytest.raises(ConfigError, match="--diffaug"):
-        validate(preset_config("finetune-small", diffaug=""))
+        validate(preset_config("finetune-small", ada_target=0.6, diffaug=""))
     with pytest.raises(ConfigError, match="--ada-target is a probability"):
         validate(preset_config("finetune-small", ada_target=1.5))
     validate(preset_config("finetune-small"))
@@ -92,10 +92,12 @@ def test_the_step_reports_p_and_a_checkpoint_keeps_it():
 
 @pytest.mark.parametrize("ckpt", SHIPPED, ids=lambda p: p.stem)
 def test_finetune_small_starts_from_every_shipped_checkpoint(ckpt, faces, tmp_path):
-    """Two steps of the preset from each shipped checkpoint, architecture taken from it; where the
-    checkpoint holds D its first two blocks stay exactly the checkpoint's, and p is logged."""
+    """Two steps of the preset, with both levers on (the preset itself leaves them off: docs/recipes.md,
+    "Your own characters"), from each shipped checkpoint, architecture taken from it; where the
+    checkpoint holds D its first `freeze_d` blocks stay exactly the checkpoint's, and p is logged."""
     cfg = adopt_architecture(preset_config("finetune-small", data=str(faces), batch_size=8, max_steps=2, log_every=1,
-                                           threads=1, compile="off", eval_kimg=0.0, init_from=str(ckpt)))
+                                           threads=1, compile="off", eval_kimg=0.0, init_from=str(ckpt),
+                                           freeze_d=2, ada_target=0.6))
     assert train(cfg, tmp_path / "run", progress=False) == "finished"
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["aug_p"] for r in rows if "aug_p" in r][:1] == [0.0] and len([r for r in rows if "aug_p" in r]) == 2
@@ -106,8 +108,9 @@ def test_finetune_small_starts_from_every_shipped_checkpoint(ckpt, faces, tmp_pa
     _, D = build_models(cfg.model, cfg.z_dim, cfg.ngf, cfg.ndf, cfg.img_size)
     blocks = discriminator_blocks(D)
     names = {id(p): k for k, p in D.named_parameters()}
-    frozen = [names[id(p)] for b in blocks[:2] for m in b for p in m.parameters()]
-    trained = [names[id(p)] for b in blocks[2:] for m in b for p in m.parameters()]
+    assert cfg.freeze_d > 0
+    frozen = [names[id(p)] for b in blocks[:cfg.freeze_d] for m in b for p in m.parameters()]
+    trained = [names[id(p)] for b in blocks[cfg.freeze_d:] for m in b for p in m.parameters()]
     for k in frozen:
         assert torch.equal(last["D"][k], base["D"][k].float()), k
     assert any(not torch.equal(last["D"][k], base["D"][k].float()) for k in trained)
