@@ -80,8 +80,8 @@ def measure(fakes, data: str, reference: str, n_mem: int = 500) -> dict:
     import torch
 
     from animegan.data import prepare
-    from animegan.memorisation import PERCENTILE, _embed, build_index, nearest
-    from animegan.metrics import swd
+    from animegan.explore.memorisation import PERCENTILE, _embed, build_index, nearest
+    from animegan.metrics.swd import swd
 
     ref = torch.from_numpy(np.asarray(prepare(reference, fakes.shape[-1], val=0, test=0).images))
     r = swd(fakes[: len(ref)], ref[: len(fakes)], seed=0)
@@ -137,7 +137,7 @@ def faces_sheet(names: list[str], out: Path, data: str, base: str, sheet: Path, 
     base checkpoint and of each arm's last checkpoint (the faces `measure` scored first)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from animegan.generate import to_grid
+    from animegan.images import to_grid
     bands = [("training", _training_faces(data, n))]
     for name in names:
         ckpt = base if name == "base" else str(out / name / "checkpoints" / "last.pt")

@@ -42,7 +42,8 @@ def home(sync_api, tmp_path_factory):
     """A home with the built-in set prepared (a small one), a finished tiny run, a folder of faces,
     and an SWD of two shipped checkpoints on that folder's test split, recorded as Compare's button
     records it."""
-    from animegan import comparison, data, evaluation, paths
+    from animegan import comparison, data, paths
+    from animegan.metrics import evaluation
     from animegan.config import preset_config
     from animegan.synth import write_synthetic
     from animegan.train import train

@@ -1,4 +1,4 @@
-"""animegan.realism, the judge (a classifier two-sample test): two sets of real faces are a coin
+"""animegan.metrics.realism, the judge (a classifier two-sample test): two sets of real faces are a coin
 toss for it, noise is told apart every time, the same call gives the same number, and the
 `realism` verb measures what `swd` measures, with its messages."""
 import json
