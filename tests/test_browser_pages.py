@@ -43,8 +43,8 @@ def home(sync_api, tmp_path_factory):
     and an SWD of two shipped checkpoints on that folder's test split, recorded as Compare's button
     records it."""
     from animegan import comparison, data, paths
-    from animegan.metrics import evaluation
     from animegan.config import preset_config
+    from animegan.metrics import evaluation
     from animegan.synth import write_synthetic
     from animegan.train import train
 
