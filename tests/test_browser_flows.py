@@ -49,15 +49,21 @@ def flows_home(sync_api, tmp_path_factory):
     return home
 
 
+@pytest.fixture(scope="module")
+def flows_server(flows_home, tmp_path_factory):
+    """One `streamlit run app.py` for this file's tests (each opens its own browser: a session of its own)."""
+    with serve(flows_home, tmp_path_factory.mktemp("flows-log") / "streamlit.log") as base:
+        yield base
+
+
 @pytest.fixture
-def app_url(flows_home, tmp_path):
-    with serve(flows_home, tmp_path / "streamlit.log") as base:
-        try:
-            yield base
-        finally:  # a trainer the app started outlives the app: stop it with the test
-            job = jobs.current_job(flows_home / "runs")
-            if job is not None:
-                jobs.stop_job(job, timeout=30, root=flows_home / "runs")
+def app_url(flows_server, flows_home):
+    try:
+        yield flows_server
+    finally:  # a trainer the app started outlives the test: stop it with the test
+        job = jobs.current_job(flows_home / "runs")
+        if job is not None:
+            jobs.stop_job(job, timeout=30, root=flows_home / "runs")
 
 
 @pytest.fixture
