@@ -2,7 +2,8 @@
 # The prepared GPU run: benchmark and train on a bare GPU machine, in one command, in under 6 minutes.
 #
 #   scripts/gpu_run.sh [--out DIR] [--minutes M] [--carry DIR]     # on a GPU machine (default: $OUT, 3 min)
-#   scripts/gpu_run.sh --rehearse [--out DIR] [--carry DIR] [--data SRC]   # the same phases on this CPU, tiny
+#   scripts/gpu_run.sh --rehearse [--out DIR] [--carry DIR] [--data SRC] [--minutes M]   # the same phases on
+#                                                          # this CPU, tiny (a 0.5-minute training budget)
 #
 # Needs Python with torch and torchvision (2.11 / 0.26 and newer are supported), no network, and the
 # carry folder made by scripts/gpu_carry.sh (.carry/: the faces at 64 px, wheels of what may be missing).
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 REHEARSE=0
 OUTDIR=${OUT:-}
-MINUTES=3
+MINUTES=   # the training budget: 3 minutes on a GPU, 0.5 in a rehearsal, unless given
 CARRY=.carry
 SRC=
 while [ $# -gt 0 ]; do
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --minutes) MINUTES=$2; shift 2 ;;
     --carry) CARRY=$2; shift 2 ;;
     --data) SRC=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "gpu_run.sh: unknown option $1 (see --help)"; exit 2 ;;
   esac
 done
@@ -105,9 +106,10 @@ fi
 RUN=$WORK/run
 TRAIN=(-m animegan train --preset anime64-gpu --data "$DATA" --out "$RUN" --no-progress --device "$DEVICE")
 if [ "$REHEARSE" = 1 ]; then
-  MINUTES=0.5
+  MINUTES=${MINUTES:-0.5}
   TRAIN+=(--ngf 8 --ndf 8 --batch-size 16 --eval-n 50 --eval-kimg 1 --log-every 5 --compile off --threads 2)
 fi
+MINUTES=${MINUTES:-3}
 TRAIN+=(--minutes "$MINUTES")
 LIMIT=$(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 60 + 75 }')
 phase train "$LIMIT" "$PY" "${TRAIN[@]}"

@@ -1,3 +1,5 @@
+import fcntl
+import os
 import sys
 from pathlib import Path
 
@@ -45,7 +47,6 @@ STARTS_A_PROCESS = {
     "test_train.py": {
         "test_sigterm_saves_a_checkpoint_and_exits_cleanly", "test_two_process_gloo_training_keeps_ranks_identical",
         "test_resume_of_a_run_another_live_process_trains_is_refused_untouched",
-        "test_minutes_budget_ends_the_run_finished_with_a_checkpoint",  # compiles (g++)
     },
     "test_zip_limits.py": {"test_a_huge_member_is_refused_by_name_and_prepare_stays_small"},
     "test_page_compare.py": {"test_one_button_measures_every_selected_checkpoint_one_job_at_a_time"},
@@ -61,7 +62,7 @@ TAKES_LONG = {  # in this process; measured with `pytest --durations` (times on 
     "test_train.py": {
         "test_patience_stops_at_the_evaluation_that_exhausts_it", "test_healthy_training_is_not_flagged",
         "test_resume_gives_the_same_weights_as_one_go", "test_resume_of_a_run_whose_trainer_died_while_starting_goes_ahead",
-        "test_forced_collapse_is_detected",
+        "test_forced_collapse_is_detected", "test_minutes_budget_ends_the_run_finished_with_a_checkpoint",
     },
     "test_pages.py": {"test_generate_same_seed_same_image_new_seed_changes", "test_generate_face_viewer_and_controls"},
     "test_generate.py": {
@@ -79,15 +80,47 @@ TAKES_LONG = {  # in this process; measured with `pytest --durations` (times on 
 SLOW_TESTS = {m: STARTS_A_PROCESS.get(m, set()) | TAKES_LONG.get(m, set()) for m in {*STARTS_A_PROCESS, *TAKES_LONG}}
 
 
+# What each test file costs, in seconds of one pytest-xdist worker (the sum of its tests' setup,
+# call and teardown in `pytest -n 2 --dist loadfile --durations=0`, on a 2-core machine under load:
+# only the order matters). The files are handed to the workers costliest first, so that the two
+# finish together instead of one starting a long browser file when the other is done.
+# A file not listed counts as DEFAULT_FILE_SECONDS, or SLOW_FILE_SECONDS if in SLOW_MODULES.
+FILE_SECONDS = {
+    "test_torchrun_stop.py": 450, "test_browser_flows.py": 440, "test_browser_runs.py": 375,
+    "test_page_train_runs.py": 305, "test_train.py": 255, "test_failure_paths.py": 250, "test_browser.py": 220,
+    "test_reliability.py": 200, "test_browser_generate.py": 150, "test_metrics.py": 140, "test_jobs.py": 140,
+    "test_browser_own_data.py": 135, "test_generate.py": 135, "test_realism.py": 115, "test_gpu_run.py": 100,
+    "test_pages.py": 95, "test_model_card.py": 90, "test_explore.py": 85, "test_cli.py": 75, "test_data.py": 75,
+    "test_browser_deeplink.py": 70, "test_bench.py": 60, "test_page_generate_limits.py": 50,
+    "test_page_compare.py": 50, "test_runs_compare.py": 45, "test_zip_limits.py": 40,
+}
+DEFAULT_FILE_SECONDS, SLOW_FILE_SECONDS = 20, 150
+
+
+def file_seconds(path: Path) -> int:
+    default = SLOW_FILE_SECONDS if path.stem in SLOW_MODULES else DEFAULT_FILE_SECONDS
+    return FILE_SECONDS.get(path.name, default)
+
+
+def pytest_configure(config):
+    # xdist's loadfile hands out files with the most tests first unless told to keep the order
+    # below (costliest first); the option exists only where pytest-xdist is installed
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config, items):
     for module, names in SLOW_TESTS.items():
         source = (ROOT / "tests" / module).read_text()
         if missing := sorted(n for n in names if f"def {n}(" not in source):
             raise pytest.UsageError(f"tests/conftest.py marks tests slow that {module} no longer has: {', '.join(missing)}")
+    if unknown := sorted(n for n in FILE_SECONDS if not (ROOT / "tests" / n).exists()):
+        raise pytest.UsageError(f"tests/conftest.py lists the cost of test files that are gone: {', '.join(unknown)}")
     for item in items:
         module = item.path.name
         if item.path.stem in SLOW_MODULES or item.originalname in SLOW_TESTS.get(module, ()):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: -file_seconds(item.path))  # stable: a file's tests keep their order
 
 
 @pytest.fixture(autouse=True)
@@ -103,3 +136,22 @@ def shared_zip():
     if not SHARED_ZIP.exists():
         pytest.skip(f"real data set not present at {SHARED_ZIP} (only on developer machines)")
     return SHARED_ZIP
+
+
+@pytest.fixture(scope="session")
+def real64(shared_zip, tmp_path_factory):
+    """The real 30,000-face zip prepared at 64 px once per test session (about half a minute on 2
+    cores), in a home folder that every pytest-xdist worker of the session shares (the first to
+    get here prepares it, under a file lock; the others read its cache). Returns (data, home)."""
+    from animegan.data import prepare
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/popen-gwK: the workers' common folder
+    home = root / "real64-home"
+    with open(root / "real64.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("ANIMEGAN_HOME", str(home))
+            data = prepare(shared_zip, 64)
+    return data, home

@@ -49,15 +49,21 @@ def flows_home(sync_api, tmp_path_factory):
     return home
 
 
+@pytest.fixture(scope="module")
+def flows_server(flows_home, tmp_path_factory):
+    """One `streamlit run app.py` for this file's tests (each opens its own browser: a session of its own)."""
+    with serve(flows_home, tmp_path_factory.mktemp("flows-log") / "streamlit.log") as base:
+        yield base
+
+
 @pytest.fixture
-def app_url(flows_home, tmp_path):
-    with serve(flows_home, tmp_path / "streamlit.log") as base:
-        try:
-            yield base
-        finally:  # a trainer the app started outlives the app: stop it with the test
-            job = jobs.current_job(flows_home / "runs")
-            if job is not None:
-                jobs.stop_job(job, timeout=30, root=flows_home / "runs")
+def app_url(flows_server, flows_home):
+    try:
+        yield flows_server
+    finally:  # a trainer the app started outlives the test: stop it with the test
+        job = jobs.current_job(flows_home / "runs")
+        if job is not None:
+            jobs.stop_job(job, timeout=30, root=flows_home / "runs")
 
 
 @pytest.fixture
@@ -126,7 +132,7 @@ def test_resume_from_the_train_page_then_from_the_runs_page(page, app_url, flows
     _settle(page, app_url + "/runs")
     assert page.evaluate(METRICS_JS)["State"] == "stopped"
     box = page.locator(".st-key-runs_resume_epochs--paused input")
-    box.fill(str(epoch + 30))
+    box.fill(str(epoch + 3))  # 15 more steps: enough to see it start, train and finish
     box.press("Enter")
     _settle(page)
     page.locator(".st-key-runs_resume--paused button").click()
@@ -135,7 +141,7 @@ def test_resume_from_the_train_page_then_from_the_runs_page(page, app_url, flows
     status = run.status()
     assert states[-1] == "finished", (states, status, run.log_tail(10))
     assert "running" in states or "starting" in states, states
-    assert status.epoch == epoch + 30 and status.step > stopped_at
+    assert status.epoch == epoch + 3 and status.step > stopped_at
     assert load_checkpoint(run.last_checkpoint())["step"] == status.step
     _settle(page)
     assert page.evaluate(METRICS_JS)["Steps"] == f"{status.step:,}"

@@ -354,10 +354,13 @@ def test_invert_verb_saves_the_latent_and_prints_mae_last(tmp_path, capsys):
     src = tmp_path / "face.png"
     src.write_bytes(png_bytes(face))
     out = tmp_path / "inverted.png"
-    assert main(["invert", "--checkpoint", str(SYNTHETIC64), "--image", str(src), "--out", str(out)]) == 0
+    # a short search (the defaults' quality: test_explore's inversion test): MAE ~5 on this face
+    assert main(["invert", "--checkpoint", str(SYNTHETIC64), "--image", str(src), "--out", str(out),
+                 "--restarts", "1", "--steps", "120"]) == 0
     captured = capsys.readouterr()
     last = captured.out.strip().splitlines()[-1]
     assert re.fullmatch(r"MAE \d+\.\d+", last) and float(last.split()[1]) <= 10
+    assert "(1 restarts x 120 steps, " in captured.out, "the search it was asked for"
     assert "exported without it" in captured.err, "no discriminator in this export: said so"
     assert Image.open(out).size == (2 * 256 + 4, 256)
     z = torch.from_numpy(np.load(out.with_suffix(".npy")))

@@ -600,20 +600,13 @@ def test_synthetic_source_small_n(animegan_home):
 # --------------------------------------------------------------------------- the real data set
 
 
-@pytest.fixture(scope="session")
-def real64(shared_zip, tmp_path_factory):
-    """The 30,000-image zip prepared once per session (about half a minute on 2 cores)."""
-    root = tmp_path_factory.mktemp("real-cache")
-    return prepare(shared_zip, 64, cache_root=root), root
-
-
 def test_real_zip(real64, shared_zip):
-    p, root = real64
+    p, home = real64  # (prepared once per session in tests/conftest.py)
     r = p.report
     assert r.total == 30_000 and r.n_skipped == 0 and not r.skipped
     assert r.usable + len(r.duplicates) == 30_000
     assert len(p) == r.usable and p.images.shape == (r.usable, 3, 64, 64)
     assert len(set(p.names)) == len(p.names)
     assert len(p.splits["val"]) == len(p.splits["test"]) == 2000
-    again = prepare(shared_zip, 64, cache_root=root)
+    again = prepare(shared_zip, 64, cache_root=home / "cache")
     assert again.from_cache and again.decoded == 0 and again.report == r

@@ -191,13 +191,12 @@ def test_the_average_face_is_a_face_not_the_flat_image_of_z_zero(name):
 
 
 def test_an_inversion_of_a_face_the_generator_drew_reaches_mae_10(synthetic64):
-    G = synthetic64.G
-    for seed, index in ((3, 0), (11, 7)):
-        target = generate.generate(G, seed, 1, start=index).images[0]
-        inv = invert(G, target)
-        assert inv.mae <= 10, (seed, index, inv.mae)
-        assert torch.equal(inv.image, generate.render(G, inv.z[None])[0]), "the image is G(z) of the latent returned"
-        assert inv.z.shape == (G.z_dim,) and not inv.used_discriminator
+    G = synthetic64.G  # one face here (another in test_cli's invert verb test)
+    target = generate.generate(G, 11, 1, start=7).images[0]
+    inv = invert(G, target)
+    assert inv.mae <= 10, inv.mae
+    assert torch.equal(inv.image, generate.render(G, inv.z[None])[0]), "the image is G(z) of the latent returned"
+    assert inv.z.shape == (G.z_dim,) and not inv.used_discriminator
     # the optimisation does the work: its starting point alone is far off
     assert invert(G, target, steps=0).mae > 2 * inv.mae + 5
 

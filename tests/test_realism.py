@@ -102,8 +102,9 @@ def test_verb_says_what_swd_says_about_checkpoints_and_small_splits(small_set, t
     assert notes[0] == notes[1] == ["note: the val split has 10 images; used n=10"]
 
 
-def test_dcgan64_is_told_from_real_faces(shared_zip):
+def test_dcgan64_is_told_from_real_faces(real64, shared_zip, monkeypatch):
     """The classic DCGAN's faces against the real test split: the judge tells them apart."""
+    monkeypatch.setenv("ANIMEGAN_HOME", str(real64[1]))  # where the real set is prepared once per session
     r = checkpoint_realism(ROOT / "checkpoints" / "dcgan64.pt", str(shared_zip), "test", n=300, seed=0)
     assert r.n == 300 and r.size == 64 and r.split == "test"
     assert r.accuracy > 0.9, r

@@ -327,5 +327,8 @@ def test_a_rank_that_stops_answering_is_lost_after_the_collective_timeout(faces,
     st = Run(out).status()
     assert st.state == "failed", run.text()[-3000:]
     assert "rank 1 of 2 stopped answering (no reply within 5 s)" in st.last_error, st.last_error
-    run.wait()  # torchrun then ends rank 1 (SIGTERM, and SIGKILL 30 s later: it is stopped)
+    # torchrun then ends rank 1 with SIGTERM (a stopped process takes it once it runs again; without
+    # SIGCONT torchrun's SIGKILL would come 30 s later): a hung rank, unlike a stopped one, hears it
+    os.kill(ranks[1], signal.SIGCONT)
+    run.wait()
     assert _gone(run.proc.pid, *ranks.values()), "no process left behind"
