@@ -6,6 +6,7 @@ driver only, no browser download). Skipped with a reason where Chromium is missi
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -101,6 +102,27 @@ def serve(home: Path, log_path: Path) -> Iterator[str]:
 def server(browser_home, tmp_path):
     with serve(browser_home, tmp_path / "streamlit.log") as base:
         yield base
+
+
+@pytest.fixture(scope="module")
+def browser(sync_api):
+    """One headless Chromium for a test file; each test opens its own pages."""
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def shot(page, tmp_path: Path, name: str) -> Path:
+    """A full-page screenshot in tmp_path, also copied to $ANIMEGAN_SHOTS when that is set."""
+    p = tmp_path / name
+    page.screenshot(path=str(p), full_page=True)
+    if os.environ.get("ANIMEGAN_SHOTS"):
+        Path(os.environ["ANIMEGAN_SHOTS"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, Path(os.environ["ANIMEGAN_SHOTS"]) / name)
+    return p
 
 
 def _settle(page, url: str | None = None) -> float:

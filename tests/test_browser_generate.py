@@ -7,13 +7,10 @@ $ANIMEGAN_SHOTS when set) so a person can look at them.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, serve
+from test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, serve, shot
 
 PAGE_TIMEOUT_S = 240        # the first run imports torch and loads a checkpoint on a busy CPU
 QUIET_CHECKS = 6            # consecutive idle checks (0.5 s apart) before the page counts as settled
@@ -85,13 +82,7 @@ def _captions(page) -> list[str]:
     return page.eval_on_selector_all('[data-testid="stImageCaption"]', "els => els.map(e => e.innerText.trim())")
 
 
-def _shot(page, tmp_path: Path, name: str) -> Path:
-    p = tmp_path / name
-    page.screenshot(path=str(p), full_page=True)
-    if os.environ.get("ANIMEGAN_SHOTS"):
-        Path(os.environ["ANIMEGAN_SHOTS"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(p, Path(os.environ["ANIMEGAN_SHOTS"]) / name)
-    return p
+
 
 
 def test_a_click_on_a_face_picks_it(sync_api, server, tmp_path):
@@ -106,9 +97,9 @@ def test_a_click_on_a_face_picks_it(sync_api, server, tmp_path):
             assert any("seed 0, index 10 → seed 1, index 0" in c for c in _captions(page)), "the walk starts there"
             _click_face(page, 61)
             assert "seed 0, index 61" in _captions(page), _captions(page)[:4]
-            shot = _shot(page, tmp_path, "generate-1400.png")
-            assert shot.stat().st_size > 100_000
-            print("screenshot:", shot)
+            picture = shot(page, tmp_path, "generate-1400.png")
+            assert picture.stat().st_size > 100_000
+            print("screenshot:", picture)
         finally:
             browser.close()
 
@@ -149,6 +140,6 @@ def test_at_800_px_nothing_is_cut_and_faces_stay_48_px(sync_api, server, tmp_pat
             assert all(w / 7 >= MIN_FACE_PX for w, _ in strips), strips
             assert psi[0][0] / 9 >= MIN_FACE_PX, psi
             assert all(w >= MIN_FACE_PX for w, _ in rows)
-            print("screenshot:", _shot(page, tmp_path, "generate-800.png"))
+            print("screenshot:", shot(page, tmp_path, "generate-800.png"))
         finally:
             browser.close()

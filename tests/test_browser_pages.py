@@ -12,13 +12,11 @@ tmp folder (and to $ANIMEGAN_SHOTS when set) so a person can look at them.
 """
 from __future__ import annotations
 
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _settle, serve
+from tests.test_browser import CHROMIUM, ROOT, _settle, browser, serve, shot  # noqa: F401 (browser: a fixture)
 from tests.test_data import noise, put
 
 SHIPPED = ROOT / "checkpoints"
@@ -70,24 +68,6 @@ def home(sync_api, tmp_path_factory):
 def server(home):
     with serve(home, home / "streamlit.log") as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser(sync_api):
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def shot(page, tmp_path: Path, name: str) -> None:
-    p = tmp_path / name
-    page.screenshot(path=str(p), full_page=True)
-    if os.environ.get("ANIMEGAN_SHOTS"):
-        Path(os.environ["ANIMEGAN_SHOTS"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(p, Path(os.environ["ANIMEGAN_SHOTS"]) / name)
 
 
 def no_exception(page) -> None:

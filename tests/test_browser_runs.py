@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, serve, sync_api  # noqa: F401  (sync_api: the shared fixture)
+from test_browser import browser, serve, sync_api  # noqa: F401  (browser, sync_api: the shared fixtures)
 
 PAGE_TIMEOUT_S = 180          # a page's first run imports torch on a busy CPU
 QUIET_CHECKS = 6              # consecutive idle checks (0.5 s apart) before a page counts as settled
@@ -44,14 +44,7 @@ def server(home, tmp_path_factory):
         yield base
 
 
-@pytest.fixture
-def browser(sync_api):
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+
 
 
 def settle(page, url: str | None = None) -> None:
