@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import DIFFAUG_OPS, parse_policy  # noqa: F401  (re-exported: the pages list the ops from here)
+
 
 @dataclass(frozen=True)
 class ClassicAugment:
@@ -87,15 +89,8 @@ def _cutout(x: torch.Tensor, g: torch.Generator, ratio: float = 0.5) -> torch.Te
     return x * keep.unsqueeze(1).to(x.dtype)
 
 
-DIFFAUG_OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
-
-
-def parse_policy(policy: str) -> list[str]:
-    ops = [p.strip() for p in policy.split(",") if p.strip()]
-    bad = [p for p in ops if p not in DIFFAUG_OPS]
-    if bad:
-        raise ValueError(f"unknown DiffAugment op(s) {bad}; choose from {', '.join(DIFFAUG_OPS)}")
-    return ops
+# The ops by name; their names, and the parsing of a policy, are config's (DIFFAUG_OPS, parse_policy).
+_OP_FUNCTIONS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 
 def diff_augment(x: torch.Tensor, policy: str, generator: torch.Generator, p: torch.Tensor | float | None = None) -> torch.Tensor:
@@ -103,7 +98,7 @@ def diff_augment(x: torch.Tensor, policy: str, generator: torch.Generator, p: to
     or a float in [0, 1]) each op is kept for an image with probability p, drawn per image and op
     from `generator` (p = None draws exactly what DiffAugment always did)."""
     for op in parse_policy(policy):
-        y = DIFFAUG_OPS[op](x, generator)
+        y = _OP_FUNCTIONS[op](x, generator)
         if p is None:
             x = y
         else:

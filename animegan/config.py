@@ -16,6 +16,8 @@ import dataclasses
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
+from .architectures import ARCHITECTURES, discriminator_block_count
+
 # -- every choice, in one place ------------------------------------------------------------------
 SYNTHETIC = "synthetic"                    # the data source name of the built-in set
 IMAGE_SIZES = (32, 64, 96, 128)            # sizes the networks draw and the Dataset page offers
@@ -36,6 +38,7 @@ STOP_REASONS = ("signal", "collapse", "early_stop", "time_budget")
 END_STATES = {"signal": "stopped", "collapse": "collapsed", "early_stop": "finished", "time_budget": "finished",
               None: "finished"}
 ARCHITECTURE_FIELDS = ("model", "img_size", "z_dim", "ngf", "ndf")  # a checkpoint's weights fit only these
+DIFFAUG_OPS = ("color", "translation", "cutout")  # DiffAugment's ops (augment.py), in a policy "color,translation"
 DIRECTION_METHODS = ("sefa", "ganspace")   # latent directions: closed form (SeFa) or PCA of early activations
 ROUGH_N = 1_000                            # an FID/SWD on fewer images is rough: a hint, not a number to rank by
 COMPARABLE_N = 10_000                      # FID/SWD at smaller n compare only at the same n and reference
@@ -267,14 +270,11 @@ _LOWER_BOUNDS = (
 def validate(cfg: TrainConfig) -> None:
     """Every check that needs no data and no files: raises ConfigError naming the field and saying
     what to change. The rest of the checks before a run (data, processes, files) is `preflight`."""
-    from .augment import parse_policy
-    from .models import MODELS, build_models, discriminator_blocks
-
     def need(ok: bool, field: str, msg: str) -> None:
         if not ok:
             raise ConfigError(msg, field=field)
 
-    need(cfg.model in MODELS, "model", f"unknown model {cfg.model!r}; choose one of: {', '.join(MODELS)}")
+    need(cfg.model in ARCHITECTURES, "model", f"unknown model {cfg.model!r}; choose one of: {', '.join(ARCHITECTURES)}")
     need(cfg.loss in LOSSES, "loss", f"unknown loss {cfg.loss!r}; choose one of: {', '.join(LOSSES)}")
     for name in ("opt_g", "opt_d"):
         need(getattr(cfg, name) in OPTIMIZERS, name,
@@ -303,12 +303,20 @@ def validate(cfg: TrainConfig) -> None:
          "{field} adapts how often the --diffaug ops are applied: give a policy too "
          "(e.g. --diffaug color,translation,cutout) or set {field} to 0")
     try:
-        _, D = build_models(cfg.model, cfg.z_dim, 2, 2, cfg.img_size)  # tiny widths: only shapes are checked
+        blocks = discriminator_block_count(cfg.model, cfg.img_size)
     except ValueError as e:
         raise ConfigError(f"model {cfg.model} cannot draw {cfg.img_size}px images: {e}", field="img_size") from None
-    blocks = len(discriminator_blocks(D))
     need(cfg.freeze_d <= blocks, "freeze_d", f"{{field}} {cfg.freeze_d}: the {cfg.model} discriminator at {cfg.img_size} px "
          f"has {blocks} blocks; freeze at most {blocks}")
+
+
+def parse_policy(policy: str) -> list[str]:
+    """A DiffAugment policy ("color,translation") as its ops, in order; ValueError naming an unknown op."""
+    ops = [p.strip() for p in policy.split(",") if p.strip()]
+    bad = [p for p in ops if p not in DIFFAUG_OPS]
+    if bad:
+        raise ValueError(f"unknown DiffAugment op(s) {bad}; choose from {', '.join(DIFFAUG_OPS)}")
+    return ops
 
 
 # -- the one field <-> flag mapping (the CLI builds its parser from it, the job starter its argv) --

@@ -17,12 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-
-def _n_up(img_size: int) -> int:
-    n = int(round(math.log2(img_size / 4)))
-    if 4 * 2 ** n != img_size or n < 2:
-        raise ValueError(f"image size {img_size} is not 4·2^k (16, 32, 64, 128...)")
-    return n
+from .architectures import ARCHITECTURES, doublings, pyramid, uses_variant96
 
 
 class DCGANGenerator(nn.Module):
@@ -34,7 +29,7 @@ class DCGANGenerator(nn.Module):
     def __init__(self, z_dim: int = 100, ngf: int = 64, img_size: int = 64, variant96: bool = False):
         super().__init__()
         self.z_dim, self.img_size = z_dim, img_size
-        n_up = 3 if variant96 else _n_up(img_size) - 1  # stride-2 layers after the 4×4 start
+        n_up = 3 if variant96 else doublings(img_size) - 1  # stride-2 layers after the 4×4 start
         if variant96 and img_size != 96:
             raise ValueError("dcgan96 draws 96×96 images: use --img-size 96")
         ch = ngf * 2 ** n_up
@@ -59,7 +54,7 @@ class LinearGenerator(nn.Module):
     def __init__(self, z_dim: int = 100, ngf: int = 64, img_size: int = 64):
         super().__init__()
         self.z_dim, self.img_size = z_dim, img_size
-        n_up = _n_up(img_size)
+        n_up = doublings(img_size)
         ch = ngf * 2 ** (n_up - 1)
         self.ch0 = ch
         self.fc = nn.Sequential(nn.Linear(z_dim, 4 * 4 * ch, bias=False), nn.BatchNorm1d(4 * 4 * ch), nn.ReLU(True))
@@ -120,7 +115,7 @@ class ConvDiscriminator(nn.Module):
             n_down = 3  # 32 → 4
         else:
             layers += [sn(nn.Conv2d(3, ndf, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
-            n_down = _n_up(img_size) - 1
+            n_down = doublings(img_size) - 1
         ch = ndf
         for _ in range(n_down):
             layers += [sn(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=layer_norm == "none")), _norm(layer_norm, ch * 2),
@@ -173,16 +168,6 @@ class SLEGenerator(nn.Module):
 
 # -- residual networks without normalisation layers (R3GAN, Huang et al. 2024) --------------------
 
-def _pyramid(img_size: int) -> tuple[int, int]:
-    """(start, n): img_size = start·2^n with a 4×4 or 6×6 start (32 = 4·2³, 96 = 6·2⁴, 128 = 4·2⁵)."""
-    start, n = img_size, 0
-    while start > 6 and start % 2 == 0:
-        start, n = start // 2, n + 1
-    if start not in (4, 6) or n < 2:
-        raise ValueError(f"image size {img_size} is not 4·2^k or 6·2^k (16, 24, 32, 48, 64, 96, 128...)")
-    return start, n
-
-
 def _res_widths(f: int, n: int) -> list[int]:
     """Channels per resolution, from the start (n halvings below full size) to full size: f/4 at full
     size, doubling with every halving up to 8f (at 64 px and f=32: 128, 64, 32, 16, 8). At f=32 a
@@ -223,7 +208,7 @@ class ResNetGenerator(nn.Module):
     def __init__(self, z_dim: int = 100, ngf: int = 32, img_size: int = 64):
         super().__init__()
         self.z_dim, self.img_size = z_dim, img_size
-        self.start, n = _pyramid(img_size)
+        self.start, n = pyramid(img_size)
         w = _res_widths(ngf, n)
         self.stem = nn.Linear(z_dim, w[0] * self.start ** 2)
         layers: list[nn.Module] = [ResBlock(w[0])]
@@ -246,7 +231,7 @@ class ResNetDiscriminator(nn.Module):
     def __init__(self, ndf: int = 32, img_size: int = 64):
         super().__init__()
         self.img_size = img_size
-        start, n = _pyramid(img_size)
+        start, n = pyramid(img_size)
         w = _res_widths(ndf, n)[::-1]
         layers: list[nn.Module] = [nn.Conv2d(3, w[0], 1), ResBlock(w[0])]
         for a, b in pairwise(w):
@@ -263,41 +248,30 @@ class ResNetDiscriminator(nn.Module):
 @dataclass(frozen=True)
 class ModelSpec:
     description: str
-    make_g: Callable[[int, int, int], nn.Module]    # (z_dim, ngf, img_size)
-    make_d: Callable[[int, int], nn.Module]         # (ndf, img_size)
+    make_g: Callable[[int, int, int, bool], nn.Module]    # (z_dim, ngf, img_size, variant96)
+    make_d: Callable[[int, int, bool], nn.Module]         # (ndf, img_size, variant96)
     dcgan_init: bool = True
 
 
-MODELS: dict[str, ModelSpec] = {
-    "gan-linear": ModelSpec(
-        "plain GAN (classic thesis): linear + 5×5 transposed convs; conv D with a linear score",
-        lambda z, f, s: LinearGenerator(z, f, s), lambda f, s: ConvDiscriminator(f, s, "bn", head="linear")),
-    "dcgan": ModelSpec(
-        "DCGAN (Radford et al.) at 64×64",
-        lambda z, f, s: DCGANGenerator(z, f, s), lambda f, s: ConvDiscriminator(f, s, "bn")),
-    "dcgan96": ModelSpec(
-        "DCGAN, 96×96 variant (last layer kernel 5 stride 3)",
-        lambda z, f, s: DCGANGenerator(z, f, s, variant96=True), lambda f, s: ConvDiscriminator(f, s, "bn", variant96=True)),
-    "wgan-gp": ModelSpec(
-        "DCGAN generator + WGAN-GP critic (InstanceNorm, no BatchNorm, no sigmoid)",
-        lambda z, f, s: DCGANGenerator(z, f, s, variant96=s == 96),
-        lambda f, s: ConvDiscriminator(f, s, "in", variant96=s == 96)),
-    "anime64": ModelSpec(
-        "the project's recipe: DCGAN generator, BatchNorm D with a minibatch-stddev feature",
-        lambda z, f, s: DCGANGenerator(z, f, s, variant96=s == 96),
-        lambda f, s: ConvDiscriminator(f, s, "bn", variant96=s == 96, mbstd=True)),
-    "anime64-sn": ModelSpec(
-        "DCGAN generator, spectral-norm D (SNGAN) with a minibatch-stddev feature",
-        lambda z, f, s: DCGANGenerator(z, f, s, variant96=s == 96),
-        lambda f, s: ConvDiscriminator(f, s, "sn", variant96=s == 96, mbstd=True)),
-    "anime64-sle": ModelSpec(
-        "anime64 with skip-layer excitation in G (FastGAN): low-resolution maps gate high-resolution channels",
-        lambda z, f, s: SLEGenerator(z, f, s, variant96=s == 96),
-        lambda f, s: ConvDiscriminator(f, s, "bn", variant96=s == 96, mbstd=True)),
-    "resnet": ModelSpec(
-        "residual G and D without normalisation layers (R3GAN): bilinear up, average-pool down, minibatch-stddev",
-        lambda z, f, s: ResNetGenerator(z, f, s), lambda f, s: ResNetDiscriminator(f, s), dcgan_init=False),
+# How each model of `architectures.ARCHITECTURES` (its name, description and the sizes it draws) is
+# built; `variant96` is `architectures.uses_variant96` for the model at the size.
+_BUILDERS: dict[str, tuple[Callable[..., nn.Module], Callable[..., nn.Module], bool]] = {
+    "gan-linear": (lambda z, f, s, v96: LinearGenerator(z, f, s),
+                   lambda f, s, v96: ConvDiscriminator(f, s, "bn", head="linear"), True),
+    "dcgan": (lambda z, f, s, v96: DCGANGenerator(z, f, s), lambda f, s, v96: ConvDiscriminator(f, s, "bn"), True),
+    "dcgan96": (lambda z, f, s, v96: DCGANGenerator(z, f, s, variant96=v96),
+                lambda f, s, v96: ConvDiscriminator(f, s, "bn", variant96=v96), True),
+    "wgan-gp": (lambda z, f, s, v96: DCGANGenerator(z, f, s, variant96=v96),
+                lambda f, s, v96: ConvDiscriminator(f, s, "in", variant96=v96), True),
+    "anime64": (lambda z, f, s, v96: DCGANGenerator(z, f, s, variant96=v96),
+                lambda f, s, v96: ConvDiscriminator(f, s, "bn", variant96=v96, mbstd=True), True),
+    "anime64-sn": (lambda z, f, s, v96: DCGANGenerator(z, f, s, variant96=v96),
+                   lambda f, s, v96: ConvDiscriminator(f, s, "sn", variant96=v96, mbstd=True), True),
+    "anime64-sle": (lambda z, f, s, v96: SLEGenerator(z, f, s, variant96=v96),
+                    lambda f, s, v96: ConvDiscriminator(f, s, "bn", variant96=v96, mbstd=True), True),
+    "resnet": (lambda z, f, s, v96: ResNetGenerator(z, f, s), lambda f, s, v96: ResNetDiscriminator(f, s), False),
 }
+MODELS: dict[str, ModelSpec] = {name: ModelSpec(arch.description, *_BUILDERS[name]) for name, arch in ARCHITECTURES.items()}
 
 
 def dcgan_init(m: nn.Module) -> None:
@@ -316,7 +290,7 @@ def dcgan_init(m: nn.Module) -> None:
 def build_generator(model: str, z_dim: int, ngf: int, img_size: int) -> nn.Module:
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
-    return MODELS[model].make_g(z_dim, ngf, img_size)
+    return MODELS[model].make_g(z_dim, ngf, img_size, uses_variant96(model, img_size))
 
 
 def build_models(model: str, z_dim: int, ngf: int, ndf: int, img_size: int, seed: int = 0) -> tuple[nn.Module, nn.Module]:
@@ -326,7 +300,8 @@ def build_models(model: str, z_dim: int, ngf: int, ndf: int, img_size: int, seed
     spec = MODELS[model]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        G, D = spec.make_g(z_dim, ngf, img_size), spec.make_d(ndf, img_size)
+        v96 = uses_variant96(model, img_size)
+        G, D = spec.make_g(z_dim, ngf, img_size, v96), spec.make_d(ndf, img_size, v96)
         if spec.dcgan_init:
             G.apply(dcgan_init)
             D.apply(dcgan_init)
