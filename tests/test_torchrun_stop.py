@@ -28,9 +28,10 @@ from animegan.synth import write_synthetic
 ROOT = Path(__file__).resolve().parent.parent
 HANG_GUARD = 180  # seconds for a run to end once it should: a hang guard, not a speed assertion
 STEPS_PER_EPOCH = 5  # 48 faces - 4 val - 4 test = 40 training images, batch 8
-TINY = ["--preset", "classic-dcgan", "--device", "cpu", "--ngf", "8", "--ndf", "8", "--batch-size", "8",
-        "--val-size", "4", "--test-size", "4", "--compile", "off", "--threads", "1", "--n-samples", "16",
-        "--latest-every", "1000", "--log-every", "5", "--no-progress"]
+TINY_RUN = ["--device", "cpu", "--ngf", "8", "--ndf", "8", "--batch-size", "8", "--val-size", "4", "--test-size", "4",
+            "--compile", "off", "--threads", "1", "--n-samples", "16", "--latest-every", "1000", "--log-every", "5",
+            "--no-progress"]
+TINY = ["--preset", "classic-dcgan", *TINY_RUN]
 ENDED = re.compile(r"run \S+: (\w+)(?: \((\w+)\))? at step (\d+) \[rank (\d) of 2\]")
 SPY = '''
 import os
@@ -225,13 +226,17 @@ def test_an_early_stop_by_eval_kimg_mid_epoch_ends_every_rank_finished(faces, tm
 
 
 def test_the_time_budget_ends_every_rank_finished(faces, tmp_path, launch):
+    # classic-wgangp (the WGAN-GP critic, 5 critic steps a step): its gradient penalty under data
+    # parallelism, the ranks' weights identical at the end (_assert_ended_together)
     out = tmp_path / "run"
-    run = launch(out, *TINY, "--data", str(faces), "--out", str(out), "--epochs", "100000", "--minutes", "0.1",
-                 "--eval-kimg", "0.4", "--eval-n", "4", "--collapse-action", "warn")
+    run = launch(out, "--preset", "classic-wgangp", *TINY_RUN, "--data", str(faces), "--out", str(out), "--epochs", "100000",
+                 "--minutes", "0.05", "--log-every", "1", "--eval-kimg", "0.4", "--eval-n", "4", "--collapse-action", "warn")
     assert run.wait() == 0, run.text()[-3000:]
     step = _assert_ended_together(run, "finished", "time_budget")
+    assert json.loads((out / "status.json").read_text())["world_size"] == 2
     assert [e["step"] for e in Run(out).events() if e["event"] == "time_budget"] == [step]
     assert Run(out).evals()[-1]["step"] == step, "the budget's end is evaluated"
+    assert any(v > 0 for v in Run(out).metrics()["gp"]), "gradient penalty under data parallelism"
 
 
 @pytest.mark.parametrize("action", ["stop", "rollback"])
