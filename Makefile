@@ -4,10 +4,14 @@
 PY ?= python3.11
 VENV = .venv
 BIN = $(VENV)/bin
-# Tests run in JOBS processes (pytest-xdist), a test file per process at a time so that a file's
-# shared fixtures are made once; `make test JOBS=0` runs them in this one process.
-JOBS ?= 2
-PYTEST = $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
+# Tests run in pytest-xdist processes, a test file per process at a time so that a file's shared
+# fixtures are made once: JOBS for `make test`, CHECK_JOBS for `make check`; 0 runs them in this one
+# process. On a 2-core machine `make test` runs 3: with 2, a core idles while a test waits on a
+# browser, a server or torchrun, and a third process fills those waits. `make check` waits on
+# nothing (it is all computing), so it runs one process per core.
+JOBS ?= 3
+CHECK_JOBS ?= 2
+PYTEST = $(BIN)/python -m pytest -q --dist loadfile
 
 .PHONY: app check test venv dev-venv bench clean-venv
 
@@ -31,11 +35,11 @@ app: venv
 
 # the inner loop: every test that trains in no subprocess and needs no browser or torchrun
 check: dev-venv
-	$(PYTEST) -m "not slow"
+	$(PYTEST) -n $(CHECK_JOBS) -m "not slow"
 
 # the whole suite (what CI runs)
 test: dev-venv
-	$(PYTEST)
+	$(PYTEST) -n $(JOBS)
 
 bench: venv
 	$(BIN)/python scripts/bench.py

@@ -86,13 +86,13 @@ SLOW_TESTS = {m: STARTS_A_PROCESS.get(m, set()) | TAKES_LONG.get(m, set()) for m
 # finish together instead of one starting a long browser file when the other is done.
 # A file not listed counts as DEFAULT_FILE_SECONDS, or SLOW_FILE_SECONDS if in SLOW_MODULES.
 FILE_SECONDS = {
-    "test_torchrun_stop.py": 450, "test_browser_flows.py": 440, "test_browser_runs.py": 375,
-    "test_page_train_runs.py": 305, "test_train.py": 255, "test_failure_paths.py": 250, "test_browser.py": 220,
-    "test_reliability.py": 200, "test_browser_generate.py": 150, "test_metrics.py": 140, "test_jobs.py": 140,
+    "test_torchrun_stop.py": 450, "test_browser_flows.py": 440, "test_browser_pages.py": 400, "test_browser_runs.py": 375,
+    "test_page_train_runs.py": 305, "test_train.py": 235, "test_browser.py": 220, "test_reliability.py": 200,
+    "test_failure_paths.py": 175, "test_browser_generate.py": 150, "test_metrics.py": 140, "test_jobs.py": 140,
     "test_browser_own_data.py": 135, "test_generate.py": 135, "test_realism.py": 115, "test_gpu_run.py": 100,
     "test_pages.py": 95, "test_model_card.py": 90, "test_explore.py": 85, "test_cli.py": 75, "test_data.py": 75,
     "test_browser_deeplink.py": 70, "test_bench.py": 60, "test_page_generate_limits.py": 50,
-    "test_page_compare.py": 50, "test_runs_compare.py": 45, "test_zip_limits.py": 40,
+    "test_page_compare.py": 50, "test_runs_compare.py": 45, "test_zip_limits.py": 40, "test_compile_cost.py": 5,
 }
 DEFAULT_FILE_SECONDS, SLOW_FILE_SECONDS = 20, 150
 
