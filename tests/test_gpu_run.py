@@ -23,9 +23,9 @@ def _env(tmp_path):
 
 def test_rehearsal_runs_every_phase_and_brings_back_the_files(tmp_path):
     out, carry = tmp_path / "out", tmp_path / "carry"
-    # a 6-second training budget (the rehearsal's own is 30 s): every phase runs all the same
+    # a 3-second training budget (the rehearsal's own is 30 s): every phase runs all the same
     r = subprocess.run(["bash", str(SCRIPT), "--rehearse", "--out", str(out), "--carry", str(carry), "--data", "synthetic",
-                        "--minutes", "0.1"],
+                        "--minutes", "0.05"],
                        cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=900)
     log = (out / "gpu_run.log").read_text() if (out / "gpu_run.log").exists() else ""
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr}\n{log[-4000:]}"
@@ -43,7 +43,7 @@ def test_rehearsal_runs_every_phase_and_brings_back_the_files(tmp_path):
     assert lg.G(torch.randn(2, lg.G.z_dim)).shape == (2, 3, 64, 64)
     evals = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
     assert evals, "the budget's end is evaluated"
-    assert "time budget of 0.1 min reached" in log, "the training ended at the budget it was given"
+    assert "time budget of 0.05 min reached" in log, "the training ended at the budget it was given"
 
 
 def test_without_cuda_it_refuses_in_one_clear_line(tmp_path):
