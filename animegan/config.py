@@ -5,8 +5,9 @@ any field by name. `config.json` in a run directory is `asdict(cfg)`, so a run c
 rebuilt and rerun from it.
 
 This module is also the one home of every list of choices (image sizes, metrics, run states, stop
-reasons, collapse actions...), of `validate()` (the checks of the settings alone; `preflight` adds
-the data, the processes and the files, and is what every entry point calls), of the project's
+reasons, collapse actions, DiffAugment ops...; the models, with the sizes each draws, are
+`architectures.py`'s), of `validate()` (the checks of the settings alone, without torch; `preflight`
+adds the data, the processes and the files, and is what every entry point calls), of the project's
 error base (`AnimeganError`: what a user can cause) and `ConfigError` (naming its field), and of
 the field <-> command-line flag mapping.
 """
@@ -78,7 +79,7 @@ class TrainConfig:
     val_size: int = 2000             # held out for evaluation (scaled down for small sources)
     test_size: int = 2000
     split_seed: int = 0
-    # -- models (see animegan.models.MODELS)
+    # -- models (see animegan.architectures.ARCHITECTURES)
     model: str = "dcgan"
     ngf: int = 64
     ndf: int = 64

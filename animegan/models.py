@@ -1,5 +1,6 @@
 """Generators and discriminators, chosen by name, where they are cut in blocks (`discriminator_blocks`,
-`split_generator`), and `recalibrate_bn` for averaged weights.
+`split_generator`), and `recalibrate_bn` for averaged weights. The models' names, descriptions, the
+sizes each draws and its discriminator's block count are `architectures.py`'s (no torch there).
 
 Every generator has `z_dim` and `img_size` attributes and maps z (N, z_dim) to images
 (N, 3, S, S) in [-1, 1]. Every discriminator returns one raw score per image, shape (N,):
