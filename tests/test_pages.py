@@ -256,7 +256,7 @@ def test_dataset_folder_report_lists_skipped_files(messy_folder):
     at.slider(key="ds_aug_flip").set_value(1.0).run()
     assert not at.exception
     assert any("before" in c for im in at.image for c in im.captions)
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("vega_lite_chart")) == 2
     # a rerun does not prepare again (kept per (source, size))
     assert len(at.session_state["ds_prepared"]) == 1
 
@@ -407,7 +407,7 @@ def test_compare_two_checkpoints_and_summary(tiny, shipped):
                                                    "value": 321.0, "n": 4, "reference": "val split of faces", "seed": 0})
     at = app_test(COMPARE)
     assert not at.error, errors(at)
-    assert not at.expander[-1].get("plotly_chart"), "the closed summary draws nothing"
+    assert not at.expander[-1].get("vega_lite_chart"), "the closed summary draws nothing"
     at.session_state["cmp_summary_open"] = True   # what opening it does
     at.run()
     assert at.multiselect(key="cmp_sel").value == ["shipped: tiny-export", "run tiny: last"]
@@ -418,7 +418,7 @@ def test_compare_two_checkpoints_and_summary(tiny, shipped):
     assert set(summary["metric"]) == {"SWD", "FID"}
     assert set(summary["name"]) == {"shipped: tiny-export", "run tiny"}
     assert all(summary["note"] == "rough")  # n=48 and n=4: below ROUGH_N
-    assert len(at.expander[-1].get("plotly_chart")) == 2  # recorded values: one chart per (metric, n, reference)
+    assert len(at.expander[-1].get("vega_lite_chart")) == 2  # recorded values: one chart per (metric, n, reference)
     at.number_input(key="cmp_seed").set_value(3).run()
     at.multiselect(key="cmp_sel").unselect("run tiny: last").run()
     assert not at.exception and len(at.image) == 1
@@ -454,8 +454,8 @@ def test_compare_compute_fid_without_weights_then_swd(tiny, shipped, monkeypatch
     assert not at.error, errors(at)
     assert "SWD" in "\n".join(s.value for s in at.success)
     assert [e["metric"] for e in rundir.evals_for_checkpoint(shipped)] == ["swd"]
-    table = at.dataframe[0].value
-    assert list(table["checkpoint"]) == ["shipped: tiny-export"] and table["SWD"][0] > 0
+    table = at.table[0].value
+    assert list(table["checkpoint"]) == ["shipped: tiny-export"] and float(table["SWD"][0]) > 0
     assert at.button(key="cmp_eval_go").disabled, "measured this way already: nothing left to measure"
 
 
