@@ -21,13 +21,14 @@ from animegan.data import DataError
 from animegan.explore import directions, memorisation
 from animegan.explore.invert import invert, load_face, side_by_side
 from animegan.metrics import evaluation
-from app_pages import shared
+from app_pages import after_paint, shared
 
 MAX_SEED = generate.MAX_SEED
 PAD = 2                                   # pixels between faces in a grid (images.to_grid's default)
 MAX_DIRECTIONS = directions.DEFAULT_K     # sliders offered (computed once per checkpoint and method)
 FACE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 METHOD_SHORT = {"sefa": "SeFa", "ganspace": "GANSpace"}
+BELOW_THE_GRID = "gen_below"              # after_paint's key for everything under the grid
 
 
 # =========================================================================== callbacks
@@ -565,9 +566,14 @@ st.caption("Every face is addressed by **(seed, index)**: the same seed always g
 path, generator, mtime = checkpoint_section()
 seed, n, cols, psi, k = controls(generator)
 res, pick = grid_section(path, generator, mtime, seed, n, cols, psi, k)
-picked = picked_section(path, generator, mtime, res, pick, seed, psi)
-strips_section(generator, picked, psi)
-truncation_section(generator, picked, psi)
-interpolation_section(path, generator, mtime, picked.z + picked.shift, picked.what, psi)
-projection_section(generator)
-memorisation_section(generator, picked.face, picked.what)
+# Below the grid, out of sight in a new visit's first screen: drawn once the browser has painted
+# the page (after_paint), at once on every later run of this session.
+if after_paint.painted(BELOW_THE_GRID):
+    picked = picked_section(path, generator, mtime, res, pick, seed, psi)
+    strips_section(generator, picked, psi)
+    truncation_section(generator, picked, psi)
+    interpolation_section(path, generator, mtime, picked.z + picked.shift, picked.what, psi)
+    projection_section(generator)
+    memorisation_section(generator, picked.face, picked.what)
+else:
+    st.caption("Drawing the picked face, its directions and the other tools...")

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from animegan import jobs, paths, rundir
 from animegan.config import preset_config
+from app_pages import after_paint
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -72,8 +73,12 @@ def install_run(tiny) -> rundir.Run:
     return rundir.Run(dst)
 
 
-def app_test(script: str) -> AppTest:
+def app_test(script: str, painted: bool = True) -> AppTest:
+    """`script` in a new session; `painted`: as after the browser painted the page once (AppTest has
+    no browser to ask for what a page draws after its first paint: app_pages/after_paint.py)."""
     at = AppTest.from_file(script, default_timeout=TIMEOUT)
+    if painted:
+        at.session_state[after_paint.painted_key("gen_below")] = True
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     return at
@@ -141,7 +146,7 @@ def test_pages_import_the_package_one_way():
 def test_home_lists_a_finished_run_and_the_shipped_checkpoint(tiny, shipped):
     install_run(tiny)
     at = app_test(HOME)
-    runs_table = at.dataframe[0].value
+    runs_table = at.table[0].value
     assert list(runs_table["run"]) == ["tiny"]
     assert list(runs_table["state"]) == ["finished"]
     t = texts(at)
@@ -160,7 +165,7 @@ def test_home_explains_the_dagger_without_runs_and_shows_storage_bytes_first(tin
     assert "†" in t and page_shared.DAGGER_NOTE in t
     install_run(tiny)
     at = app_test(HOME)
-    runs_table = [d.value for d in at.dataframe if "run" in d.value.columns and "bytes" in d.value.columns][0]
+    runs_table = [d.value for d in at.table if "run" in d.value.columns and "bytes" in d.value.columns][0]
     assert list(runs_table.columns)[0] == "bytes" and list(runs_table["run"]) == ["tiny"]
 
 
@@ -328,6 +333,23 @@ def test_generate_same_seed_same_image_new_seed_changes(shipped):
     assert not at.exception
     assert at.session_state["gen_seed"] != 0
     assert at.number_input(key="gen_seed").value == at.session_state["gen_seed"]
+
+
+def test_generate_draws_what_is_below_the_grid_after_the_first_paint(shipped):
+    """Issue 26 (first paint): a new visit's first run draws the grid and leaves the picked face and
+    the tools below it to the rerun the browser asks for once it has painted the page."""
+    at = app_test(GENERATE, painted=False)
+    assert not at.error, errors(at)
+    assert at.session_state["gen_grid_png"] and "Click a face to pick it" in texts(at)
+    asks = [c for c in at.get("bidi_component") if c.proto.component_name == "animegan.after_paint"]
+    assert len(asks) == 1, "the page asks the browser for the rest"
+    assert not at.image and "The picked face" not in [h.value for h in at.subheader]
+    at.session_state[after_paint.painted_key("gen_below")] = True   # what the browser's answer does
+    at.run()
+    assert "The picked face" in [h.value for h in at.subheader] and "seed 0, index 0" in texts(at)
+    assert not [c for c in at.get("bidi_component") if c.proto.component_name == "animegan.after_paint"]
+    at.number_input(key="gen_seed").set_value(3).run()              # from then on, drawn at once
+    assert "seed 3, index 0" in texts(at)
 
 
 def test_generate_face_viewer_and_controls(shipped):

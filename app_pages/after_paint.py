@@ -1,0 +1,40 @@
+"""Draw what is below the fold after the browser has painted the page once.
+
+A page's first paint waits for everything it draws. What a person cannot see without scrolling
+(Generate's picked face, its strips, the interpolation GIF...) can come a moment later: on a new
+session's first run the page draws a placeholder and a few lines of JavaScript (a Streamlit v2
+component) which, once the browser has painted, ask for a rerun that draws the rest. From then on
+this session draws everything at once: only the first paint of a visit is split.
+"""
+from __future__ import annotations
+
+import streamlit as st
+import streamlit.components.v2  # noqa: F401  (st.components.v2)
+
+_JS = """
+export default function (component) {
+  const { parentElement, setTriggerValue } = component;
+  if (parentElement.__animeganAsked) return;      // once per page load
+  parentElement.__animeganAsked = true;
+  // the next frame: the browser has painted what the page drew so far
+  requestAnimationFrame(() => setTimeout(() => setTriggerValue("painted", true), 0));
+}
+"""
+
+
+def painted_key(key: str) -> str:
+    """The session-state key that says this session's browser has painted the page once."""
+    return f"{key}_painted"
+
+
+def painted(key: str) -> bool:
+    """Whether the rest of the page may be drawn now: True once this session's browser has painted
+    the page (the rerun it asks for); False on a new session's first run, which then draws the
+    component that asks for it (call this where the deferred part would go, after what is above
+    the fold)."""
+    flag = painted_key(key)
+    if st.session_state.get(flag):
+        return True
+    component = st.components.v2.component("animegan.after_paint", html="", js=_JS)
+    component(key=key, data={}, on_painted_change=lambda: st.session_state.update({flag: True}))
+    return False
