@@ -14,7 +14,7 @@ from animegan import comparison, curves, data, jobs, paths, rundir
 from animegan.checkpoint import CheckpointError, LoadedGenerator
 from animegan.config import COMPARABLE_N, METRICS, SPLITS, SYNTHETIC
 from animegan.metrics.fid import find_inception_weights, missing_weights_message
-from app_pages import shared
+from app_pages import after_paint, shared
 
 CAVEAT = "only comparable at the same n and reference"
 # FIDs the classic write-ups reported for their own models (64×64). Not measured here.
@@ -23,6 +23,7 @@ REF_STYLES = [([2, 3], "#9aa0a6"), ([6, 4], "#f2b134"), ([6, 3, 2, 3], "#4fc3b1"
 PER_ROW = 2          # checkpoints side by side: two per row keeps faces at >= native size down to 800 px
 ZOOMS = ["auto", 1, 2, 3]
 GRID_BUDGET_PX = 560  # "auto" zoom: the largest zoom whose grid fits this width (a card at 1400 px)
+BELOW_THE_FACES = "cmp_below"  # after_paint's key for the curves and measurements under the checkpoints
 LABEL_GREY = "#8a8f98"  # numbers written over charts: readable on the light and the dark theme
 
 
@@ -315,6 +316,10 @@ def side_by_side(choices: dict[str, Path], labels: list[str]) -> tuple[list[str]
                     loaded[label] = (p, generator)
     if any(not shared.comparable(e.get("n")) for p, generator in loaded.values() for e in checkpoint_evals(p, generator)):
         st.caption(f"{shared.DAGGER_NOTE}.")
+    return sel, loaded
+
+
+def curves_section(loaded: dict[str, tuple[Path, LoadedGenerator]]) -> None:
     chart = curve_chart([(lb, p) for lb, (p, _) in loaded.items()])
     if chart is not None:
         st.vega_lite_chart(chart, width="stretch", key="cmp_curve_chart",
@@ -322,7 +327,6 @@ def side_by_side(choices: dict[str, Path], labels: list[str]) -> tuple[list[str]
         without = [lb for lb, (p, _) in loaded.items() if not shared.checkpoint_curve(p)]
         if without:
             st.caption("No evaluation curve in: " + ", ".join(without) + ".")
-    return sel, loaded
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -523,5 +527,11 @@ if not labels:
             "shows the classic write-ups' reported FIDs meanwhile.")
 else:
     sel, loaded = side_by_side(choices, labels)
-    measure_section(sel, loaded)
+    # Under the checkpoints' faces, out of sight in a new visit's first screen: drawn once the
+    # browser has painted the page (after_paint), at once on every later run of this session.
+    if after_paint.painted(BELOW_THE_FACES):
+        curves_section(loaded)
+        measure_section(sel, loaded)
+    else:
+        st.caption("Drawing the curves and the measurements...")
 summary_section(choices)

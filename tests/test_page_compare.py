@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from animegan import comparison, data, jobs, paths
 from animegan.metrics import evaluation
+from app_pages import after_paint
 from tests.chart_data import vega_chart
 from tests.test_data import noise, put
 from tests.test_runs_compare import COMPARE, TIMEOUT, save_tiny_generator
@@ -46,7 +47,9 @@ def three(tmp_path, monkeypatch):
 
 
 def app(**state) -> AppTest:
+    """Compare in a new session, as after the browser painted it once (app_pages/after_paint.py)."""
     at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT)
+    at.session_state[after_paint.painted_key("cmp_below")] = True
     for k, v in state.items():
         at.session_state[k] = v
     at.run()

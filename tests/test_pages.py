@@ -26,6 +26,7 @@ DATASET = str(ROOT / "app_pages" / "dataset.py")
 GENERATE = str(ROOT / "app_pages" / "generate.py")
 COMPARE = str(ROOT / "app_pages" / "compare.py")
 TIMEOUT = 90  # the CPU is shared with training runs
+PAINTED_ONCE = ("gen_below", "cmp_below")  # what Generate and Compare draw after the first paint (after_paint)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -78,7 +79,8 @@ def app_test(script: str, painted: bool = True) -> AppTest:
     no browser to ask for what a page draws after its first paint: app_pages/after_paint.py)."""
     at = AppTest.from_file(script, default_timeout=TIMEOUT)
     if painted:
-        at.session_state[after_paint.painted_key("gen_below")] = True
+        for key in PAINTED_ONCE:
+            at.session_state[after_paint.painted_key(key)] = True
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     return at
@@ -422,6 +424,20 @@ def test_generate_uploaded_checkpoint(tiny):
 
 
 # --------------------------------------------------------------------------- compare
+def test_compare_draws_curves_and_measurements_after_the_first_paint(shipped):
+    """Issue 26 (first paint): a new visit's first run draws the checkpoints' faces and leaves the
+    curves and the measurements under them to the rerun the browser asks for once it has painted."""
+    at = app_test(COMPARE, painted=False)
+    assert not at.error, errors(at)
+    assert len(at.image) == 1 and "generator parameters" in texts(at)
+    assert [c for c in at.get("bidi_component") if c.proto.component_name == "animegan.after_paint"]
+    assert "Measure them the same way" not in [h.value for h in at.subheader]
+    at.session_state[after_paint.painted_key("cmp_below")] = True   # what the browser's answer does
+    at.run()
+    assert "Measure them the same way" in [h.value for h in at.subheader]
+    assert at.button(key="cmp_eval_go")
+
+
 def test_compare_two_checkpoints_and_summary(tiny, shipped):
     run = install_run(tiny)
     rundir.record_eval(shipped, {"metric": "swd", "value": 123.4, "n": 48, "reference": "val split of faces", "seed": 0})

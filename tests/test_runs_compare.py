@@ -25,6 +25,7 @@ from streamlit.testing.v1 import app_test as app_test_module
 from animegan import curves, jobs, paths, rundir, timelapse
 from animegan.config import preset_config
 from animegan.rundir import Run, RunWriter, append_jsonl, read_json, write_json_atomic
+from app_pages import after_paint
 from tests.chart_data import vega_chart, vega_charts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +82,9 @@ def touch_status(run: Run) -> None:
 
 
 def app(script: str) -> AppTest:
+    """`script` in a new session, as after the browser painted it once (app_pages/after_paint.py)."""
     at = AppTest.from_file(script, default_timeout=TIMEOUT)
+    at.session_state[after_paint.painted_key("cmp_below")] = True
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     return at
