@@ -27,14 +27,19 @@ def painted_key(key: str) -> str:
     return f"{key}_painted"
 
 
-def painted(key: str) -> bool:
+PENDING_CLASS = "st-key-after_paint_pending"  # marks the placeholder (scripts/page_times.py waits for it to go)
+
+
+def painted(key: str, placeholder: str) -> bool:
     """Whether the rest of the page may be drawn now: True once this session's browser has painted
     the page (the rerun it asks for); False on a new session's first run, which then draws the
-    component that asks for it (call this where the deferred part would go, after what is above
-    the fold)."""
+    `placeholder` line and the component that asks for the rest (call this where the deferred
+    part goes, after what is above the fold)."""
     flag = painted_key(key)
     if st.session_state.get(flag):
         return True
-    component = st.components.v2.component("animegan.after_paint", html="", js=_JS)
-    component(key=key, data={}, on_painted_change=lambda: st.session_state.update({flag: True}))
+    with st.container(key=f"{PENDING_CLASS.removeprefix('st-key-')}_{key}"):
+        st.caption(placeholder)
+        component = st.components.v2.component("animegan.after_paint", html="", js=_JS)
+        component(key=key, data={}, on_painted_change=lambda: st.session_state.update({flag: True}))
     return False

@@ -529,9 +529,7 @@ else:
     sel, loaded = side_by_side(choices, labels)
     # Under the checkpoints' faces, out of sight in a new visit's first screen: drawn once the
     # browser has painted the page (after_paint), at once on every later run of this session.
-    if after_paint.painted(BELOW_THE_FACES):
+    if after_paint.painted(BELOW_THE_FACES, "Drawing the curves and the measurements..."):
         curves_section(loaded)
         measure_section(sel, loaded)
-    else:
-        st.caption("Drawing the curves and the measurements...")
 summary_section(choices)

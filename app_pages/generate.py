@@ -568,12 +568,10 @@ seed, n, cols, psi, k = controls(generator)
 res, pick = grid_section(path, generator, mtime, seed, n, cols, psi, k)
 # Below the grid, out of sight in a new visit's first screen: drawn once the browser has painted
 # the page (after_paint), at once on every later run of this session.
-if after_paint.painted(BELOW_THE_GRID):
+if after_paint.painted(BELOW_THE_GRID, "Drawing the picked face, its directions and the other tools..."):
     picked = picked_section(path, generator, mtime, res, pick, seed, psi)
     strips_section(generator, picked, psi)
     truncation_section(generator, picked, psi)
     interpolation_section(path, generator, mtime, picked.z + picked.shift, picked.what, psi)
     projection_section(generator)
     memorisation_section(generator, picked.face, picked.what)
-else:
-    st.caption("Drawing the picked face, its directions and the other tools...")
