@@ -23,7 +23,7 @@ export default function (component) {
 
 
 def painted_key(key: str) -> str:
-    """The session-state key that says this session's browser has painted the page once."""
+    """The session-state key that says the part under `key` is drawn at once from now on in this session."""
     return f"{key}_painted"
 
 
@@ -31,15 +31,18 @@ PENDING_CLASS = "st-key-after_paint_pending"  # marks the placeholder (scripts/p
 
 
 def painted(key: str, placeholder: str) -> bool:
-    """Whether the rest of the page may be drawn now: True once this session's browser has painted
-    the page (the rerun it asks for); False on a new session's first run, which then draws the
-    `placeholder` line and the component that asks for the rest (call this where the deferred
-    part goes, after what is above the fold)."""
+    """Whether the rest of the page may be drawn now: False on a new session's first run of the page,
+    which then draws the `placeholder` line and the component that asks for a rerun once the
+    browser has painted; True on every later run (call this where the deferred part goes, after
+    what is above the fold)."""
     flag = painted_key(key)
     if st.session_state.get(flag):
         return True
+    # The next run draws it, whatever asks for it: the browser's answer or anything the user does
+    # first (a browser that never answers still gets the whole page at its first click).
+    st.session_state[flag] = True
     with st.container(key=f"{PENDING_CLASS.removeprefix('st-key-')}_{key}"):
         st.caption(placeholder)
         component = st.components.v2.component("animegan.after_paint", html="", js=_JS)
-        component(key=key, data={}, on_painted_change=lambda: st.session_state.update({flag: True}))
+        component(key=key, data={}, on_painted_change=lambda: None)  # the answer's rerun is what counts
     return False

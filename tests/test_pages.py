@@ -346,8 +346,7 @@ def test_generate_draws_what_is_below_the_grid_after_the_first_paint(shipped):
     asks = [c for c in at.get("bidi_component") if c.proto.component_name == "animegan.after_paint"]
     assert len(asks) == 1, "the page asks the browser for the rest"
     assert not at.image and "The picked face" not in [h.value for h in at.subheader]
-    at.session_state[after_paint.painted_key("gen_below")] = True   # what the browser's answer does
-    at.run()
+    at.run()                                                          # the rerun the browser asks for
     assert "The picked face" in [h.value for h in at.subheader] and "seed 0, index 0" in texts(at)
     assert not [c for c in at.get("bidi_component") if c.proto.component_name == "animegan.after_paint"]
     at.number_input(key="gen_seed").set_value(3).run()              # from then on, drawn at once
@@ -432,8 +431,7 @@ def test_compare_draws_curves_and_measurements_after_the_first_paint(shipped):
     assert len(at.image) == 1 and "generator parameters" in texts(at)
     assert [c for c in at.get("bidi_component") if c.proto.component_name == "animegan.after_paint"]
     assert "Measure them the same way" not in [h.value for h in at.subheader]
-    at.session_state[after_paint.painted_key("cmp_below")] = True   # what the browser's answer does
-    at.run()
+    at.run()                                                          # the rerun the browser asks for
     assert "Measure them the same way" in [h.value for h in at.subheader]
     assert at.button(key="cmp_eval_go")
 
