@@ -8,22 +8,23 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from animegan import comparison, curves, data, jobs, paths, rundir
 from animegan.checkpoint import CheckpointError, LoadedGenerator
 from animegan.config import COMPARABLE_N, METRICS, SPLITS, SYNTHETIC
 from animegan.metrics.fid import find_inception_weights, missing_weights_message
-from app_pages import shared
+from app_pages import after_paint, shared
 
 CAVEAT = "only comparable at the same n and reference"
 # FIDs the classic write-ups reported for their own models (64×64). Not measured here.
 CLASSIC_FIDS = [("plain GAN", 140.9), ("DCGAN", 76.97), ("WGAN-GP", 61.49)]
-REF_STYLES = [("dot", "#9aa0a6"), ("dash", "#f2b134"), ("dashdot", "#4fc3b1")]
+REF_STYLES = [([2, 3], "#9aa0a6"), ([6, 4], "#f2b134"), ([6, 3, 2, 3], "#4fc3b1")]  # (dash, colour) per CLASSIC_FIDS line
 PER_ROW = 2          # checkpoints side by side: two per row keeps faces at >= native size down to 800 px
 ZOOMS = ["auto", 1, 2, 3]
 GRID_BUDGET_PX = 560  # "auto" zoom: the largest zoom whose grid fits this width (a card at 1400 px)
+BELOW_THE_FACES = "cmp_below"  # after_paint's key for the curves and measurements under the checkpoints
+LABEL_GREY = "#8a8f98"  # numbers written over charts: readable on the light and the dark theme
 
 
 # --------------------------------------------------------------------------- helpers
@@ -95,53 +96,69 @@ def summary_rows(choices: dict[str, Path]) -> list[dict]:
     return rows
 
 
-def group_chart(metric: str, n: int, rows: list[dict]) -> go.Figure:
+def group_chart(metric: str, n: int, rows: list[dict]) -> dict:
     """One bar per name, each its own value (the newest where a name has several in this group):
-    nothing is stacked or added. Rough values (n < ROUGH_N) are hatched and say so."""
+    nothing is stacked or added. Rough values (n < ROUGH_N) are faint and say so. A Vega-Lite
+    spec (its rows in `data.values`) for st.vega_lite_chart."""
     last: dict[str, dict] = {}
     for r in rows:
         last[r["name"]] = r
     rows = list(last.values())
     rough = curves.is_rough(n)
     fmt = "{:.1f}" if metric == "FID" else "{:.2f}"
-    fig = go.Figure(go.Bar(
-        x=[r["name"] for r in rows], y=[r["value"] for r in rows], width=0.5 if len(rows) < 3 else None,
-        text=[fmt.format(r["value"]) + (" rough" if rough else "") for r in rows], textposition="outside",
-        marker=dict(color="#ff6fa8" if metric == "FID" else "#7fb3ff", opacity=0.55 if rough else 1.0,
-                    pattern=dict(shape="/" if rough else "")), showlegend=False, cliponaxis=False))
-    top = max(r["value"] for r in rows)
+    values = [{"name": r["name"], "value": float(r["value"]), "label": fmt.format(r["value"]) + (" rough" if rough else ""),
+               "reference": None} for r in rows]
+    top = max([r["value"] for r in rows] + ([v for _, v in CLASSIC_FIDS] if metric == "FID" else []))
+    title = f"{metric}{' ×10³' if metric == 'SWD' else ''} (lower is better)"
+    x = {"field": "name", "type": "nominal", "title": None, "sort": [r["name"] for r in rows],
+         "axis": {"labelAngle": 0, "labelLimit": 180}}
+    y = {"field": "value", "type": "quantitative", "title": title, "scale": {"domain": [0, top * 1.2]}}
+    bars = {"transform": [{"filter": "datum.reference === null"}], "encoding": {"x": x, "y": y}, "layer": [
+        {"mark": {"type": "bar", "width": {"band": 0.5}, "color": "#ff6fa8" if metric == "FID" else "#7fb3ff",
+                  "opacity": 0.55 if rough else 1.0, "tooltip": True}},
+        {"mark": {"type": "text", "dy": -8, "color": LABEL_GREY}, "encoding": {"text": {"field": "label"}}}]}
+    layers = [bars]
     if metric == "FID":
-        for (name, v), (dash, color) in zip(CLASSIC_FIDS, REF_STYLES, strict=True):
-            fig.add_hline(y=v, line_dash=dash, line_color=color, line_width=2)
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(dash=dash, color=color, width=2),
-                                     name=f"{name} {v} (classic write-up, not measured here)"))
-        top = max([top] + [v for _, v in CLASSIC_FIDS])
+        names = [f"{name} {v} (classic write-up, not measured here)" for name, v in CLASSIC_FIDS]
+        values += [{"name": None, "value": v, "label": None, "reference": ref} for (_, v), ref in zip(CLASSIC_FIDS, names,
+                                                                                                    strict=True)]
+        layers.append({"transform": [{"filter": "datum.reference !== null"}], "mark": {"type": "rule", "strokeWidth": 2},
+                       "encoding": {"y": y,
+                                    "color": {"field": "reference", "type": "nominal", "title": None,
+                                              "scale": {"domain": names, "range": [c for _, c in REF_STYLES]},
+                                              "legend": {"orient": "bottom", "direction": "vertical", "labelLimit": 400}},
+                                    "strokeDash": {"field": "reference", "type": "nominal", "legend": None,
+                                                   "scale": {"domain": names, "range": [d for d, _ in REF_STYLES]}}}})
     # No title: the heading above the chart names its metric, n and reference (and wraps).
-    fig.update_layout(barmode="group", height=360,
-                      yaxis=dict(title=f"{metric}{' ×10³' if metric == 'SWD' else ''} (lower is better)",
-                                 range=[0, top * 1.2]),
-                      margin=dict(t=24, b=10, l=50, r=10),
-                      legend=dict(orientation="h", yanchor="top", y=-0.3, x=0, xanchor="left", font_size=11))
-    return fig
+    return {"data": {"values": values}, "height": 360, "layer": layers}
 
 
-def curve_chart(picked: list[tuple[str, Path]]) -> go.Figure | None:
+def curve_chart(picked: list[tuple[str, Path]]) -> dict | None:
     """SWD against images seen, for every picked checkpoint that carries its evaluation curve
-    (one line per (n, split); none for a checkpoint without a curve)."""
-    fig = go.Figure()
+    (one line per (n, split), in its checkpoint's colour; none for a checkpoint without a curve).
+    A Vega-Lite spec for st.vega_lite_chart; None when no picked checkpoint carries a curve."""
+    values, names, colors = [], [], []
     for i, (label, p) in enumerate(picked):
         color = shared.RUN_COLORS[i % len(shared.RUN_COLORS)]
         for (n, split), (x, y) in curves.curve_series(shared.checkpoint_curve(p)).items():
             name = f"{label} · n={n:,}" + (f" · {split}" if split else "") + (" · rough" if curves.is_rough(n) else "")
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if len(x) < 30 else "lines", name=name,
-                                     line=dict(color=color, dash="dot" if curves.is_rough(n) else "solid")))
-    if not fig.data:
+            names.append(name)
+            colors.append(color)
+            values += [{"line": name, "images seen": xi, "SWD": yi, "rough": curves.is_rough(n)}
+                       for xi, yi in zip(x, y, strict=True)]
+    if not values:
         return None
-    fig.update_layout(title=dict(text="SWD during training (lower is better)", x=0, xanchor="left", font_size=15),
-                      height=360, xaxis_title="images seen", yaxis_title="SWD ×10³", showlegend=True,
-                      margin=dict(t=40, b=10, l=50, r=10),
-                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, xanchor="left", font_size=11))
-    return fig
+    few = len(values) < 30 * len(names)
+    return {"data": {"values": values}, "height": 360,
+            "title": {"text": "SWD during training (lower is better)", "anchor": "start", "fontSize": 15},
+            "mark": {"type": "line", "point": few, "tooltip": True},
+            "encoding": {
+                "x": {"field": "images seen", "type": "quantitative", "title": "images seen"},
+                "y": {"field": "SWD", "type": "quantitative", "title": "SWD ×10³"},
+                "color": {"field": "line", "type": "nominal", "title": None, "scale": {"domain": names, "range": colors},
+                          "legend": {"orient": "bottom", "direction": "vertical", "labelLimit": 500}},
+                "strokeDash": {"field": "rough", "type": "nominal", "legend": None,
+                               "scale": {"domain": [False, True], "range": [[1, 0], [2, 3]]}}}}
 
 
 def last_error_lines(log_text: str) -> str:
@@ -299,13 +316,17 @@ def side_by_side(choices: dict[str, Path], labels: list[str]) -> tuple[list[str]
                     loaded[label] = (p, generator)
     if any(not shared.comparable(e.get("n")) for p, generator in loaded.values() for e in checkpoint_evals(p, generator)):
         st.caption(f"{shared.DAGGER_NOTE}.")
-    fig = curve_chart([(lb, p) for lb, (p, _) in loaded.items()])
-    if fig is not None:
-        st.plotly_chart(fig, width="stretch", key="cmp_curve_chart")
+    return sel, loaded
+
+
+def curves_section(loaded: dict[str, tuple[Path, LoadedGenerator]]) -> None:
+    chart = curve_chart([(lb, p) for lb, (p, _) in loaded.items()])
+    if chart is not None:
+        st.vega_lite_chart(chart, width="stretch", key="cmp_curve_chart",
+                           alt="SWD during training of " + ", ".join(loaded))
         without = [lb for lb, (p, _) in loaded.items() if not shared.checkpoint_curve(p)]
         if without:
             st.caption("No evaluation curve in: " + ", ".join(without) + ".")
-    return sel, loaded
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -333,29 +354,35 @@ def measured_rows(sel: list[str], loaded: dict[str, tuple[Path, LoadedGenerator]
     return rows
 
 
-def measure_chart(rows: list[dict], m: comparison.Measure) -> go.Figure:
+def measure_chart(rows: list[dict], m: comparison.Measure) -> dict:
     """One chart, every measured checkpoint a bar beside the others; one colour (and legend entry)
-    per image size, since values at different sizes are not comparable."""
-    fig = go.Figure()
-    sizes = sorted({r["size"] for r in rows})
-    for i, size in enumerate(sizes):
-        these = [r for r in rows if r["size"] == size and r["result"] is not None]
-        fig.add_trace(go.Bar(
-            x=[r["label"] for r in these], y=[float(r["result"]["value"]) for r in these], name=f"{size} px",
-            text=[f"{float(r['result']['value']):.1f}" + (f" · judge {float(r['judge']['value']):.3f}" if r["judge"] else "")
-                  for r in these], textposition="outside", cliponaxis=False,
-            marker_color=shared.RUN_COLORS[i % len(shared.RUN_COLORS)]))
-    missing = [r["label"] for r in rows if r["result"] is None]
-    if missing:  # every selected checkpoint keeps its place on the axis, measured or not
-        fig.add_trace(go.Scatter(x=missing, y=[0] * len(missing), mode="text", text=["not measured yet"] * len(missing),
-                                 textposition="top center", showlegend=False, hoverinfo="skip"))
-    fig.update_xaxes(categoryorder="array", categoryarray=[r["label"] for r in rows])
+    per image size, since values at different sizes are not comparable. Every selected checkpoint
+    keeps its place on the axis, measured or not. A Vega-Lite spec for st.vega_lite_chart."""
+    sizes = [f"{size} px" for size in sorted({r["size"] for r in rows})]
+    order = [r["label"] for r in rows]
+    values = []
+    for r in rows:
+        value = None if r["result"] is None else float(r["result"]["value"])
+        label = ("not measured yet" if value is None else f"{value:.1f}"
+                 + (f" · judge {float(r['judge']['value']):.3f}" if r["judge"] else ""))
+        values.append({"checkpoint": r["label"], "size": f"{r['size']} px", "value": value, "label": label,
+                       "measured": value is not None})
     unit = " ×10³" if m.metric == "swd" else ""
-    fig.update_layout(height=380, barmode="group", showlegend=True, legend_title_text="image size",
-                      yaxis=dict(title=f"{m.metric.upper()}{unit} (lower is better)", rangemode="tozero"),
-                      margin=dict(t=24, b=10, l=50, r=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, xanchor="left"))
-    return fig
+    x = {"field": "checkpoint", "type": "nominal", "title": None, "sort": order, "scale": {"domain": order},
+         "axis": {"labelAngle": 0, "labelLimit": 220}}
+    top = max([v["value"] for v in values if v["measured"]] or [1.0])
+    y = {"field": "value", "type": "quantitative", "title": f"{m.metric.upper()}{unit} (lower is better)",
+         "scale": {"zero": True, "domainMax": top * 1.15}}   # room for the numbers over the bars
+    colors = [shared.RUN_COLORS[i % len(shared.RUN_COLORS)] for i in range(len(sizes))]
+    return {"data": {"values": values}, "height": 380, "layer": [
+        {"transform": [{"filter": "datum.measured"}], "mark": {"type": "bar", "width": {"band": 0.5}, "tooltip": True},
+         "encoding": {"x": x, "y": y, "color": {"field": "size", "type": "nominal", "title": "image size",
+                                                 "scale": {"domain": sizes, "range": colors},
+                                                 "legend": {"orient": "top", "direction": "horizontal"}}}},
+        {"transform": [{"filter": "datum.measured"}], "mark": {"type": "text", "dy": -8, "color": LABEL_GREY},
+         "encoding": {"x": x, "y": y, "text": {"field": "label"}}},
+        {"transform": [{"filter": "!datum.measured"}], "mark": {"type": "text", "dy": -8, "color": LABEL_GREY},
+         "encoding": {"x": x, "y": {"datum": 0, "type": "quantitative"}, "text": {"field": "label"}}}]}
 
 
 def comparability_notes(rows: list[dict], m: comparison.Measure) -> list[str]:
@@ -430,21 +457,23 @@ def measure_section(sel: list[str], loaded: dict[str, tuple[Path, LoadedGenerato
     if any(r["result"] is not None for r in rows):
         st.markdown(f"**{m.metric.upper()} on the {m.split} split of {curves.short_reference(m.data) or m.data}, "
                     f"n={m.n:,}**, each checkpoint at its own size")
-        st.plotly_chart(measure_chart(rows, m), width="stretch", key="cmp_measure_chart")
+        st.vega_lite_chart(measure_chart(rows, m), width="stretch", key="cmp_measure_chart",
+                           alt=f"{m.metric.upper()} of " + ", ".join(r["label"] for r in rows))
         for note in comparability_notes(rows, m):
             st.caption(note)
     table = [{"checkpoint": r["label"], "size": f"{r['size']} px",
-              m.metric.upper(): None if r["result"] is None else round(float(r["result"]["value"]), 2),
+              m.metric.upper(): "not measured yet" if r["result"] is None else f"{float(r['result']['value']):.2f}",
               "realism judge": "not recorded" if r["judge"] is None else f"{float(r['judge']['value']):.3f}"}
              for r in rows]
-    st.dataframe(table, hide_index=True, width="stretch")
+    # A plain table: a handful of rows, and st.dataframe's grid is a 1.2 MB script for the browser.
+    st.table(table, hide_index=True)
     st.caption("Realism judge: held-out accuracy of a small CNN telling the checkpoint's faces from real ones "
                "(0.5 = it cannot, 1.0 = always), shown where it was recorded for this split, n and data.")
 
 
 def summary_section(choices: dict[str, Path]) -> None:
-    # Drawn when opened, not hidden in the closed expander on every visit: its table and one Plotly
-    # chart per group were most of Compare's first paint.
+    # Drawn when opened, not hidden in the closed expander on every visit: its table and one chart
+    # per group were most of Compare's first paint.
     with st.expander("Every value recorded for any run or checkpoint, grouped by how it was measured",
                      key="cmp_summary_open", on_change="rerun") as box:
         if box.open:
@@ -463,7 +492,7 @@ def recorded_values(choices: dict[str, Path]) -> None:
                      column_config={"value": st.column_config.NumberColumn(format="%.3f"),
                                     "reference": st.column_config.TextColumn(width="large")})
         st.caption("One chart per metric, n and reference: only values measured the same way share a scale. "
-                   f"Hatched bars: n < {curves.ROUGH_N:,}, rough values.")
+                   f"Faint bars: n < {curves.ROUGH_N:,}, rough values.")
     groups = curves.group_evals(rows)
     order = sorted(groups, key=lambda k: (k[0] != "SWD", -k[1], k[2]))
     cols = st.columns(2)
@@ -472,7 +501,8 @@ def recorded_values(choices: dict[str, Path]) -> None:
         with cols[i % 2]:
             st.markdown(f"**{metric} · n={n:,}**" + (" · rough" if curves.is_rough(n) else "")
                         + f"  \nvs {ref or 'an unrecorded reference'}")
-            st.plotly_chart(group_chart(metric, n, groups[key]), width="stretch", key=f"cmp_group_chart_{i}")
+            st.vega_lite_chart(group_chart(metric, n, groups[key]), width="stretch", key=f"cmp_group_chart_{i}",
+                               alt=f"{metric} at n={n:,} of " + ", ".join(sorted({r['name'] for r in groups[key]})))
     if not any(k[0] == "FID" for k in groups):
         st.caption("No FID measured here yet. For scale, the classic write-ups **reported** (not measured here, "
                    "against their own data and n) FIDs at 64×64 of "
@@ -497,5 +527,9 @@ if not labels:
             "shows the classic write-ups' reported FIDs meanwhile.")
 else:
     sel, loaded = side_by_side(choices, labels)
-    measure_section(sel, loaded)
+    # Under the checkpoints' faces, out of sight in a new visit's first screen: drawn once the
+    # browser has painted the page (after_paint), at once on every later run of this session.
+    if after_paint.painted(BELOW_THE_FACES, "Drawing the curves and the measurements..."):
+        curves_section(loaded)
+        measure_section(sel, loaded)
 summary_section(choices)

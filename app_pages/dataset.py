@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
@@ -345,23 +344,32 @@ def show_report(pdata: data.PreparedData) -> None:
             st.caption("No conversion was needed (all RGB, square, at least the training size).")
 
 
-def histogram_figs(sample: np.ndarray, bins: int = 64) -> tuple[go.Figure, go.Figure]:
-    """The same pixels twice: as stored (uint8) and as the networks see them (data.to_float)."""
+HISTOGRAMS = (("As stored: uint8, 0..255", (0, 256)), ("Normalised to [-1, 1] (G's tanh, D's input)", (-1.0, 1.0)))
+
+
+def histogram_charts(sample: np.ndarray, bins: int = 64) -> list[dict]:
+    """The same pixels twice, as Vega-Lite specs (one per HISTOGRAMS entry): as stored (uint8) and
+    as the networks see them (data.to_float); one overlaid, translucent bar series per channel."""
     import torch
     colors = {"R": "#e45756", "G": "#54a24b", "B": "#4c78a8"}
-    before, after = go.Figure(), go.Figure()
     norm = data.to_float(torch.as_tensor(sample)).numpy()
-    for ch, name in enumerate("RGB"):
-        h, e = np.histogram(sample[:, ch], bins=bins, range=(0, 256))
-        before.add_trace(go.Bar(x=(e[:-1] + e[1:]) / 2, y=h, name=name, marker_color=colors[name], opacity=0.6))
-        h, e = np.histogram(norm[:, ch], bins=bins, range=(-1.0, 1.0))
-        after.add_trace(go.Bar(x=(e[:-1] + e[1:]) / 2, y=h, name=name, marker_color=colors[name], opacity=0.6))
-    for fig, title, rng in ((before, "As stored: uint8, 0..255", [0, 255]),
-                            (after, "Normalised to [-1, 1] (G's tanh, D's input)", [-1, 1])):
-        fig.update_layout(title=title, barmode="overlay", bargap=0, xaxis_title="pixel value", yaxis_title="pixels",
-                          height=320, margin=dict(t=40, b=40, l=50, r=10))
-        fig.update_xaxes(range=rng)
-    return before, after
+    charts = []
+    for pixels, (title, rng) in zip((sample, norm), HISTOGRAMS, strict=True):
+        values = []
+        for ch, name in enumerate("RGB"):
+            h, e = np.histogram(pixels[:, ch], bins=bins, range=rng)
+            values += [{"channel": name, "from": float(a), "to": float(b), "pixels": int(c)}
+                       for a, b, c in zip(e[:-1], e[1:], h, strict=True)]
+        charts.append({"data": {"values": values}, "height": 320, "title": {"text": title, "anchor": "start"},
+                       "mark": {"type": "rect", "opacity": 0.6, "tooltip": True},
+                       "encoding": {
+                           "x": {"field": "from", "type": "quantitative", "title": "pixel value",
+                                 "scale": {"domain": [rng[0], rng[1] if rng[1] <= 1 else 255]}},
+                           "x2": {"field": "to"},
+                           "y": {"field": "pixels", "type": "quantitative", "title": "pixels", "stack": None},
+                           "color": {"field": "channel", "type": "nominal", "title": None,
+                                     "scale": {"domain": list(colors), "range": list(colors.values())}}}})
+    return charts
 
 
 # =========================================================================== page
@@ -502,9 +510,7 @@ st.caption(f"Opens the Train page with this source (`{source}`), {size} px image
 
 st.subheader("Pixel values before and after normalisation")
 hist_sample = np.asarray(pdata.images[order[:512]])
-fb, fa = histogram_figs(hist_sample)
-h1, h2 = st.columns(2)
-h1.plotly_chart(fb, key="ds_hist_before")
-h2.plotly_chart(fa, key="ds_hist_after")
+for col, chart, (title, _) in zip(st.columns(2), histogram_charts(hist_sample), HISTOGRAMS, strict=True):
+    col.vega_lite_chart(chart, width="stretch", alt=f"Histogram of pixel values, {title}")
 st.caption(f"{len(hist_sample):,} images, every pixel of every channel. Normalisation x/127.5 − 1 maps 0..255 onto "
            "[-1, 1], the range of the generator's tanh output.")

@@ -21,13 +21,14 @@ from animegan.data import DataError
 from animegan.explore import directions, memorisation
 from animegan.explore.invert import invert, load_face, side_by_side
 from animegan.metrics import evaluation
-from app_pages import shared
+from app_pages import after_paint, shared
 
 MAX_SEED = generate.MAX_SEED
 PAD = 2                                   # pixels between faces in a grid (images.to_grid's default)
 MAX_DIRECTIONS = directions.DEFAULT_K     # sliders offered (computed once per checkpoint and method)
 FACE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 METHOD_SHORT = {"sefa": "SeFa", "ganspace": "GANSpace"}
+BELOW_THE_GRID = "gen_below"              # after_paint's key for everything under the grid
 
 
 # =========================================================================== callbacks
@@ -187,6 +188,13 @@ def _png(img, scale: int = 1, smooth: bool = False) -> bytes:
     return images.png_bytes(images.upscale(img, scale, smooth=smooth))
 
 
+def code_span(text: str) -> str:
+    """`text` as Markdown inline code, which wraps and is drawn without Streamlit's syntax
+    highlighter (st.code loads a 1.5 MB script: a third of a second of the page's first paint)."""
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
 def _show(png: bytes, caption: str) -> None:
     """PNG bytes as drawn (not re-encoded as JPEG), at their own size: shrunk where the column is
     narrower, never stretched."""
@@ -294,9 +302,10 @@ def grid_section(path: Path, generator: LoadedGenerator, mtime: float, seed: int
                f"ψ = {psi:g} · :material/timer: {n} faces in {dt:.2f} s on the CPU"
                f"{' (with re-ranking)' if k > 1 else ''}.")
     with st.container(horizontal=True):
-        st.download_button("Grid (PNG)", grid_png, file_name=images.grid_name(seed), mime="image/png",
+        # Both made when asked for (a callable): bytes given here would be a second copy of the picture
+        # for the browser to fetch with the page.
+        st.download_button("Grid (PNG)", lambda: grid_png, file_name=images.grid_name(seed), mime="image/png",
                            icon=":material/download:", key="gen_dl_grid")
-        # The zip (one PNG per face) is made when it is asked for, not with every new grid.
         st.download_button("Every face (zip of PNGs)", lambda: images.to_zip(res.images, seed, res.indices),
                            file_name=images.grid_name(seed, "zip"), mime="application/zip",
                            icon=":material/download:", key="gen_dl_zip")
@@ -366,10 +375,10 @@ def picked_section(path: Path, generator: LoadedGenerator, mtime: float, res, pi
     st.caption("Strength in standard deviations of the prior: a latent's coordinate along any direction is N(0, 1), "
                "so ±3 is as far as training latents went.")
     if idx is not None:
-        st.code(commands.command("generate", always=("seed", "start"), checkpoint=str(path), seed=seed, start=idx, n=1,
-                                 truncation=psi, edit=[f"{i}={s:g}" for i, s in edited.items()] or None,
-                                 directions=method if edited else None, out="face.png"),
-                language="bash", wrap_lines=True)
+        cmd = commands.command("generate", always=("seed", "start"), checkpoint=str(path), seed=seed, start=idx, n=1,
+                               truncation=psi, edit=[f"{i}={s:g}" for i, s in edited.items()] or None,
+                               directions=method if edited else None, out="face.png")
+        st.markdown(f"This face from the command line: {code_span(cmd)}")
     return Picked(z, shift, face, what, dirs, method, strengths, ckpt_hash)
 
 
@@ -452,7 +461,7 @@ def interpolation_section(path: Path, generator: LoadedGenerator, mtime: float, 
                  caption=f"frame {fr} of {steps - 1}: {what} → {end_what}")
     with j2:
         st.image(imemo["gif"], caption=f"{steps} steps there and back ({mode})")
-        st.download_button("GIF", imemo["gif"], file_name="interpolation.gif", mime="image/gif",
+        st.download_button("GIF", lambda: imemo["gif"], file_name="interpolation.gif", mime="image/gif",
                            icon=":material/download:", key="gen_dl_gif")
 
 
@@ -557,9 +566,12 @@ st.caption("Every face is addressed by **(seed, index)**: the same seed always g
 path, generator, mtime = checkpoint_section()
 seed, n, cols, psi, k = controls(generator)
 res, pick = grid_section(path, generator, mtime, seed, n, cols, psi, k)
-picked = picked_section(path, generator, mtime, res, pick, seed, psi)
-strips_section(generator, picked, psi)
-truncation_section(generator, picked, psi)
-interpolation_section(path, generator, mtime, picked.z + picked.shift, picked.what, psi)
-projection_section(generator)
-memorisation_section(generator, picked.face, picked.what)
+# Below the grid, out of sight in a new visit's first screen: drawn once the browser has painted
+# the page (after_paint), at once on every later run of this session.
+if after_paint.painted(BELOW_THE_GRID, "Drawing the picked face, its directions and the other tools..."):
+    picked = picked_section(path, generator, mtime, res, pick, seed, psi)
+    strips_section(generator, picked, psi)
+    truncation_section(generator, picked, psi)
+    interpolation_section(path, generator, mtime, picked.z + picked.shift, picked.what, psi)
+    projection_section(generator)
+    memorisation_section(generator, picked.face, picked.what)

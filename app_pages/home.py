@@ -101,7 +101,9 @@ else:
             "best": shared.fmt_eval(b) if b else "not evaluated",
             "updated": time.strftime("%Y-%m-%d %H:%M", time.localtime(status.updated)) if status.updated else "",
         })
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    # Plain tables here and below: a few rows each, and st.dataframe's grid is 1.2 MB of JavaScript
+    # for the browser to load before the page is drawn.
+    st.table(pd.DataFrame(rows), hide_index=True)
     more = f" ({len(runs) - 10} more on the Runs page)" if len(runs) > 10 else ""
     st.caption(f"{len(runs)} run(s) in `{paths.runs_dir()}`{more}. {shared.DAGGER_NOTE}.")
 
@@ -145,17 +147,16 @@ run_sizes = [(r.name, r.size_bytes()) for r in runs]
 # column out of sight.
 st.markdown(f"**Data caches** — {fmt_bytes(sum(c['bytes'] for c in caches))}")
 if caches:
-    st.dataframe(pd.DataFrame([{
+    st.table(pd.DataFrame([{
         "bytes": fmt_bytes(c["bytes"]), "size": f"{c['size']}px" if c.get("size") else "?",
         "images": f"{c['count']:,}" if c.get("count") is not None else "?",
         "complete": "yes" if c["complete"] else "no (leftover)", "source": c["source"],
-    } for c in caches]), hide_index=True, width="stretch")
+    } for c in caches]), hide_index=True)
 else:
     st.caption("No data caches yet: preparing a source (Dataset page, or the first training run) builds one.")
 st.markdown(f"**Runs** — {fmt_bytes(sum(b for _, b in run_sizes))}")
 if run_sizes:
-    st.dataframe(pd.DataFrame([{"bytes": fmt_bytes(b), "run": n} for n, b in run_sizes]), hide_index=True,
-                 width="stretch")
+    st.table(pd.DataFrame([{"bytes": fmt_bytes(b), "run": n} for n, b in run_sizes]), hide_index=True)
 else:
     st.caption("No runs yet.")
 

@@ -9,7 +9,6 @@ import math
 import time
 from pathlib import Path
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from animegan import jobs, paths, speed
@@ -187,30 +186,35 @@ def save_state() -> None:
     session[SAVED] = {k: session[k] for k in [f"tr_{f}" for f in FORM_FIELDS] + list(EXTRA_KEYS) if k in session}
 
 
-def loss_chart(run: Run) -> go.Figure | None:
+def loss_chart(run: Run) -> dict | None:
+    """The run's losses against steps and, where the run logs it (--ada-target > 0), the adaptive
+    augmentation probability on its own 0..1 axis at the right. A Vega-Lite spec; None before the
+    first logged step."""
     m = run.metrics()
     steps = m.get("step") or []
-    fig = go.Figure()
-    for col, name in (("loss_D", "loss D"), ("loss_G", "loss G")):
-        pts = [(s, v) for s, v in zip(steps, m.get(col) or [], strict=False)
-               if s is not None and isinstance(v, (int, float)) and math.isfinite(v)]
-        if pts:
-            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines", name=name,
-                                     line=dict(color=COLORS[col])))
-    if not fig.data:
+    names = {"loss_D": "loss D", "loss_G": "loss G", "aug_p": "augment p"}
+    values = [{"step": s, "series": name, "value": float(v)}
+              for col, name in names.items() for s, v in zip(steps, m.get(col) or [], strict=False)
+              if s is not None and isinstance(v, (int, float)) and math.isfinite(v)]
+    drawn = [name for col, name in names.items() if any(r["series"] == name for r in values)]
+    if not any(name in drawn for name in ("loss D", "loss G")):
         return None
-    # The adaptive augmentation probability (--ada-target > 0 logs it), on its own 0..1 axis.
-    ada = [(s, v) for s, v in zip(steps, m.get("aug_p") or [], strict=False)
-           if s is not None and isinstance(v, (int, float)) and math.isfinite(v)]
+    ada = "augment p" in drawn
+    color = {"field": "series", "type": "nominal", "title": None,
+             "scale": {"domain": drawn, "range": [COLORS[col] for col, name in names.items() if name in drawn]},
+             "legend": {"orient": "top", "direction": "horizontal"}}
+    x = {"field": "step", "type": "quantitative", "title": "step"}
+    layers = [{"transform": [{"filter": "datum.series !== 'augment p'"}], "mark": {"type": "line", "tooltip": True},
+               "encoding": {"x": x, "y": {"field": "value", "type": "quantitative", "title": "loss"}, "color": color}}]
     if ada:
-        fig.add_trace(go.Scatter(x=[p[0] for p in ada], y=[p[1] for p in ada], mode="lines", name="augment p",
-                                 line=dict(color=COLORS["aug_p"], dash="dot"), yaxis="y2"))
-        fig.update_layout(yaxis2=dict(title="augment p", overlaying="y", side="right", range=[0, 1],
-                                      showgrid=False))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step", yaxis_title="loss",
-                      title="Losses" + (" and augmentation p" if ada else ""),
-                      legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
-    return fig
+        layers.append({"transform": [{"filter": "datum.series === 'augment p'"}],
+                       "mark": {"type": "line", "strokeDash": [2, 3], "tooltip": True},
+                       "encoding": {"x": x, "color": color,
+                                    "y": {"field": "value", "type": "quantitative", "title": "augment p",
+                                          "scale": {"domain": [0, 1]}, "axis": {"orient": "right", "grid": False}}}})
+    return {"data": {"values": values}, "height": 300, "layer": layers,
+            "title": {"text": "Losses" + (" and augmentation p" if ada else ""), "anchor": "start"},
+            "resolve": {"scale": {"y": "independent"}}}
 
 
 def watched_run(job: jobs.Job | None) -> Run | None:
@@ -293,9 +297,9 @@ def show_progress(run: Run, live: bool) -> None:
             pass
     else:
         left.caption("Samples appear here after the first steps.")
-    fig = loss_chart(run)
-    if fig is not None:
-        right.plotly_chart(fig, width="stretch", key="train_loss_chart")
+    chart = loss_chart(run)
+    if chart is not None:
+        right.vega_lite_chart(chart, width="stretch", key="train_loss_chart", alt=f"Losses of run {run.name}")
     else:
         right.caption("Loss curves appear after the first logged steps.")
     with st.expander("Log", expanded=live):

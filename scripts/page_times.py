@@ -9,10 +9,16 @@ checkpoints are loaded, as on a server someone already uses), then, in headless 
 
 - first paint: each page in a new Streamlit session, from `goto` until the page is drawn: its title
   is there, the script has stopped running, no skeleton is left (an element whose JavaScript is
-  still loading), every Plotly chart has drawn its SVG and every image has loaded. Twice: in a new
+  still loading), every chart (Plotly, Vega-Lite) has drawn its SVG and every image has loaded. Twice: in a new
   browser context ("first visit": the browser fetches and compiles the app's JavaScript, 4.7 MB of
   it Plotly's on a page with a chart) and in a new tab of a browser that has visited every page
   ("returning browser": its cache holds the JavaScript, as a person's browser does);
+- the whole page drawn, first visit: where a page draws what is below the fold after its first
+  paint (app_pages/after_paint.py: Generate under the grid, Compare under the faces), until that
+  part is drawn too;
+- the JavaScript a first visit fetches for each page (MB): what the browser must parse before the
+  page is drawn, a figure a loaded machine does not change (Streamlit loads an element's script the
+  first time the page draws one: Plotly's 4.7 MB, st.dataframe's 1.2 MB, st.code's 1.5 MB);
 - Generate's round trips, in one session: "New seed", a new number of faces, a click on a face,
   each from the click until the new faces (or the newly picked face) are on screen ("faces drawn";
   Streamlit sends what the script draws as it goes) and until the whole page is drawn and nothing
@@ -42,8 +48,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PAGES = ["home", "dataset", "train", "runs", "generate", "compare"]
 TIMEOUT_MS = 240_000
 
-# True once the page is drawn: a title, the script not running, no skeleton, every Plotly chart
-# drawn, every image in the main area loaded.
+# True once the page is drawn: a title, the script not running, no skeleton, every Plotly and
+# Vega-Lite chart drawn, every image in the main area loaded.
 PAINTED_JS = """() => {
   const app = document.querySelector('[data-testid="stApp"]');
   if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
@@ -52,6 +58,8 @@ PAINTED_JS = """() => {
   if (document.querySelector('[data-stale="true"]')) return false;
   for (const c of document.querySelectorAll('[data-testid="stPlotlyChart"]'))
     if (!c.querySelector('.main-svg')) return false;
+  for (const c of document.querySelectorAll('[data-testid="stVegaLiteChart"]'))
+    if (!c.querySelector('svg, canvas')) return false;
   for (const i of document.querySelectorAll('[data-testid="stMain"] img')) if (!i.complete) return false;
   return true;
 }"""
@@ -106,17 +114,37 @@ def url_of(base: str, page: str) -> str:
     return base + "/" if page == "home" else f"{base}/{page}"
 
 
-def first_paint(browser, base: str, page_name: str, width: int, context=None) -> float:
+# A part of the page still to come: app_pages/after_paint.py draws what is below the fold once the
+# browser has painted the page; its placeholder carries this class until then.
+PENDING_JS = """() => !document.querySelector('[class*="st-key-after_paint_pending"]')"""
+
+
+def first_paint(browser, base: str, page_name: str, width: int, context=None, script_bytes: list | None = None,
+                whole: list | None = None) -> float:
     """Seconds from `goto` in a new Streamlit session until the page is drawn: in a new browser
     context (nothing in the browser's cache: a first visit), or in a new tab of `context` (the
-    browser has the app's JavaScript already, as a returning visitor's has)."""
+    browser has the app's JavaScript already, as a returning visitor's has). `script_bytes`, when
+    given, gets the bytes of JavaScript the browser fetched for the page (all of it on a first
+    visit): a figure the machine's load does not change. `whole`, when given, gets the seconds until
+    the whole page is drawn, what it draws after the first paint (after_paint) included."""
     ctx = context or browser.new_context(viewport={"width": width, "height": 1000})
     page = ctx.new_page()
+    fetched: list[int] = []
+    if script_bytes is not None:
+        page.on("requestfinished", lambda r: fetched.append(
+            (r.sizes() or {}).get("responseBodySize", 0) if r.url.split("?")[0].endswith(".js") else 0))
     try:
         t0 = time.perf_counter()
         page.goto(url_of(base, page_name))
         page.wait_for_function(PAINTED_JS, polling=50, timeout=TIMEOUT_MS)
         dt = time.perf_counter() - t0
+        if script_bytes is not None:
+            script_bytes.append(sum(fetched))
+        if whole is not None:   # the first paint itself where nothing was left for later
+            pending = not page.evaluate(PENDING_JS)
+            if pending:
+                page.wait_for_function(f"() => ({PENDING_JS})() && ({PAINTED_JS})()", polling=50, timeout=TIMEOUT_MS)
+            whole.append(time.perf_counter() - t0 if pending else dt)
         exc = page.query_selector('[data-testid="stException"]')
         if exc:
             raise SystemExit(f"{page_name}: {exc.inner_text()[:400]}")
@@ -161,7 +189,7 @@ def generate_round_trips(browser, base: str, width: int, rounds: int) -> dict[st
     try:
         page = ctx.new_page()
         page.goto(url_of(base, "generate"))
-        page.wait_for_function(PAINTED_JS, polling=50, timeout=TIMEOUT_MS)
+        page.wait_for_function(f"() => ({PENDING_JS})() && ({PAINTED_JS})()", polling=50, timeout=TIMEOUT_MS)
         faces = page.get_by_role("spinbutton", name="Number of faces")
         for r in range(rounds):
             def record(what: str, times: tuple[float, float]) -> None:
@@ -210,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
             returning = browser.new_context(viewport={"width": a.width, "height": 1000})
             for name in pages:   # warm: imports, checkpoints loaded, pictures cached; the browser cache filled
                 first_paint(browser, base, name, a.width, returning)
-            paints, again = {}, {}
+            paints, again, scripts, wholes = {}, {}, {}, {}
             for name in pages:
-                paints[name] = [first_paint(browser, base, name, a.width) for _ in range(a.rounds)]
+                scripts[name], wholes[name] = [], []
+                paints[name] = [first_paint(browser, base, name, a.width, script_bytes=scripts[name], whole=wholes[name])
+                                for _ in range(a.rounds)]
                 again[name] = [first_paint(browser, base, name, a.width, returning) for _ in range(a.rounds)]
                 print(f"{name}: first visit {', '.join(f'{t:.2f}' for t in paints[name])} s; returning "
                       f"{', '.join(f'{t:.2f}' for t in again[name])} s", flush=True)
@@ -233,6 +263,13 @@ def main(argv: list[str] | None = None) -> int:
         ts = again[name]
         print(f"| {name}: first paint, returning browser | {statistics.median(ts):.2f} s | "
               f"{', '.join(f'{t:.2f}' for t in ts)} |")
+        if wholes[name] != paints[name]:   # the page draws part of itself after the first paint
+            ts = wholes[name]
+            print(f"| {name}: whole page drawn, first visit | {statistics.median(ts):.2f} s | "
+                  f"{', '.join(f'{t:.2f}' for t in ts)} |")
+        kb = [b / 1e6 for b in scripts[name]]
+        print(f"| {name}: JavaScript fetched, first visit | {statistics.median(kb):.2f} MB | "
+              f"{', '.join(f'{b:.2f}' for b in kb)} |")
     for name, ts in trips.items():
         print(f"| generate: {name} | {statistics.median(ts):.2f} s | {', '.join(f'{t:.2f}' for t in ts)} |")
     return 0

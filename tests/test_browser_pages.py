@@ -87,11 +87,12 @@ def submit_number(page, label: str, value: float) -> None:
 
 
 def chart_texts(chart) -> dict[str, list[str]]:
+    """What a drawn Vega-Lite chart shows: its axis labels, legend entries, bars and the numbers on them."""
     return chart.evaluate("""c => ({
-        x: [...c.querySelectorAll('.xtick text')].map(t => t.textContent),
-        legend: [...c.querySelectorAll('.legendtext')].map(t => t.textContent),
-        bars: c.querySelectorAll('.bars .point path').length,
-        labels: [...c.querySelectorAll('.bars .point text, text.bartext')].map(t => t.textContent)})""")
+        x: [...c.querySelectorAll('.role-axis-label text')].map(t => t.textContent),
+        legend: [...c.querySelectorAll('.role-legend-label text')].map(t => t.textContent),
+        bars: c.querySelectorAll('.role-mark.mark-rect path').length,
+        labels: [...c.querySelectorAll('.role-mark.mark-text text')].map(t => t.textContent)})""")
 
 
 def test_compare_puts_two_checkpoints_measured_alike_on_one_chart(server, home, browser, tmp_path):
@@ -113,7 +114,7 @@ def test_compare_puts_two_checkpoints_measured_alike_on_one_chart(server, home, 
         _settle(page)
         submit_number(page, "n", 8)
         no_exception(page)
-        charts = [c for c in page.query_selector_all('[data-testid="stPlotlyChart"]')
+        charts = [c for c in page.query_selector_all('[data-testid="stVegaLiteChart"]')
                   if all(f"shipped: {n}" in chart_texts(c)["x"] for n in PAIR)]
         assert len(charts) == 1, f"{len(charts)} charts show both checkpoints"
         seen = chart_texts(charts[0])

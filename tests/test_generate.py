@@ -35,6 +35,7 @@ from animegan.images import (
     to_zip,
     upscale,
 )
+from app_pages import after_paint
 
 Z, S = 16, 16
 
@@ -295,8 +296,12 @@ def tiny_with_d(tmp_path_factory):
     return base
 
 
-def page() -> AppTest:
+def page(painted: bool = True) -> AppTest:
+    """The Generate page in a new session; `painted`: as after the browser painted it once (AppTest
+    has no browser to ask for the part below the grid: app_pages/after_paint.py)."""
     at = AppTest.from_file(PAGE, default_timeout=PAGE_TIMEOUT)
+    if painted:
+        at.session_state[after_paint.painted_key("gen_below")] = True
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     return at

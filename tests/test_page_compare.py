@@ -3,7 +3,6 @@ at a time, the rest queued, results kept by checkpoint content and settings), on
 side by side with the size in the legend, and the page says which numbers compare and why not."""
 from __future__ import annotations
 
-import json
 import shutil
 import time
 
@@ -12,6 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 from animegan import comparison, data, jobs, paths
 from animegan.metrics import evaluation
+from app_pages import after_paint
+from tests.chart_data import vega_chart
 from tests.test_data import noise, put
 from tests.test_runs_compare import COMPARE, TIMEOUT, save_tiny_generator
 
@@ -46,7 +47,9 @@ def three(tmp_path, monkeypatch):
 
 
 def app(**state) -> AppTest:
+    """Compare in a new session, as after the browser painted it once (app_pages/after_paint.py)."""
     at = AppTest.from_file(COMPARE, default_timeout=TIMEOUT)
+    at.session_state[after_paint.painted_key("cmp_below")] = True
     for k, v in state.items():
         at.session_state[k] = v
     at.run()
@@ -60,9 +63,22 @@ def measured(path, faces, size: int, value: float, n: int = 8, split: str = "tes
 
 
 def the_chart(at: AppTest) -> dict:
-    charts = [c for c in at.get("plotly_chart") if c.proto.id and "cmp_measure_chart" in c.proto.id]
-    assert len(charts) == 1, "one chart for the selected checkpoints"
-    return json.loads(charts[0].proto.spec)
+    """The one chart of the selected checkpoints measured this way (its spec and rows)."""
+    return vega_chart(at, "SWD of ")
+
+
+def bars(chart: dict) -> dict[str, dict[str, float]]:
+    """What the chart draws: image size (a colour in the legend) -> checkpoint -> bar height."""
+    out: dict[str, dict[str, float]] = {}
+    for r in chart["rows"]:
+        if r["measured"]:
+            out.setdefault(r["size"], {})[r["checkpoint"]] = r["value"]
+    return out
+
+
+def y_starts_at_zero(chart: dict) -> bool:
+    bar = next(layer for layer in chart["spec"]["layer"] if layer["mark"]["type"] == "bar")
+    return bar["encoding"]["y"]["scale"].get("zero") is True
 
 
 def captions(at: AppTest) -> str:
@@ -75,15 +91,14 @@ def test_one_chart_side_by_side_with_sizes_and_what_compares(three, faces):
     measured(three / "b96.pt", faces, 96, 30.0)
     measured(three / "c64.pt", faces, 64, 99.0, split="val")      # measured another way: not this chart
     at = app(cmp_eval_data=str(faces), cmp_eval_n=8)
-    fig = the_chart(at)
-    bars = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in fig["data"] if t["type"] == "bar"}
-    assert bars == {"64 px": {"shipped: a64": 40.0, "shipped: c64": 20.0}, "96 px": {"shipped: b96": 30.0}}
-    assert fig["layout"]["yaxis"]["rangemode"] == "tozero"       # heights compare: 20 is half of 40
+    chart = the_chart(at)
+    assert bars(chart) == {"64 px": {"shipped: a64": 40.0, "shipped: c64": 20.0}, "96 px": {"shipped: b96": 30.0}}
+    assert y_starts_at_zero(chart)                                # heights compare: 20 is half of 40
     text = captions(at)
     assert "**shipped: a64**, **shipped: c64** (64 px): compare with each other" in text
     assert "64 px against 96 px" in text
     assert at.button(key="cmp_eval_go").disabled                  # all three measured this way
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["size"]) == ["64 px", "96 px", "64 px"] and list(table["realism judge"]) == ["not recorded"] * 3
 
 
@@ -92,8 +107,8 @@ def test_the_realism_judge_shows_beside_swd_where_recorded(three, faces):
     ref = evaluation.reference_label(str(faces), data.fingerprint(faces), 64, "test")
     comparison.record(three / "a64.pt", {"accuracy": 0.875, "n": 8, "reference": ref, "seed": 0, "split": "test"})
     at = app(cmp_eval_data=str(faces), cmp_eval_n=8, cmp_sel=["shipped: a64"])
-    assert list(at.dataframe[0].value["realism judge"]) == ["0.875"]
-    assert "judge 0.875" in the_chart(at)["data"][0]["text"][0]
+    assert list(at.table[0].value["realism judge"]) == ["0.875"]
+    assert "judge 0.875" in the_chart(at)["rows"][0]["label"]
 
 
 def test_results_are_kept_by_content_not_path(three, faces, tmp_path):
@@ -131,8 +146,8 @@ def test_one_button_measures_every_selected_checkpoint_one_job_at_a_time(three, 
         if "cmp_job" in at.session_state:
             started.add(at.session_state["cmp_job"].pid)
     assert len(started) == 2, "the second checkpoint was measured after the first"
-    bars = {t["name"]: t["x"] for t in the_chart(at)["data"] if t["type"] == "bar"}
-    assert bars == {"64 px": ["shipped: a64"], "96 px": ["shipped: b96"]}
+    assert {size: list(drawn) for size, drawn in bars(the_chart(at)).items()} == {"64 px": ["shipped: a64"],
+                                                                                "96 px": ["shipped: b96"]}
     assert at.button(key="cmp_eval_go").label == "All measured this way"
 
 

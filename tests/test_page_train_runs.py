@@ -555,15 +555,16 @@ def test_train_page_takes_a_preset_budget_and_checkpoint_from_the_handoff(tmp_pa
 
 def test_train_page_chart_shows_the_adaptive_augmentation_p_when_logged(tiny_run):
     """Issue 27 §3: a run with --ada-target > 0 logs aug_p; the Train page's live chart shows it."""
-    import json
+    from tests.chart_data import vega_chart
     run = install(tiny_run, "ada")
     at = app(TRAIN).run()
-    names = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
-    assert "augment p" not in names and "loss D" in names
+    drawn = {r["series"] for r in vega_chart(at, "Losses of run ada")["rows"]}
+    assert "augment p" not in drawn and "loss D" in drawn
     append_jsonl(run.path / "metrics.jsonl", {"step": 11, "loss_D": 1.0, "loss_G": 2.0, "aug_p": 0.2})
     at.run()
-    names = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
-    assert "augment p" in names, names
+    chart = vega_chart(at, "Losses of run ada")
+    assert [r["value"] for r in chart["rows"] if r["series"] == "augment p"] == [0.2], chart["rows"]
+    assert chart["spec"]["title"]["text"] == "Losses and augmentation p"
 
 
 def test_train_page_takes_the_dataset_pages_handoff(tmp_path):

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from animegan import jobs, paths, rundir
 from animegan.config import preset_config
+from app_pages import after_paint
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -25,6 +26,7 @@ DATASET = str(ROOT / "app_pages" / "dataset.py")
 GENERATE = str(ROOT / "app_pages" / "generate.py")
 COMPARE = str(ROOT / "app_pages" / "compare.py")
 TIMEOUT = 90  # the CPU is shared with training runs
+PAINTED_ONCE = ("gen_below", "cmp_below")  # what Generate and Compare draw after the first paint (after_paint)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -72,8 +74,13 @@ def install_run(tiny) -> rundir.Run:
     return rundir.Run(dst)
 
 
-def app_test(script: str) -> AppTest:
+def app_test(script: str, painted: bool = True) -> AppTest:
+    """`script` in a new session; `painted`: as after the browser painted the page once (AppTest has
+    no browser to ask for what a page draws after its first paint: app_pages/after_paint.py)."""
     at = AppTest.from_file(script, default_timeout=TIMEOUT)
+    if painted:
+        for key in PAINTED_ONCE:
+            at.session_state[after_paint.painted_key(key)] = True
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     return at
@@ -141,7 +148,7 @@ def test_pages_import_the_package_one_way():
 def test_home_lists_a_finished_run_and_the_shipped_checkpoint(tiny, shipped):
     install_run(tiny)
     at = app_test(HOME)
-    runs_table = at.dataframe[0].value
+    runs_table = at.table[0].value
     assert list(runs_table["run"]) == ["tiny"]
     assert list(runs_table["state"]) == ["finished"]
     t = texts(at)
@@ -160,7 +167,7 @@ def test_home_explains_the_dagger_without_runs_and_shows_storage_bytes_first(tin
     assert "†" in t and page_shared.DAGGER_NOTE in t
     install_run(tiny)
     at = app_test(HOME)
-    runs_table = [d.value for d in at.dataframe if "run" in d.value.columns and "bytes" in d.value.columns][0]
+    runs_table = [d.value for d in at.table if "run" in d.value.columns and "bytes" in d.value.columns][0]
     assert list(runs_table.columns)[0] == "bytes" and list(runs_table["run"]) == ["tiny"]
 
 
@@ -256,7 +263,7 @@ def test_dataset_folder_report_lists_skipped_files(messy_folder):
     at.slider(key="ds_aug_flip").set_value(1.0).run()
     assert not at.exception
     assert any("before" in c for im in at.image for c in im.captions)
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("vega_lite_chart")) == 2
     # a rerun does not prepare again (kept per (source, size))
     assert len(at.session_state["ds_prepared"]) == 1
 
@@ -330,6 +337,22 @@ def test_generate_same_seed_same_image_new_seed_changes(shipped):
     assert at.number_input(key="gen_seed").value == at.session_state["gen_seed"]
 
 
+def test_generate_draws_what_is_below_the_grid_after_the_first_paint(shipped):
+    """Issue 26 (first paint): a new visit's first run draws the grid and leaves the picked face and
+    the tools below it to the rerun the browser asks for once it has painted the page."""
+    at = app_test(GENERATE, painted=False)
+    assert not at.error, errors(at)
+    assert at.session_state["gen_grid_png"] and "Click a face to pick it" in texts(at)
+    asks = [c for c in at.get("bidi_component") if c.proto.component_name == "animegan.after_paint"]
+    assert len(asks) == 1, "the page asks the browser for the rest"
+    assert not at.image and "The picked face" not in [h.value for h in at.subheader]
+    at.run()                                                          # the rerun the browser asks for
+    assert "The picked face" in [h.value for h in at.subheader] and "seed 0, index 0" in texts(at)
+    assert not [c for c in at.get("bidi_component") if c.proto.component_name == "animegan.after_paint"]
+    at.number_input(key="gen_seed").set_value(3).run()              # from then on, drawn at once
+    assert "seed 3, index 0" in texts(at)
+
+
 def test_generate_face_viewer_and_controls(shipped):
     at = app_test(GENERATE)
     at.number_input(key="gen_n").set_value(12).run()
@@ -400,6 +423,19 @@ def test_generate_uploaded_checkpoint(tiny):
 
 
 # --------------------------------------------------------------------------- compare
+def test_compare_draws_curves_and_measurements_after_the_first_paint(shipped):
+    """Issue 26 (first paint): a new visit's first run draws the checkpoints' faces and leaves the
+    curves and the measurements under them to the rerun the browser asks for once it has painted."""
+    at = app_test(COMPARE, painted=False)
+    assert not at.error, errors(at)
+    assert len(at.image) == 1 and "generator parameters" in texts(at)
+    assert [c for c in at.get("bidi_component") if c.proto.component_name == "animegan.after_paint"]
+    assert "Measure them the same way" not in [h.value for h in at.subheader]
+    at.run()                                                          # the rerun the browser asks for
+    assert "Measure them the same way" in [h.value for h in at.subheader]
+    assert at.button(key="cmp_eval_go")
+
+
 def test_compare_two_checkpoints_and_summary(tiny, shipped):
     run = install_run(tiny)
     rundir.record_eval(shipped, {"metric": "swd", "value": 123.4, "n": 48, "reference": "val split of faces", "seed": 0})
@@ -407,7 +443,7 @@ def test_compare_two_checkpoints_and_summary(tiny, shipped):
                                                    "value": 321.0, "n": 4, "reference": "val split of faces", "seed": 0})
     at = app_test(COMPARE)
     assert not at.error, errors(at)
-    assert not at.expander[-1].get("plotly_chart"), "the closed summary draws nothing"
+    assert not at.expander[-1].get("vega_lite_chart"), "the closed summary draws nothing"
     at.session_state["cmp_summary_open"] = True   # what opening it does
     at.run()
     assert at.multiselect(key="cmp_sel").value == ["shipped: tiny-export", "run tiny: last"]
@@ -418,7 +454,7 @@ def test_compare_two_checkpoints_and_summary(tiny, shipped):
     assert set(summary["metric"]) == {"SWD", "FID"}
     assert set(summary["name"]) == {"shipped: tiny-export", "run tiny"}
     assert all(summary["note"] == "rough")  # n=48 and n=4: below ROUGH_N
-    assert len(at.expander[-1].get("plotly_chart")) == 2  # recorded values: one chart per (metric, n, reference)
+    assert len(at.expander[-1].get("vega_lite_chart")) == 2  # recorded values: one chart per (metric, n, reference)
     at.number_input(key="cmp_seed").set_value(3).run()
     at.multiselect(key="cmp_sel").unselect("run tiny: last").run()
     assert not at.exception and len(at.image) == 1
@@ -454,8 +490,8 @@ def test_compare_compute_fid_without_weights_then_swd(tiny, shipped, monkeypatch
     assert not at.error, errors(at)
     assert "SWD" in "\n".join(s.value for s in at.success)
     assert [e["metric"] for e in rundir.evals_for_checkpoint(shipped)] == ["swd"]
-    table = at.dataframe[0].value
-    assert list(table["checkpoint"]) == ["shipped: tiny-export"] and table["SWD"][0] > 0
+    table = at.table[0].value
+    assert list(table["checkpoint"]) == ["shipped: tiny-export"] and float(table["SWD"][0]) > 0
     assert at.button(key="cmp_eval_go").disabled, "measured this way already: nothing left to measure"
 
 

@@ -25,6 +25,8 @@ from streamlit.testing.v1 import app_test as app_test_module
 from animegan import curves, jobs, paths, rundir, timelapse
 from animegan.config import preset_config
 from animegan.rundir import Run, RunWriter, append_jsonl, read_json, write_json_atomic
+from app_pages import after_paint
+from tests.chart_data import vega_chart, vega_charts
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = str(ROOT / "app_pages" / "runs.py")
@@ -80,7 +82,9 @@ def touch_status(run: Run) -> None:
 
 
 def app(script: str) -> AppTest:
+    """`script` in a new session, as after the browser painted it once (app_pages/after_paint.py)."""
     at = AppTest.from_file(script, default_timeout=TIMEOUT)
+    at.session_state[after_paint.painted_key("cmp_below")] = True
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     return at
@@ -349,16 +353,15 @@ def test_compare_one_chart_per_metric_n_and_reference_never_adding(trained, monk
     at.session_state["cmp_summary_open"] = True   # the summary draws when opened
     at.run()
     assert not at.error, errors(at)
-    bars = [f for f in figures(at) if f["data"] and f["data"][0]["type"] == "bar"]
-    values = sorted(v for f in bars for t in f["data"] if t["type"] == "bar" for v in t["y"])
+    charts = [[r for r in c["rows"] if r["name"] is not None] for c in vega_charts(at, "SWD at n=")]  # the bars
+    values = sorted(r["value"] for bars in charts for r in bars)
     assert 32.2 in values and 34.4 in values
     assert not any(abs(v - 66.6) < 0.1 for v in values), "a checkpoint's values at different n were added"
-    for f in bars:  # within a chart every bar is its own name: nothing stacked
-        xs = f["data"][0]["x"]
-        assert len(xs) == len(set(xs))
-    n500 = [f for f in bars if 32.2 in f["data"][0]["y"]][0]
-    assert 34.4 not in n500["data"][0]["y"]                       # n=500 and n=2000 on separate scales
-    assert all("rough" in t for t in n500["data"][0]["text"])     # and the n < 1,000 value says so
+    for bars in charts:  # within a chart every bar is its own name: nothing stacked
+        assert len(bars) == len({r["name"] for r in bars})
+    n500 = [bars for bars in charts if 32.2 in [r["value"] for r in bars]][0]
+    assert 34.4 not in [r["value"] for r in n500]               # n=500 and n=2000 on separate scales
+    assert all("rough" in r["label"] for r in n500)             # and the n < 1,000 value says so
     summary = at.dataframe[-1].value
     notes = dict(zip(summary["value"], summary["note"], strict=True))
     assert notes[32.2] == "rough" and notes[34.4] == "same n and reference only"
@@ -409,14 +412,15 @@ def test_compare_shows_the_swd_curve_of_checkpoints_that_carry_one(tmp_path, mon
     save_tiny_generator(shipped / "without.pt", 64)
     monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", shipped)
     at = app(COMPARE)
-    fig = figure(at, "SWD during training (lower is better)")
-    assert len(fig["data"]) == 1
-    t = fig["data"][0]
-    assert t["name"].startswith("shipped: with") and "n=1,000" in t["name"]
-    assert t["x"] == [1000, 2000, 3000] and t["y"] == [90.0, 80.0, 70.0]  # by images seen; the bad point left out
+    chart = vega_chart(at, "SWD during training")
+    assert chart["spec"]["title"]["text"] == "SWD during training (lower is better)"
+    lines = sorted({r["line"] for r in chart["rows"]})
+    assert len(lines) == 1 and lines[0].startswith("shipped: with") and "n=1,000" in lines[0]
+    assert [r["images seen"] for r in chart["rows"]] == [1000, 2000, 3000]   # by images seen; the bad point left out
+    assert [r["SWD"] for r in chart["rows"]] == [90.0, 80.0, 70.0]
     assert any("No evaluation curve in: shipped: without" in c.value for c in at.caption)
     at.multiselect(key="cmp_sel").unselect("shipped: with").run()
-    assert not [f for f in figures(at) if (f["layout"].get("title") or {}).get("text", "").startswith("SWD during")]
+    assert not vega_charts(at, "SWD during training")
 
 
 def test_compare_shows_why_an_evaluation_was_refused_and_waits_for_a_running_one(trained, monkeypatch):
