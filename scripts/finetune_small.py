@@ -47,6 +47,10 @@ ARMS: dict[str, tuple[str, dict]] = {
     "plain-lr4": ("plain with G and D learning rates 4e-4", dict(preset="anime64", lr_g=4e-4, lr_d=4e-4)),
     "plain-b32": ("plain with batch 32 (twice the steps per CPU-minute)", dict(preset="anime64", batch_size=32)),
     "plain-f1": ("plain with D's first block (its first conv, no BatchNorm) frozen", dict(preset="anime64", freeze_d=1)),
+    "plain-color": ("plain with colour DiffAugment too (color,translation on every image)",
+                    dict(preset="anime64", diffaug="color,translation")),
+    "plain-lrd1": ("plain with D's learning rate 1e-4 (G's 2e-4)", dict(preset="anime64", lr_d=1e-4)),
+    "plain-lrg1": ("plain with G's learning rate 1e-4 (D's 2e-4)", dict(preset="anime64", lr_g=1e-4)),
 }
 
 
