@@ -212,16 +212,28 @@ TRAIN_STATE = ("G", "D", "G_ema", "opt_g", "opt_d", "sched_g", "sched_d")  # wha
 AUG_P = "aug_p"  # the adaptive augmentation probability: a checkpoint's key, a metrics row's column
 
 
+def _stay_in_eval(module: nn.Module, args: Any) -> None:
+    """A frozen BatchNorm's forward pre-hook: whatever `D.train()` set, it normalises with the
+    checkpoint's running statistics and leaves them as they are."""
+    module.training = False
+
+
 def freeze_discriminator(D: nn.Module, n_blocks: int) -> int:
-    """FreezeD: D's first `n_blocks` blocks (models.discriminator_blocks) stop learning (their
-    parameters need no gradient, so the optimiser leaves them as they are). Returns the number of
-    parameters frozen."""
+    """FreezeD: D's first `n_blocks` blocks (models.discriminator_blocks) stop learning: their
+    parameters need no gradient (so the optimiser leaves them as they are), and their BatchNorm
+    layers stay in eval mode (the checkpoint's running statistics, not each batch's, which would
+    make the frozen blocks a different function of every batch). Returns the number of parameters
+    frozen."""
     frozen = 0
     for block in discriminator_blocks(D)[:n_blocks]:
         for m in block:
             for prm in m.parameters():
                 prm.requires_grad_(False)
                 frozen += prm.numel()
+            for bn in m.modules():
+                if isinstance(bn, nn.modules.batchnorm._BatchNorm):
+                    bn.eval()
+                    bn.register_forward_pre_hook(_stay_in_eval)
     return frozen
 
 
@@ -300,10 +312,10 @@ def build_nets(cfg: TrainConfig, device: torch.device, dist: Dist = Dist(), opti
     when cfg.ema_kimg > 0; SyncBatchNorm across CUDA ranks (it has no CPU kernel, so on the CPU
     each rank keeps its own BatchNorm statistics)."""
     G, D = build_models(cfg.model, cfg.z_dim, cfg.ngf, cfg.ndf, cfg.img_size, seed=cfg.seed)
-    if cfg.freeze_d > 0 and cfg.init_from and checkpoint_has_discriminator(cfg.init_from):
-        freeze_discriminator(D, cfg.freeze_d)  # the weights are the checkpoint's once train loads them
     if dist.world > 1 and device.type == "cuda":
         G, D = nn.SyncBatchNorm.convert_sync_batchnorm(G), nn.SyncBatchNorm.convert_sync_batchnorm(D)
+    if cfg.freeze_d > 0 and cfg.init_from and checkpoint_has_discriminator(cfg.init_from):
+        freeze_discriminator(D, cfg.freeze_d)  # the weights are the checkpoint's once train loads them
     mem = options.memory_format
     G, D = G.to(device, memory_format=mem), D.to(device, memory_format=mem)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_kimg > 0 else None

@@ -7,6 +7,7 @@ measured against held-out faces (SWD over all of them) and for copying (memorisa
     python scripts/finetune_small.py run --arms plain --cpu-minutes 10    # and --arms small, at the same time
     python scripts/finetune_small.py measure --arms base,copier,plain,small
     python scripts/finetune_small.py report --arms base,copier,plain,small   # a table, and the faces sheet
+    python scripts/finetune_small.py run --arms plain-f2 --cpu-minutes 10 --continue-from ~/animegan-runs/ft-small/screen3
 
 (--data, --reference and --out default to those paths: ~/animegan-runs/ft-small/synth100,
 synth2000-ref and ft10.)
@@ -45,6 +46,11 @@ ARMS: dict[str, tuple[str, dict]] = {
     "plain-ada9": ("plain with adaptive translation, target 0.9", dict(preset="anime64", ada_target=0.9)),
     "plain-lr4": ("plain with G and D learning rates 4e-4", dict(preset="anime64", lr_g=4e-4, lr_d=4e-4)),
     "plain-b32": ("plain with batch 32 (twice the steps per CPU-minute)", dict(preset="anime64", batch_size=32)),
+    "plain-f1": ("plain with D's first block (its first conv, no BatchNorm) frozen", dict(preset="anime64", freeze_d=1)),
+    "plain-color": ("plain with colour DiffAugment too (color,translation on every image)",
+                    dict(preset="anime64", diffaug="color,translation")),
+    "plain-lrd1": ("plain with D's learning rate 1e-4 (G's 2e-4)", dict(preset="anime64", lr_d=1e-4)),
+    "plain-lrg1": ("plain with G's learning rate 1e-4 (D's 2e-4)", dict(preset="anime64", lr_g=1e-4)),
 }
 
 
@@ -59,6 +65,26 @@ def run_arm(name: str, data: str, base: str, out: Path, cpu_minutes: float, extr
     t = time.time()
     with open(out / f"{name}.out", "w") as f:
         rc = _train_on_cpu_budget(cmd, f, cpu_minutes * 60, trace)
+    print(f"{name}: exit {rc} after {time.time() - t:.0f} s", flush=True)
+    return run
+
+
+def continue_arm(name: str, src: Path, out: Path, cpu_minutes: float) -> Path:
+    """An arm measured at a shorter budget under `src`, copied to `out` and resumed from its
+    last.pt until its CPU time (the time spent under `src` counted) reaches `cpu_minutes`: a
+    3-minute screen becomes the first 3 minutes of a 10-minute run (the resumed process pays
+    its start-up, a few CPU-seconds, a second time)."""
+    import shutil
+    run, trace = out / name, out / f"{name}.cpu.jsonl"
+    shutil.copytree(src / name, run)
+    shutil.copy(src / f"{name}.cpu.jsonl", trace)
+    rows = [json.loads(x) for x in trace.read_text().splitlines() if x.strip()]
+    spent = rows[-1]["cpu_s"] if rows else 0.0
+    cmd = [sys.executable, "-m", "animegan", "train", "--resume", str(run), "--no-progress"]
+    print(f"{name}: {spent:.0f} CPU-s spent under {src}; {' '.join(cmd)}", flush=True)
+    t = time.time()
+    with open(out / f"{name}.out", "a") as f:
+        rc = _train_on_cpu_budget(cmd, f, cpu_minutes * 60, trace, spent)
     print(f"{name}: exit {rc} after {time.time() - t:.0f} s", flush=True)
     return run
 
@@ -182,6 +208,8 @@ def main() -> int:
     ap.add_argument("--base", default="checkpoints/anime64.pt")
     ap.add_argument("--out", type=Path, default=Path.home() / "animegan-runs/ft-small/ft10")
     ap.add_argument("--cpu-minutes", type=float, default=10.0)
+    ap.add_argument("--continue-from", type=Path, metavar="DIR",
+                    help="run: copy each arm's run from DIR (a shorter budget) and resume it up to --cpu-minutes in all")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="run: a field for every arm given")
     ap.add_argument("--sheet", type=Path, default=Path("docs/finetune-small/faces.jpg"), help="report: the faces sheet")
     a = ap.parse_args()
@@ -199,6 +227,9 @@ def main() -> int:
         print(faces_sheet([x for x in names if x != "copier"], a.out, str(Path(a.data).resolve()), a.base, a.sheet))
         return 0
     for name in a.arms.split(","):
+        if a.continue_from:
+            continue_arm(name, a.continue_from, a.out, a.cpu_minutes)
+            continue
         run_arm(name, str(Path(a.data).resolve()), str(Path(a.base).resolve()), a.out, a.cpu_minutes, extra)
     return 0
 

@@ -2,6 +2,7 @@
 must start from every shipped checkpoint whatever its architecture."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -42,6 +43,41 @@ def test_freezing_keeps_the_first_blocks_and_trains_the_rest(model):
         if id(p) in first:
             assert torch.equal(p, b)
     assert any(not torch.equal(p, b) for p, b in zip(D.parameters(), before, strict=True) if id(p) not in first)
+
+
+@pytest.mark.parametrize("model", ["anime64", "dcgan", "gan-linear"])  # the BatchNorm Ds
+def test_frozen_blocks_give_each_image_the_checkpoints_features_while_training(model):
+    """FreezeD keeps D's first blocks as the checkpoint's function of an image: during training
+    (D in train mode), for any batch, their output is what the checkpoint's D computes for that
+    image on its own (eval mode), and stays so after steps that teach the rest of D other images.
+    A frozen BatchNorm that normalised by each batch (or let its statistics drift) would not."""
+    _, D = build_models(model, 16, 4, 4, 64)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():   # a "pre-trained" D: BatchNorm statistics of its own images
+        for _ in range(20):
+            D(torch.rand(16, 3, 64, 64, generator=g) * 2 - 1)
+    checkpoint = copy.deepcopy(D).eval()
+    n = 2
+    freeze_discriminator(D, n)
+    D.train()
+    opt = torch.optim.Adam([p for p in D.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(5):      # a new style: darker, flatter images than the checkpoint's
+        D(torch.rand(8, 3, 64, 64, generator=g) * 0.5 - 0.8).mean().backward()
+        opt.step()
+        opt.zero_grad()
+
+    def frozen_features(net, x):
+        for m in [m for b in discriminator_blocks(net)[:n] for m in b]:
+            x = m(x)
+        return x
+
+    probe = torch.rand(6, 3, 64, 64, generator=g) * 2 - 1
+    with torch.no_grad():
+        expect = frozen_features(checkpoint, probe.clone())
+        assert torch.allclose(frozen_features(D, probe.clone()), expect, atol=1e-5)
+        assert torch.allclose(frozen_features(D, probe[:2].clone()), expect[:2], atol=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(D.state_dict().values(), checkpoint.state_dict().values(),
+                                                    strict=True))
 
 
 def test_freeze_and_adaptive_settings_are_checked_in_words():
@@ -109,8 +145,11 @@ def test_finetune_small_starts_from_every_shipped_checkpoint(ckpt, faces, tmp_pa
     blocks = discriminator_blocks(D)
     names = {id(p): k for k, p in D.named_parameters()}
     assert cfg.freeze_d > 0
-    frozen = [names[id(p)] for b in blocks[:cfg.freeze_d] for m in b for p in m.parameters()]
+    modules = {id(m): k for k, m in D.named_modules()}
+    # everything a frozen block holds: weights and BatchNorm statistics alike
+    frozen = [f"{modules[id(m)]}.{k}" for b in blocks[:cfg.freeze_d] for m in b for k in m.state_dict()]
     trained = [names[id(p)] for b in blocks[cfg.freeze_d:] for m in b for p in m.parameters()]
+    assert frozen
     for k in frozen:
-        assert torch.equal(last["D"][k], base["D"][k].float()), k
+        assert torch.equal(last["D"][k].float(), base["D"][k].float()), k
     assert any(not torch.equal(last["D"][k], base["D"][k].float()) for k in trained)
