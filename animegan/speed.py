@@ -147,7 +147,7 @@ def as_the_run_will_train(found: Speed, compiles: bool) -> Speed:
         return found
     from .step import COMPILE_SPEEDUP
     return Speed(found.images_per_s * COMPILE_SPEEDUP, found.source,
-                 found.detail + f", ×{COMPILE_SPEEDUP:g} for torch.compile")
+                 found.detail + f", ×{COMPILE_SPEEDUP:.2f} for torch.compile")
 
 
 def estimate_seconds(cfg: TrainConfig, plan: DataPlan, found: Speed, compiles: bool) -> float | None:

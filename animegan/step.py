@@ -130,7 +130,7 @@ def compile_decision(cfg: TrainConfig, device: torch.device | str, total_steps: 
     counts training time: compiling comes on top of it (train.py starts the budget's clock after
     the first compiled step)."""
     kind = torch.device(device).type
-    cost = f"about {COMPILE_SECONDS:.0f} s of compiling first, then about {COMPILE_SPEEDUP:g}× faster steps"
+    cost = f"about {COMPILE_SECONDS:.0f} s of compiling first, then about {COMPILE_SPEEDUP:.2f}× faster steps"
     if cfg.compile in ("on", True):
         return True, f"torch.compile is on (asked for): {cost}; the time budget starts after it"
     if cfg.compile != "auto":

@@ -43,7 +43,7 @@ def test_compile_auto_decides_and_explains_with_the_shipped_figures():
     assert (step.COMPILE_SECONDS, step.COMPILE_SPEEDUP) == (shipped["compile_seconds"], shipped["compile_speedup"])
     on, why = step.compile_decision(TrainConfig(compile="on"), "cpu", 10_000)
     assert on and f"about {shipped['compile_seconds']:.0f} s of compiling" in why
-    assert f"{shipped['compile_speedup']:g}× faster" in why
+    assert f"{shipped['compile_speedup']:.2f}× faster" in why
     # a budget where compiling is more than COMPILE_BUDGET_SHARE of it: off, and the reason says so
     minutes = shipped["compile_seconds"] / step.COMPILE_BUDGET_SHARE / 60 * 0.9
     on, why = step.compile_decision(TrainConfig(compile="auto", minutes=minutes), "cpu", 10_000)
