@@ -51,13 +51,16 @@ ARMS: dict[str, tuple[str, dict]] = {
                     dict(preset="anime64", diffaug="color,translation")),
     "plain-lrd1": ("plain with D's learning rate 1e-4 (G's 2e-4)", dict(preset="anime64", lr_d=1e-4)),
     "plain-lrg1": ("plain with G's learning rate 1e-4 (D's 2e-4)", dict(preset="anime64", lr_g=1e-4)),
+    # The bar every fine-tuning clears: the same preset trained from random weights.
+    "scratch": ("from scratch: the anime64 preset, no --init-from", dict(preset="anime64", init_from=None)),
 }
 
 
 def run_arm(name: str, data: str, base: str, out: Path, cpu_minutes: float, extra: dict | None = None) -> Path:
     what, fields = ARMS[name]
     run = out / name
-    fields = {**COMMON, **fields, **(extra or {}), "data": data, "init_from": base}
+    fields = {**COMMON, "init_from": base, **fields, **(extra or {}), "data": data}
+    fields = {k: v for k, v in fields.items() if v is not None}
     cmd = [sys.executable, "-m", "animegan", "train", *_flags(fields), "--out", str(run), "--overwrite", "--no-progress"]
     trace = out / f"{name}.cpu.jsonl"
     trace.unlink(missing_ok=True)
